@@ -1,0 +1,93 @@
+"""Platform-agnostic chat commands (`/kb ...`, `/persona ...`, `/help`). Each feature registers
+its handlers; adapters pass every command message to `CommandRouter.dispatch`."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kagentbot.bot.messages import IncomingMessage
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    private: bool = False  # show only to the asker where the platform allows (Slack ephemeral)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    message: IncomingMessage
+    services: Any  # kagentbot.bot.services.Services
+    is_admin: bool
+
+    @property
+    def audience(self):
+        return self.message.audience
+
+
+Handler = Callable[[CommandContext, list[str]], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # "kb"
+    summary: str  # one line for /help
+    usage: str  # "/kb add|list|search|remove ..."
+    handler: Handler
+
+
+class CommandError(Exception):
+    """A user mistake in a command; the message says what to do."""
+
+
+class CommandRouter:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self.add(Command("help", "show what the bot can do", "/help", self._help))
+
+    def add(self, command: Command) -> None:
+        self._commands[command.name] = command
+
+    def names(self) -> list[str]:
+        return list(self._commands)
+
+    def commands(self) -> list[Command]:
+        return list(self._commands.values())
+
+    @staticmethod
+    def is_command(text: str) -> bool:
+        return text.lstrip().startswith("/")
+
+    async def dispatch(self, context: CommandContext) -> Reply:
+        name, args = split_command(context.message.text)
+        command = self._commands.get(name)
+        if command is None:
+            return Reply(f"Unknown command /{name}.\n\n{self.help_text()}", private=True)
+        try:
+            return await command.handler(context, args)
+        except CommandError as exc:
+            return Reply(f"{exc}\nUsage: {command.usage}", private=True)
+
+    def help_text(self) -> str:
+        lines = ["Mention me or DM me with a question. Commands:"]
+        lines += [f"• {c.usage} — {c.summary}" for c in self._commands.values()]
+        return "\n".join(lines)
+
+    async def _help(self, context: CommandContext, args: list[str]) -> Reply:
+        return Reply(self.help_text())
+
+
+def split_command(text: str) -> tuple[str, list[str]]:
+    """`/kb add "my file"` → ("kb", ["add", "my file"]). Unbalanced quotes fall back to spaces."""
+    body = text.strip()[1:]
+    try:
+        words = shlex.split(body)
+    except ValueError:
+        words = body.split()
+    if not words:
+        return "help", []
+    name = words[0].split("@", 1)[0].lower()  # Telegram sends /kb@BotName
+    return name, words[1:]

@@ -1,0 +1,233 @@
+"""kagentbot's one settings object: `kagentbot.toml` (or --config FILE) overlaid by the
+environment (`KAGENTBOT_` prefix, `__` for nesting). Built once at start and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+CONFIG_FILE_NAME = "kagentbot.toml"
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message names the key and the fix."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["ollama", "openai"] = "ollama"
+    host: str = ""  # empty: OLLAMA_HOST, else DEFAULT_OLLAMA_HOST (filled in by Settings)
+    model: str = "kagentlm"
+    mode: Literal["kagent", "native"] = "kagent"
+    api_key: SecretStr | None = None  # openai backend only
+    # KAgentLM's recommended sampling (reference/KAGENTSYS.md)
+    temperature: float = Field(0.1, ge=0, le=2)
+    top_p: float = Field(0.75, gt=0, le=1)
+    top_k: int = Field(40, ge=1)
+    num_ctx: int = Field(8192, ge=512)
+    keep_alive: str = "10m"
+    timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
+    connect_timeout: float = Field(5.0, gt=0)
+
+    @field_validator("host")
+    @classmethod
+    def _host_has_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            value = "http://" + value
+        return value.rstrip("/")
+
+
+class AgentSettings(BaseModel):
+    max_steps: int = Field(5, ge=1, le=20)
+    tool_timeout: float = Field(30.0, gt=0)
+    history_turns: int = Field(4, ge=0, le=50)
+    prompt_budget_tokens: int = Field(6000, ge=512, description="planning prompt size limit")
+    tool_output_chars: int = Field(3000, ge=200)
+
+
+class EmbedSettings(BaseModel):
+    backend: Literal["builtin", "ollama"] = "builtin"
+    model: str = ""  # ollama backend: e.g. bge-m3, nomic-embed-text
+    batch_size: int = Field(64, ge=1)
+
+
+class MemorySettings(BaseModel):
+    uri: str = ""  # empty: <data_dir>/lancedb; s3://... for scale-out
+    top_k: int = Field(4, ge=1, le=50)
+    max_upload_mb: float = Field(20.0, gt=0)
+    max_pages: int = Field(500, ge=1)
+    max_chunks_per_document: int = Field(5000, ge=1)
+    chunk_chars: int = Field(800, ge=100)
+    chunk_overlap: int = Field(120, ge=0)
+    conversation_retention_days: int = Field(90, ge=1)
+    task_retention_days: int = Field(180, ge=1)
+
+
+class ToolsSettings(BaseModel):
+    enabled: CsvList = Field(default_factory=list)  # empty: every registered tool
+    custom: CsvList = Field(default_factory=list)  # module paths of user tools
+    search_backend: Literal["ddgs", "searxng"] = "ddgs"
+    searxng_url: str = ""
+    wikipedia_url: str = "https://{lang}.wikipedia.org"
+    open_meteo_url: str = "https://api.open-meteo.com"
+    open_meteo_archive_url: str = "https://archive-api.open-meteo.com"
+    geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    browse_allowlist: CsvList = Field(default_factory=list)  # hosts/CIDRs let past the SSRF guard
+    browse_max_bytes: int = Field(2_000_000, ge=1000)
+    browse_max_redirects: int = Field(5, ge=0)
+    user_agent: str = "kagentbot/0.1 (+https://github.com/kagentbot/kagentbot)"
+
+    _split = field_validator("enabled", "custom", "browse_allowlist", mode="before")(
+        classmethod(lambda cls, v: _split_csv(v))
+    )
+
+
+class RenderSettings(BaseModel):
+    verbosity: Literal["thread", "summary", "off"] = "thread"
+    broadcast_answer: bool = False
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    mode: Literal["socket", "http"] = "socket"
+    port: int = Field(3000, ge=1, le=65535)
+
+
+class TelegramSettings(BaseModel):
+    token: SecretStr | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    port: int = Field(8443, ge=1, le=65535)
+
+
+class DiscordSettings(BaseModel):
+    token: SecretStr | None = None
+
+
+class SchedulerSettings(BaseModel):
+    timezone: str = "UTC"
+    max_jobs_per_user: int = Field(10, ge=1)
+    min_interval_minutes: int = Field(15, ge=1)
+    misfire_grace_seconds: int = Field(3600, ge=1)
+
+
+class PersonaSettings(BaseModel):
+    default: str = "assistant"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KAGENTBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=CONFIG_FILE_NAME,
+    )
+
+    data_dir: Path = Field(default_factory=lambda: _default_data_dir())
+    admins: CsvList = Field(default_factory=list)  # "slack:U123", "telegram:42", "console:alice"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    persona: PersonaSettings = Field(default_factory=PersonaSettings)
+
+    _split_admins = field_validator("admins", mode="before")(
+        classmethod(lambda cls, v: _split_csv(v))
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def is_admin(self, user_key: str) -> bool:
+        """`user_key` is platform-qualified: `slack:U123`."""
+        return user_key in self.admins
+
+    @property
+    def memory_uri(self) -> str:
+        return self.memory.uri or str(self.data_dir / "lancedb")
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("kagentbot", appauthor=False))
+
+
+def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings once. Raises SettingsError with a readable message."""
+    environ = os.environ if environ is None else environ
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file} does not exist: pass an existing file to --config")
+    toml_file = config_file or Path(CONFIG_FILE_NAME)
+    try:
+        settings_cls = _bound_to(toml_file)
+        settings = settings_cls(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, toml_file)) from None
+    except (ValueError, OSError) as exc:  # malformed TOML, unreadable file
+        raise SettingsError(f"could not read {toml_file}: {exc}") from None
+    if not settings.llm.host:
+        host = environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+        settings.llm.host = LLMSettings(host=host).host
+    return settings
+
+
+def _bound_to(toml_file: Path) -> type[Settings]:
+    if toml_file == Path(CONFIG_FILE_NAME):
+        return Settings
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+    return FileSettings
+
+
+def _explain(exc: ValidationError, toml_file: Path) -> str:
+    lines = ["invalid settings:"]
+    for error in exc.errors():
+        dotted = ".".join(str(part) for part in error["loc"])
+        env = "KAGENTBOT_" + "__".join(str(part).upper() for part in error["loc"])
+        got = error.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(
+            f"  {dotted}: {error['msg']}{shown}. Fix `{dotted}` in {toml_file} or the variable {env}."
+        )
+    return "\n".join(lines)
