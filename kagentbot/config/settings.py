@@ -80,6 +80,9 @@ class MemorySettings(BaseModel):
     chunk_overlap: int = Field(120, ge=0)
     conversation_retention_days: int = Field(90, ge=1)
     task_retention_days: int = Field(180, ge=1)
+    fetch_timeout: float = Field(30.0, gt=0, description="seconds to fetch a URL for `kb add`")
+    ann_min_rows: int = Field(50_000, ge=256, description="build the vector ANN index from this many chunks")
+    task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
 
 
 class ToolsSettings(BaseModel):

