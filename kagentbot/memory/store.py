@@ -200,10 +200,11 @@ def _migrate(db: Any, meta: dict[str, Any], uri: str) -> dict[str, Any]:
 class MemoryStore:
     """Open with `await MemoryStore.open(settings)`. Implements the agent's `MemoryView`."""
 
-    def __init__(self, db: Any, embedder: Embedder, settings: MemorySettings, meta: dict[str, Any], uri: str):
+    def __init__(self, db: Any, embedder: Embedder, settings: Settings, meta: dict[str, Any], uri: str):
         self._db = db
         self._embedder = embedder
-        self._settings = settings
+        self.settings = settings  # the commands read limits and fetch settings from here
+        self._settings: MemorySettings = settings.memory
         self._uri = uri
         self._set_generation(meta)
         self._conversation = db.open_table(CONVERSATION)
@@ -238,7 +239,7 @@ class MemoryStore:
                 f"{embedder.id!r} is configured. Run `kagentbot kb reindex` to rebuild it with the "
                 f"configured embedder, or set embed.backend/embed.model back."
             )
-        return await asyncio.to_thread(cls, db, embedder, settings.memory, meta, uri)
+        return await asyncio.to_thread(cls, db, embedder, settings, meta, uri)
 
     @property
     def embedder_id(self) -> str:

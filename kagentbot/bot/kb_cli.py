@@ -1,0 +1,145 @@
+"""`kagentbot kb ...`: the knowledge base from the command line. The operator owns the data
+directory, so the CLI may write to any scope, global included."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from kagentbot.memory.types import Audience
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("kb", help="manage the knowledge base (add, list, search, remove, reindex)")
+    actions = parser.add_subparsers(dest="kb_action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add a file, a URL or text")
+    add.add_argument("source", nargs="+", help="a file path, an http(s) URL, or text")
+    actions.add_parser("list", help="list the documents the user can read")
+    search = actions.add_parser("search", help="hybrid search")
+    search.add_argument("query", nargs="+")
+    search.add_argument("--limit", type=int, default=0, help="how many results (default memory.top_k)")
+    remove = actions.add_parser("remove", help="remove a document by id")
+    remove.add_argument("id")
+    actions.add_parser("reindex", help="re-embed everything with the configured embedder")
+    for sub in (add, actions.choices["list"], search, remove):
+        sub.add_argument("--scope", default="user", help="user (default), chat:ID or chat:PLATFORM:ID, or global")
+        sub.add_argument("--user", default="console", help="console user name (scope user:console:NAME)")
+    parser.set_defaults(func=run)
+
+
+def audience_for(user: str, scope: str) -> tuple[Audience, str]:
+    """The console audience and the scope to write to. Raises ValueError for a bad --scope."""
+    user_scope = f"user:console:{user}"
+    if scope == "user":
+        return Audience(user_scope), user_scope
+    if scope == "global":
+        return Audience(user_scope), "global"
+    if scope.startswith("chat:") and len(scope) > 5:
+        parts = scope.split(":")
+        chat = scope if len(parts) >= 3 else f"chat:console:{parts[1]}"
+        return Audience(user_scope, chat), chat
+    raise ValueError(f"--scope must be user, global or chat:ID, not {scope!r}")
+
+
+async def run(args: argparse.Namespace, settings: Any) -> int:
+    from rich.console import Console
+
+    from kagentbot.memory.embedders import EmbedderError
+    from kagentbot.memory.ingest import IngestError
+    from kagentbot.memory.store import StoreError
+
+    console, errors = Console(), Console(stderr=True)
+    try:
+        return await _ACTIONS[args.kb_action](args, settings, console)
+    except (IngestError, StoreError, EmbedderError, ValueError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+
+
+async def _open(settings: Any, reindexing: bool = False) -> Any:
+    from kagentbot.memory.store import MemoryStore
+
+    return await MemoryStore.open(settings, reindexing=reindexing)
+
+
+async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
+    audience, scope = audience_for(args.user, args.scope)
+    document = await _load(" ".join(args.source), settings)
+    store = await _open(settings)
+    with _progress(console) as progress:
+        task = progress.add_task(f"embedding {document.title[:40]}", total=None)
+        result = await store.add_document(
+            document, scope, lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    doc = result.document
+    verb = "already present as" if result.duplicate else "added as"
+    console.print(f"{doc.title}: {verb} [bold]{doc.id}[/bold] ({doc.chunks} chunks, scope {doc.scope})", highlight=False)
+    return 0
+
+
+async def _load(source: str, settings: Any) -> Any:
+    from kagentbot.memory.ingest import from_path, from_text, from_url, is_url
+
+    path = Path(source).expanduser()
+    if path.is_file():
+        return await from_path(path, settings.memory)
+    if is_url(source):
+        return await from_url(source, settings)
+    return from_text(source, settings.memory)
+
+
+def _progress(console: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
+async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
+    audience, _ = audience_for(args.user, args.scope)
+    documents = await (await _open(settings)).list_documents(audience.readable)
+    if not documents:
+        console.print("no documents")
+        return 0
+    from rich.table import Table
+
+    table = Table("id", "title", "chunks", "scope", "added")
+    for d in documents:
+        table.add_row(d.id, d.title, str(d.chunks), d.scope, d.added_at)
+    console.print(table)
+    return 0
+
+
+async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
+    audience, _ = audience_for(args.user, args.scope)
+    store = await _open(settings)
+    passages = await store.search(audience, " ".join(args.query), args.limit or settings.memory.top_k)
+    if not passages:
+        console.print("no matches")
+    for p in passages:
+        console.print(f"[bold]{p.score:.4f}[/bold] {p.id} {p.source} ({p.scope})", highlight=False)
+        console.print("  " + " ".join(p.text.split())[:300], highlight=False, markup=False)
+    return 0
+
+
+async def _remove(args: argparse.Namespace, settings: Any, console: Any) -> int:
+    audience, _ = audience_for(args.user, args.scope)
+    store = await _open(settings)
+    info = await store.remove_document(audience, args.id, may_remove_global=True)
+    console.print(f"removed {info.id} ({info.title}, scope {info.scope})", highlight=False)
+    return 0
+
+
+async def _reindex(args: argparse.Namespace, settings: Any, console: Any) -> int:
+    store = await _open(settings, reindexing=True)
+    with _progress(console) as progress:
+        task = progress.add_task(f"re-embedding with {settings.embed.backend}", total=None)
+        counts = await store.reindex(lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"reindexed {counts['chunks']} chunks and {counts['tasks']} task records with {store.embedder_id}")
+    return 0
+
+
+_ACTIONS = {"add": _add, "list": _list, "search": _search, "remove": _remove, "reindex": _reindex}

@@ -1,0 +1,158 @@
+"""`/kb` chat command: add, list, search and remove knowledge-base documents. Platform-agnostic;
+the store comes from `ctx.services.memory`. Users only ever see what their audience can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+
+USAGE = (
+    "/kb add [--scope user|chat|global] TEXT|URL (or attach files) · /kb list · "
+    "/kb search QUERY · /kb remove ID"
+)
+EXCERPT_CHARS = 240
+
+
+def kb_command() -> Command:
+    return Command("kb", "your knowledge base: add, list, search and remove documents", USAGE, handle_kb)
+
+
+async def handle_kb(ctx: CommandContext, args: list[str]) -> Reply:
+    if not args:
+        raise CommandError("Say what to do with the knowledge base.")
+    store = getattr(ctx.services, "memory", None)
+    if store is None:
+        return Reply("The knowledge base is not available on this bot (no memory store is configured).", private=True)
+    action, rest = args[0].lower(), args[1:]
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        raise CommandError(f"Unknown /kb action {action!r}.")
+    from kagentbot.memory.embedders import EmbedderError
+    from kagentbot.memory.ingest import IngestError
+    from kagentbot.memory.store import StoreError
+
+    try:
+        return await handler(ctx, store, rest)
+    except (IngestError, StoreError, EmbedderError) as exc:
+        return Reply(str(exc), private=True)
+
+
+def pop_scope(args: list[str]) -> tuple[str, list[str]]:
+    """Take `--scope X` / `--scope=X` out of the arguments; default "user"."""
+    rest, scope, i = [], "user", 0
+    while i < len(args):
+        word = args[i]
+        if word == "--scope":
+            if i + 1 >= len(args):
+                raise CommandError("--scope needs a value: user, chat or global.")
+            scope, i = args[i + 1].lower(), i + 2
+            continue
+        if word.startswith("--scope="):
+            scope = word.split("=", 1)[1].lower()
+        else:
+            rest.append(word)
+        i += 1
+    return scope, rest
+
+
+def target_scope(ctx: CommandContext, scope: str) -> str:
+    audience = ctx.audience
+    if scope == "user":
+        return audience.user_scope
+    if scope == "chat":
+        if ctx.message.is_dm or not audience.chat_scope:
+            raise CommandError("--scope chat works in a channel or group, not in a direct message.")
+        return audience.chat_scope
+    if scope == "global":
+        if not ctx.is_admin:
+            raise CommandError("Only an admin can add to the global knowledge base.")
+        return "global"
+    raise CommandError(f"Unknown scope {scope!r}: use user, chat or global.")
+
+
+async def _add(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+    scope_name, words = pop_scope(args)
+    scope = target_scope(ctx, scope_name)
+    attachments = ctx.message.attachments
+    if not attachments and not words:
+        raise CommandError("Attach a file, or give a URL or some text to add.")
+    lines = [await _add_attachment(store, a, scope) for a in attachments]
+    if words:
+        lines.append(await _add_words(store, " ".join(words), scope))
+    return Reply("\n".join(lines), private=True)
+
+
+async def _add_attachment(store: Any, attachment: Any, scope: str) -> str:
+    from kagentbot.memory.ingest import IngestError, check_size, from_bytes
+
+    try:
+        check_size(attachment.size, store.settings.memory)
+        if attachment.fetch is None:
+            raise IngestError("the platform did not let me download it")
+        data = await attachment.fetch()
+        document = await from_bytes(data, attachment.name, store.settings.memory)
+    except IngestError as exc:
+        return f"✗ {attachment.name}: not added. {exc}"
+    return _added_line(await store.add_document(document, scope))
+
+
+async def _add_words(store: Any, text: str, scope: str) -> str:
+    from kagentbot.memory.ingest import from_text, from_url, is_url
+
+    if is_url(text):
+        document = await from_url(text.strip(), store.settings)
+    else:
+        document = from_text(text, store.settings.memory)
+    return _added_line(await store.add_document(document, scope))
+
+
+def _added_line(result: Any) -> str:
+    doc = result.document
+    if result.duplicate:
+        return f"= {doc.title}: already in the knowledge base as {doc.id} ({describe_scope(doc.scope)})."
+    return f"✓ Added {doc.title} as {doc.id}: {doc.chunks} chunk(s), {describe_scope(doc.scope)}."
+
+
+def describe_scope(scope: str) -> str:
+    if scope == "global":
+        return "global"
+    if scope.startswith("chat:"):
+        return "this chat"
+    return "private to you"
+
+
+async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+    documents = await store.list_documents(ctx.audience.readable)
+    if not documents:
+        return Reply("Your knowledge base is empty. Add something with /kb add.", private=True)
+    lines = [f"{len(documents)} document(s) you can read:"]
+    lines += [
+        f"• {d.id} — {d.title} ({d.chunks} chunk(s), {describe_scope(d.scope)}, added {d.added_at[:10]})"
+        for d in documents
+    ]
+    return Reply("\n".join(lines), private=True)
+
+
+async def _search(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+    query = " ".join(args).strip()
+    if not query:
+        raise CommandError("Say what to search for.")
+    passages = await store.search(ctx.audience, query, store.settings.memory.top_k)
+    if not passages:
+        return Reply(f"Nothing in your knowledge base matches {query!r}.", private=True)
+    lines = [f"Top {len(passages)} for {query!r}:"]
+    for p in passages:
+        excerpt = " ".join(p.text.split())[:EXCERPT_CHARS]
+        lines.append(f"• [{p.id.split('-')[0]}] {p.source} ({describe_scope(p.scope)}, score {p.score:.3f}): {excerpt}")
+    return Reply("\n".join(lines), private=True)
+
+
+async def _remove(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+    if len(args) != 1:
+        raise CommandError("Give the id of one document (see /kb list).")
+    info = await store.remove_document(ctx.audience, args[0], may_remove_global=ctx.is_admin)
+    return Reply(f"Removed {info.title} ({info.id}, {describe_scope(info.scope)}).", private=True)
+
+
+_ACTIONS = {"add": _add, "list": _list, "ls": _list, "search": _search, "find": _search, "remove": _remove, "rm": _remove}

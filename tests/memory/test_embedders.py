@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kagentbot.memory.embedders import BuiltinEmbedder, EmbedderError, OllamaEmbedder, build_embedder
+
+from .conftest import make_settings
+
+
+async def test_builtin_embeds_chinese_and_english_by_meaning(builtin: BuiltinEmbedder):
+    texts = ["熊猫主要以竹子为食。", "Pandas mostly eat bamboo.", "The stock market fell sharply today."]
+    vectors = await builtin.embed(texts)
+    assert vectors.shape == (3, await builtin.dimension())
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    query = (await builtin.embed(["大熊猫吃什么"]))[0]
+    scores = vectors @ query
+    assert scores[0] > scores[2] and scores[1] > scores[2]
+
+
+async def test_builtin_reports_progress_per_batch():
+    embedder = BuiltinEmbedder(batch_size=2)
+    seen: list[tuple[int, int]] = []
+    await embedder.embed(["a", "b", "c", "d", "e"], lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+async def test_ollama_embedder_speaks_api_embed(embed_server):
+    embedder = OllamaEmbedder(embed_server.url, "fake-embed", batch_size=2)
+    vectors = await embedder.embed(["one", "two", "three"])
+    assert vectors.shape == (3, 32)
+    assert [r["input"] for r in embed_server.requests] == [["one", "two"], ["three"]]
+    assert all(r["model"] == "fake-embed" for r in embed_server.requests)
+    assert embedder.id == "ollama:fake-embed"
+    assert await embedder.dimension() == 32
+
+
+async def test_ollama_missing_model_says_pull_it(embed_server):
+    embedder = OllamaEmbedder(embed_server.url, "bge-m3")
+    with pytest.raises(EmbedderError, match="ollama pull bge-m3"):
+        await embedder.embed(["x"])
+
+
+async def test_ollama_unreachable_is_a_clear_error(unused_tcp_port):
+    embedder = OllamaEmbedder(f"http://127.0.0.1:{unused_tcp_port}", "fake-embed")
+    with pytest.raises(EmbedderError, match="cannot reach Ollama"):
+        await embedder.embed(["x"])
+
+
+def test_build_embedder_follows_settings(tmp_path):
+    settings = make_settings(tmp_path, embed={"backend": "ollama", "model": "bge-m3"}, llm={"host": "http://127.0.0.1:9"})
+    assert build_embedder(settings).id == "ollama:bge-m3"
+    assert build_embedder(make_settings(tmp_path)).id == BuiltinEmbedder.id
+    with pytest.raises(EmbedderError, match="embed.model is empty"):
+        build_embedder(make_settings(tmp_path, embed={"backend": "ollama"}))
