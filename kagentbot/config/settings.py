@@ -81,7 +81,10 @@ class MemorySettings(BaseModel):
     conversation_retention_days: int = Field(90, ge=1)
     task_retention_days: int = Field(180, ge=1)
     fetch_timeout: float = Field(30.0, gt=0, description="seconds to fetch a URL for `kb add`")
-    ann_min_rows: int = Field(50_000, ge=256, description="build the vector ANN index from this many chunks")
+    ann_min_rows: int = Field(10_000, ge=256, description="build the vector ANN index from this many chunks")
+    # Full-text tokenizer. icu: word segmentation (dictionary-based for Chinese), fast at scale;
+    # ngram: 2-3 character n-grams, matches any substring (e.g. 熊猫 inside 大熊猫) but is slower.
+    fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
 
 

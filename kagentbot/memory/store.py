@@ -126,17 +126,34 @@ def _table_names(db: Any) -> set[str]:
     return set(getattr(response, "tables", response))
 
 
-def _create_knowledge(db: Any, name: str, dim: int) -> Any:
-    from lancedb.index import FTS, Bitmap, BTree
+def _create_knowledge(db: Any, name: str, dim: int, tokenizer: str) -> Any:
+    from lancedb.index import Bitmap, BTree
 
     table = db.create_table(name, schema=_knowledge_schema(dim), exist_ok=True)
-    # n-grams (2-3 characters) so that Chinese, which has no spaces, is searchable by keyword.
-    table.create_index("text", config=FTS(
-        base_tokenizer="ngram", ngram_min_length=2, ngram_max_length=3, stem=False,
-        remove_stop_words=False, ascii_folding=False, lower_case=True), replace=True)
+    table.create_index("text", config=_fts_config(tokenizer), replace=True)
     table.create_index("scope", config=Bitmap(), replace=True)
     table.create_index("doc_id", config=BTree(), replace=True)
     return table
+
+
+def _fts_config(tokenizer: str) -> Any:
+    """Chinese has no spaces, so the default whitespace tokenizer would see a paragraph as one
+    word: ICU segments words (dictionary-based for CJK); n-grams match any 2-3 character run."""
+    from lancedb.index import FTS
+
+    if tokenizer == "ngram":
+        return FTS(base_tokenizer="ngram", ngram_min_length=2, ngram_max_length=3, stem=False,
+                   remove_stop_words=False, ascii_folding=False)
+    return FTS(base_tokenizer="icu", stem=True, remove_stop_words=True)
+
+
+def _ensure_fts(table: Any, tokenizer: str) -> None:
+    """Rebuild the full-text index when `memory.fts_tokenizer` changed since it was built."""
+    for index in table.list_indices():
+        if index.index_type == "FTS" and index.columns == ["text"]:
+            if (index.index_details or {}).get("base_tokenizer") == tokenizer:
+                return
+    table.create_index("text", config=_fts_config(tokenizer), replace=True)
 
 
 def _create_tasks(db: Any, name: str, dim: int) -> Any:
@@ -167,8 +184,8 @@ def _write_meta(db: Any, embedder_id: str, dim: int, generation: int) -> None:
     db.create_table(META, data=_meta_row(embedder_id, dim, generation), mode="overwrite")
 
 
-def _initialise(db: Any, embedder_id: str, dim: int) -> dict[str, Any]:
-    _create_knowledge(db, "knowledge_g1", dim)
+def _initialise(db: Any, embedder_id: str, dim: int, tokenizer: str) -> dict[str, Any]:
+    _create_knowledge(db, "knowledge_g1", dim, tokenizer)
     _create_tasks(db, "tasks_g1", dim)
     _create_conversation(db)
     _write_meta(db, embedder_id, dim, 1)  # last: a store without meta is not yet initialised
@@ -214,6 +231,7 @@ class MemoryStore:
         self._meta = meta
         generation = int(meta["generation"])
         self._knowledge = self._db.open_table(f"knowledge_g{generation}")
+        _ensure_fts(self._knowledge, self._settings.fts_tokenizer)
         self._tasks = self._db.open_table(f"tasks_g{generation}")
 
     @classmethod
@@ -231,7 +249,7 @@ class MemoryStore:
             raise StoreError(f"cannot open the memory store at {uri}: {exc}") from None
         if meta is None:
             dim = await embedder.dimension()
-            meta = await asyncio.to_thread(_initialise, db, embedder.id, dim)
+            meta = await asyncio.to_thread(_initialise, db, embedder.id, dim, settings.memory.fts_tokenizer)
         meta = await asyncio.to_thread(_migrate, db, meta, uri)
         if meta["embedder"] != embedder.id and not reindexing:
             raise EmbedderMismatch(
@@ -443,7 +461,9 @@ class MemoryStore:
         tables, switch the meta row to it in one commit, then drop the old generation."""
         dim = await self._embedder.dimension()
         generation = int(self._meta["generation"]) + 1
-        knowledge = await asyncio.to_thread(_create_knowledge, self._db, f"knowledge_g{generation}", dim)
+        knowledge = await asyncio.to_thread(
+            _create_knowledge, self._db, f"knowledge_g{generation}", dim, self._settings.fts_tokenizer
+        )
         tasks = await asyncio.to_thread(_create_tasks, self._db, f"tasks_g{generation}", dim)
         chunks = await self._copy_reembedded(self._knowledge, knowledge, "text", dim, progress)
         task_rows = await self._copy_reembedded(self._tasks, tasks, None, dim, None)

@@ -1,0 +1,171 @@
+"""Memory benchmarks: hybrid query latency at scale and ingestion rate with the builtin embedder.
+
+    python bench/retrieval.py                 # 100k chunks + ingestion rate + quality
+    python bench/retrieval.py --million       # also 1M chunks (builds for a long while)
+    python bench/retrieval.py --sizes 20000   # quick run
+
+The big tables hold synthetic zh + en text and random unit vectors (what is measured is the
+query path, not the embedding of the corpus). Queries go through `MemoryStore`'s real hybrid
+path: vector + n-gram full text, RRF, scope prefilter. Everything is written under /tmp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kagentbot.config.settings import load_settings  # noqa: E402
+from kagentbot.memory.embedders import BuiltinEmbedder  # noqa: E402
+from kagentbot.memory.ingest import from_text  # noqa: E402
+from kagentbot.memory.store import MemoryStore  # noqa: E402
+from kagentbot.memory.types import Audience  # noqa: E402
+
+USERS, CHATS, BATCH = 1000, 200, 50_000
+
+
+def vocabulary(rng) -> tuple[list[str], str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choice(list(letters), size=int(rng.integers(3, 10)))) for _ in range(20_000)]
+    hanzi = "".join(chr(c) for c in rng.integers(0x4E00, 0x4E00 + 3500, size=3500))
+    return words, hanzi
+
+
+def synthetic_text(rng, words: list[str], hanzi: str) -> str:
+    english = " ".join(words[i] for i in rng.zipf(1.3, size=40) % len(words))
+    chinese = "".join(hanzi[i] for i in rng.zipf(1.3, size=60) % len(hanzi))
+    return f"{english}。{chinese}。"
+
+
+def scope_of(i: int) -> str:
+    if i % 10 == 0:
+        return "global"
+    if i % 3 == 0:
+        return f"chat:slack:C{i % CHATS}"
+    return f"user:slack:U{i % USERS}"
+
+
+def batch_table(store: MemoryStore, rng, start: int, n: int, words, hanzi):
+    import numpy as np
+    import pyarrow as pa
+
+    vectors = rng.standard_normal((n, 512), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = range(start, start + n)
+    data = {
+        "id": [f"b{i}-0" for i in ids], "doc_id": [f"b{i}" for i in ids], "scope": [scope_of(i) for i in ids],
+        "title": ["synthetic"] * n, "source": ["bench"] * n, "chunk_no": [0] * n, "chunks": [1] * n,
+        "doc_hash": [f"h{i}" for i in ids], "added_ms": [0] * n,
+        "text": [synthetic_text(rng, words, hanzi) for _ in ids],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 512),
+    }
+    return pa.table(data, schema=store._knowledge.schema)
+
+
+async def build(size: int, root: Path, embedder: BuiltinEmbedder):
+    import numpy as np
+
+    settings = load_settings(environ={}, data_dir=root / f"n{size}")
+    store = await MemoryStore.open(settings, embedder=embedder)
+    rng = np.random.default_rng(size)
+    words, hanzi = vocabulary(rng)
+    started = time.perf_counter()
+    for start in range(0, size, BATCH):
+        table = batch_table(store, rng, start, min(BATCH, size - start), words, hanzi)
+        await asyncio.to_thread(store._knowledge.add, table)
+    written = time.perf_counter() - started
+    report = await store.optimize()  # folds rows into the FTS/scalar indexes, builds the ANN index
+    indexed = time.perf_counter() - started - written
+    print(f"  built {size:,} chunks: write {written:.1f}s, optimize+index {indexed:.1f}s {report}")
+    return store, rng, words
+
+
+async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[float, float, int]:
+    import numpy as np
+
+    timings, hits = [], 0
+    for q in range(queries + 5):
+        audience = Audience(f"user:slack:U{rng.integers(USERS)}", f"chat:slack:C{rng.integers(CHATS)}")
+        vector = rng.standard_normal(512).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        text = " ".join(words[i] for i in rng.zipf(1.3, size=3) % len(words)) + " 会议"
+        started = time.perf_counter()
+        passages = await asyncio.to_thread(store._hybrid, vector, text, audience.readable, 5)
+        if q >= 5:  # the first few warm the caches
+            timings.append(time.perf_counter() - started)
+        hits += len(passages)
+        assert all(p.scope in audience.readable for p in passages)
+    timings.sort()
+    p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+    return statistics.median(timings) * 1000, p99 * 1000, hits
+
+
+async def end_to_end_ms(store: MemoryStore) -> float:
+    audience = Audience("user:slack:U1", "chat:slack:C1")
+    await store.search(audience, "年假 policy", 5)
+    started = time.perf_counter()
+    for _ in range(20):
+        await store.search(audience, "how many days of annual leave 年假", 5)
+    return (time.perf_counter() - started) / 20 * 1000
+
+
+async def ingestion_rate(root: Path, embedder: BuiltinEmbedder) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "memory"))
+    from retrieval_set import DOCUMENTS
+
+    settings = load_settings(environ={}, data_dir=root / "ingest")
+    store = await MemoryStore.open(settings, embedder=embedder)
+    base = list(DOCUMENTS.values())
+    text = "\n".join(f"{i}. {base[i % len(base)]}" for i in range(3000))
+    await embedder.embed(["warm up"])
+    started = time.perf_counter()
+    result = await store.add_document(from_text(text, settings.memory, title="ingest"), "global")
+    elapsed = time.perf_counter() - started
+    chunks = result.document.chunks
+    print(f"ingestion: {chunks} chunks of <= {settings.memory.chunk_chars} chars (zh+en) in {elapsed:.1f}s "
+          f"= {chunks / elapsed:.0f} chunks/s (goal >= 500), {len(text) / elapsed / 1000:.0f}k chars/s")
+
+
+async def quality(root: Path, embedder: BuiltinEmbedder) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.memory.test_retrieval_quality import measure
+
+    settings = load_settings(environ={}, data_dir=root / "quality")
+    hit1, hit5 = await measure(await MemoryStore.open(settings, embedder=embedder))
+    print(f"quality (self-made zh+en set): hit@1={hit1:.3f} hit@5={hit5:.3f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--million", action="store_true", help="add the 1M-chunk case")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    sizes = args.sizes + ([1_000_000] if args.million else [])
+    root = Path(tempfile.mkdtemp(prefix="kagentbot-bench-", dir="/tmp"))
+    embedder = BuiltinEmbedder()
+    try:
+        if not args.skip_ingest:
+            await quality(root, embedder)
+            await ingestion_rate(root, embedder)
+        for size in sizes:
+            store, rng, words = await build(size, root, embedder)
+            p50, p99, hits = await query_latency(store, rng, words, args.queries)
+            print(f"hybrid query @ {size:,} chunks: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                  f"({args.queries} queries, scope-filtered, {hits} passages returned)")
+            print(f"  end-to-end search incl. query embedding: {await end_to_end_ms(store):.1f} ms")
+            shutil.rmtree(root / f"n{size}", ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
