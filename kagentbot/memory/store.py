@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ CONVERSATION = "conversation"
 # Migrations from an older schema version: version -> blocking function(db, meta) -> meta.
 MIGRATIONS: dict[int, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
 TASKS_PER_RECALL = 3
+_PASSAGE_COLUMNS = ["id", "text", "title", "source", "scope"]
 _DAY_MS = 86_400_000
 
 
@@ -226,6 +228,8 @@ class MemoryStore:
         self._set_generation(meta)
         self._conversation = db.open_table(CONVERSATION)
         self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
+        self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-fulltext")
+        self._rrf = _rrf()
 
     def _set_generation(self, meta: dict[str, Any]) -> None:
         self._meta = meta
@@ -299,12 +303,12 @@ class MemoryStore:
         info = DocumentInfo(doc_id, document.title, document.source, scope, n, _iso(added))
         return info, pa.table(data, schema=self._knowledge.schema)
 
-    def _vector_array(self, vectors: Any) -> Any:
+    def _vector_array(self, vectors: Any, dim: int | None = None) -> Any:
         import numpy as np
         import pyarrow as pa
 
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        return pa.FixedSizeListArray.from_arrays(flat, int(self._meta["dim"]))
+        return pa.FixedSizeListArray.from_arrays(flat, dim or int(self._meta["dim"]))
 
     async def _find_by_hash(self, scope: str, doc_hash: str) -> DocumentInfo | None:
         where = f"scope = {_quote(scope)} AND doc_hash = {_quote(doc_hash)} AND chunk_no = 0"
@@ -348,24 +352,33 @@ class MemoryStore:
         return await asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit)
 
     def _hybrid(self, vector: Any, query: str, scopes: Sequence[str], limit: int) -> list[Passage]:
-        from lancedb.rerankers import RRFReranker
-
-        builder = (
-            self._knowledge.search(query_type="hybrid", vector_column_name="vector", fts_columns="text")
-            .vector(vector)
-            .text(query)
-            .distance_type("cosine")
-            .where(scope_filter(scopes), prefilter=True)
-            .rerank(RRFReranker(return_score="relevance"))
-            .limit(limit)
+        """Both legs filter by scope inside the query (prefilter) and read only the columns shown;
+        the full-text leg runs beside the vector leg, then LanceDB's RRF fuses the two rankings."""
+        where = scope_filter(scopes)
+        text_leg = self._legs.submit(self._text_leg, query, where, limit)
+        vector_hits = (
+            self._knowledge.search(vector, query_type="vector", vector_column_name="vector")
+            .distance_type("cosine").where(where, prefilter=True)
+            .select([*_PASSAGE_COLUMNS, "_distance"]).with_row_id(True).limit(limit).to_arrow()
         )
-        rows = builder.to_arrow().to_pylist()
+        fused = self._rrf.rerank_hybrid(query, vector_hits, text_leg.result())
         return [
             Passage(r["id"], r["text"], r["source"] or r["title"], r["scope"], float(r["_relevance_score"]))
-            for r in rows
+            for r in fused.slice(0, limit).to_pylist()
         ]
 
+    def _text_leg(self, query: str, where: str, limit: int) -> Any:
+        return (
+            self._knowledge.search(query, query_type="fts", fts_columns="text")
+            .where(where, prefilter=True)
+            .select([*_PASSAGE_COLUMNS, "_score"]).with_row_id(True).limit(limit).to_arrow()
+        )
+
     # ----- MemoryView -----
+
+    def close(self) -> None:
+        """Stop the full-text worker threads (the bot calls it on shutdown)."""
+        self._legs.shutdown(wait=False, cancel_futures=True)
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
         vector = (await self._embedder.embed([query or " "]))[0]
@@ -407,7 +420,7 @@ class MemoryStore:
     async def _remember_tasks(self, scope: str, question: str, tasks: Sequence[TaskRecord], at: int) -> None:
         import pyarrow as pa
 
-        texts = [f"{question}\n{t.task_name}: {t.result[:1000]}" for t in tasks]
+        texts = [_task_text(question, t.task_name, t.result) for t in tasks]
         vectors = await self._embedder.embed(texts)
         data = {
             "id": [uuid.uuid4().hex for _ in tasks], "scope": [scope] * len(tasks),
@@ -461,6 +474,7 @@ class MemoryStore:
         tables, switch the meta row to it in one commit, then drop the old generation."""
         dim = await self._embedder.dimension()
         generation = int(self._meta["generation"]) + 1
+        await asyncio.to_thread(self._drop_generation, generation)  # leftovers of a crashed reindex
         knowledge = await asyncio.to_thread(
             _create_knowledge, self._db, f"knowledge_g{generation}", dim, self._settings.fts_tokenizer
         )
@@ -482,12 +496,10 @@ class MemoryStore:
         if text_column:
             texts = rows.column(text_column).to_pylist()
         else:
-            texts = [f"{q}\n{n}: {r[:1000]}" for q, n, r in zip(*(rows.column(c).to_pylist() for c in ("question", "task_name", "result")))]
+            columns = (rows.column(c).to_pylist() for c in ("question", "task_name", "result"))
+            texts = [_task_text(q, n, r) for q, n, r in zip(*columns)]
         vectors = await self._embedder.embed(texts, progress)
-        import numpy as np
-
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        table = rows.append_column("vector", pa.FixedSizeListArray.from_arrays(flat, dim)).select(target.schema.names)
+        table = rows.append_column("vector", self._vector_array(vectors, dim)).select(target.schema.names)
         await asyncio.to_thread(target.add, table.cast(target.schema))
         return rows.num_rows
 
@@ -504,6 +516,17 @@ def build_ann_index(table: Any, rows: int) -> None:
 
     partitions = max(16, int(rows**0.5))
     table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions), replace=True)
+
+
+def _rrf() -> Any:
+    from lancedb.rerankers import RRFReranker
+
+    return RRFReranker(return_score="relevance")
+
+
+def _task_text(question: str, task_name: str, result: str) -> str:
+    """What a task record is found by: the question it served and what it returned."""
+    return f"{question}\n{task_name}: {result[:1000]}"
 
 
 async def _nothing() -> list[Any]:
