@@ -22,7 +22,7 @@ async def handle_kb(ctx: CommandContext, args: list[str]) -> Reply:
     if not args:
         raise CommandError("Say what to do with the knowledge base.")
     store = getattr(ctx.services, "memory", None)
-    if store is None:
+    if not hasattr(store, "add_document"):  # no store, or the console's in-process buffer
         return Reply("The knowledge base is not available on this bot (no memory store is configured).", private=True)
     action, rest = args[0].lower(), args[1:]
     handler = _ACTIONS.get(action)
@@ -90,7 +90,7 @@ async def _add_attachment(store: Any, attachment: Any, scope: str) -> str:
         check_size(attachment.size, store.settings.memory)
         if attachment.fetch is None:
             raise IngestError("the platform did not let me download it")
-        data = await attachment.fetch()
+        data = await _download(attachment)
         document = await from_bytes(data, attachment.name, store.settings.memory)
     except IngestError as exc:
         return f"✗ {attachment.name}: not added. {exc}"
@@ -105,6 +105,15 @@ async def _add_words(store: Any, text: str, scope: str) -> str:
     else:
         document = from_text(text, store.settings.memory)
     return _added_line(await store.add_document(document, scope))
+
+
+async def _download(attachment: Any) -> bytes:
+    from kagentbot.memory.ingest import IngestError
+
+    try:
+        return await attachment.fetch()
+    except ValueError as exc:  # the adapters' AttachmentError: too large, gone, refused
+        raise IngestError(f"could not download it: {exc}") from None
 
 
 def _added_line(result: Any) -> str:

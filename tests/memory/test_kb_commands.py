@@ -96,3 +96,11 @@ async def test_user_mistakes_get_usage_and_urls_are_checked(send):
     assert "Usage: /kb" in (await send("/kb remove")).text
     assert "private or local address" in (await send("/kb add http://127.0.0.1:9/admin")).text
     assert "not available" in (await send("/kb list", services=Services(None))).text
+
+
+async def test_a_failed_download_is_explained(send):
+    async def refuse() -> bytes:
+        raise ValueError("the file is over the platform's 20 MB download limit")
+
+    reply = await send("/kb add", attachments=(Attachment("big.pdf", 1000, fetch=refuse),))
+    assert reply.text.startswith("✗ big.pdf: not added.") and "20 MB" in reply.text
