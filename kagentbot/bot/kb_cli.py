@@ -24,8 +24,17 @@ def register(subparsers: Any) -> None:
     actions.add_parser("reindex", help="re-embed everything with the configured embedder")
     for sub in (add, actions.choices["list"], search, remove):
         sub.add_argument("--scope", default="user", help="user (default), chat:ID or chat:PLATFORM:ID, or global")
-        sub.add_argument("--user", default="console", help="console user name (scope user:console:NAME)")
+        sub.add_argument("--user", default=os_user(), help="console user (scope user:console:NAME); default: your OS user, as `kagentbot ask` uses")
     parser.set_defaults(func=run)
+
+
+def os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "console"
 
 
 def audience_for(user: str, scope: str) -> tuple[Audience, str]:
