@@ -80,11 +80,13 @@ async def build(size: int, root: Path, embedder: BuiltinEmbedder):
     for start in range(0, size, BATCH):
         table = batch_table(store, rng, start, min(BATCH, size - start), words, hanzi)
         await asyncio.to_thread(store._knowledge.add, table)
+    needles, needle_vectors = needle_table(store, rng)
+    await asyncio.to_thread(store._knowledge.add, needles)
     written = time.perf_counter() - started
     report = await store.optimize()  # folds rows into the FTS/scalar indexes, builds the ANN index
     indexed = time.perf_counter() - started - written
     print(f"  built {size:,} chunks: write {written:.1f}s, optimize+index {indexed:.1f}s {report}")
-    return store, rng, words
+    return store, rng, words, needle_vectors
 
 
 async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[float, float, int]:
@@ -105,6 +107,41 @@ async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[f
     timings.sort()
     p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
     return statistics.median(timings) * 1000, p99 * 1000, hits
+
+
+NEEDLES = 50
+
+
+def needle_table(store: MemoryStore, rng):
+    """One private row per needle user, each with its own random vector: after the ANN index is
+    built, a user with a single row must still get it back (prefilter, not post-filter)."""
+    import numpy as np
+    import pyarrow as pa
+
+    vectors = rng.standard_normal((NEEDLES, 512), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = range(NEEDLES)
+    data = {
+        "id": [f"n{i}-0" for i in ids], "doc_id": [f"n{i}" for i in ids], "scope": [f"user:slack:N{i}" for i in ids],
+        "title": ["needle"] * NEEDLES, "source": ["bench"] * NEEDLES, "chunk_no": [0] * NEEDLES,
+        "chunks": [1] * NEEDLES, "doc_hash": [f"n{i}" for i in ids], "added_ms": [0] * NEEDLES,
+        "text": [f"needle {i}" for i in ids],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 512),
+    }
+    return pa.table(data, schema=store._knowledge.schema), vectors
+
+
+async def needle_recall(store: MemoryStore, vectors, rng) -> float:
+    import numpy as np
+
+    found = 0
+    for i, vector in enumerate(vectors):
+        noisy = vector + rng.standard_normal(512).astype(np.float32) * 0.02
+        passages = await asyncio.to_thread(
+            store._hybrid, noisy / np.linalg.norm(noisy), "unrelated words", Audience(f"user:slack:N{i}").readable, 5
+        )
+        found += any(p.id == f"n{i}-0" for p in passages)
+    return found / len(vectors)
 
 
 async def end_to_end_ms(store: MemoryStore) -> float:
@@ -157,11 +194,12 @@ async def main() -> None:
             await quality(root, embedder)
             await ingestion_rate(root, embedder)
         for size in sizes:
-            store, rng, words = await build(size, root, embedder)
+            store, rng, words, needles = await build(size, root, embedder)
             p50, p99, hits = await query_latency(store, rng, words, args.queries)
             print(f"hybrid query @ {size:,} chunks: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                   f"({args.queries} queries, scope-filtered, {hits} passages returned)")
             print(f"  end-to-end search incl. query embedding: {await end_to_end_ms(store):.1f} ms")
+            print(f"  a user's only row found by its vector after ANN indexing: {await needle_recall(store, needles, rng):.0%}")
             shutil.rmtree(root / f"n{size}", ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
