@@ -483,7 +483,7 @@ class MemoryStore:
         task_rows = await self._copy_reembedded(self._tasks, tasks, None, dim, None)
         old = int(self._meta["generation"])
         await asyncio.to_thread(_write_meta, self._db, self._embedder.id, dim, generation)
-        self._set_generation(_meta_row(self._embedder.id, dim, generation)[0])
+        await asyncio.to_thread(self._set_generation, _meta_row(self._embedder.id, dim, generation)[0])
         await asyncio.to_thread(self._drop_generation, old)
         return {"chunks": chunks, "tasks": task_rows}
 
