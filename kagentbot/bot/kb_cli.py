@@ -129,7 +129,8 @@ async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
     if not passages:
         console.print("no matches")
     for p in passages:
-        console.print(f"[bold]{p.score:.4f}[/bold] {p.id} {p.source} ({p.scope})", highlight=False)
+        doc_id, _, chunk = p.id.partition("-")
+        console.print(f"[bold]{p.score:.4f}[/bold] {doc_id} (chunk {chunk}) {p.source} ({p.scope})", highlight=False)
         console.print("  " + " ".join(p.text.split())[:300], highlight=False, markup=False)
     return 0
 
