@@ -1,0 +1,48 @@
+"""Everything a turn needs, built once from the settings and closed on shutdown: the LLM
+client, the tool registry, memory, the shared HTTP session. The only place that knows every part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kagentbot.agent.llm import LLMClient, make_client
+from kagentbot.agent.loop import Agent
+from kagentbot.config.settings import Settings
+from kagentbot.memory.types import ConversationBuffer, MemoryView
+from kagentbot.tools.registry import ToolRegistry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    llm: LLMClient
+    tools: ToolRegistry
+    memory: MemoryView
+    http: Any = None  # aiohttp.ClientSession, opened lazily by `open`
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        from kagentbot.tools.catalog import build_registry
+
+        return cls(
+            settings=settings,
+            llm=make_client(settings.llm),
+            tools=build_registry(settings),
+            memory=ConversationBuffer(),
+        )
+
+    def agent(self) -> Agent:
+        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, services=self)
+
+    async def close(self) -> None:
+        await self.llm.close()
+        if self.http is not None:
+            await self.http.close()
+
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
