@@ -10,6 +10,7 @@ from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import ConversationBuffer, MemoryView
+from kagentbot.persona.model import DEFAULT_PERSONA, Persona
 from kagentbot.tools.registry import ToolRegistry
 
 
@@ -32,6 +33,10 @@ class Services:
             tools=build_registry(settings),
             memory=ConversationBuffer(),
         )
+
+    async def persona_for(self, message: Any) -> Persona:
+        """The persona for a turn (the persona store decides once it is wired in)."""
+        return DEFAULT_PERSONA
 
     def agent(self) -> Agent:
         return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, services=self)
