@@ -94,7 +94,15 @@ class ToolsSettings(BaseModel):
     browse_allowlist: CsvList = Field(default_factory=list)  # hosts/CIDRs let past the SSRF guard
     browse_max_bytes: int = Field(2_000_000, ge=1000)
     browse_max_redirects: int = Field(5, ge=0)
+    browse_timeout: float = Field(20.0, gt=0, description="seconds for a whole page fetch, redirects included")
+    browse_passages: int = Field(4, ge=1, le=20, description="passages returned when a question is given")
     user_agent: str = "kagentbot/0.1 (+https://github.com/kagentbot/kagentbot)"
+    http_timeout: float = Field(15.0, gt=0, description="seconds for one call to a search, encyclopedia or weather API")
+    search_max_results: int = Field(5, ge=1, le=20)
+    search_retries: int = Field(2, ge=0, le=5)
+    search_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
+    search_proxy: str = ""  # proxy for the ddgs backend, e.g. socks5h://127.0.0.1:9150
+    output_chars: int = Field(2800, ge=200, description="budget for one tool's text before the agent's own cut")
 
     _split = field_validator("enabled", "custom", "browse_allowlist", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))
