@@ -205,6 +205,9 @@ def check_url(url: URL, allowlist: Allowlist) -> None:
         raise FetchRefused(f"{url} has no host")
     if allowlist.allows_host(host):
         return
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always this machine
+        raise FetchRefused(f"{host} is this machine")
     ip = literal_address(host)
     if ip is not None and not allowlist.allows_ip(ip):
         reason = blocked_reason(ip)
