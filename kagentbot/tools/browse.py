@@ -17,6 +17,12 @@ from kagentbot.tools.webapi import tool_settings
 
 MAX_PDF_PAGES = 30
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
+_SENTENCE_END = (".", "!", "?", ":", ";", "。", "！", "？", "：", "；", "…", '"', "”", ")", "）")
+# question words that match everywhere and would drown the real terms
+_STOPWORDS = frozenset(
+    "a an the is are was were be at of to in on for by from with and or how what which who when where why "
+    "much many does do did it its this that there about can could i you me my your 的 是 了 在 吗 呢 哪 什 么 几".split()
+)
 
 
 @tool(network=True)
@@ -74,16 +80,17 @@ def _pdf_text(body: bytes) -> tuple[str, str]:
 def rank_passages(text: str, question: str, limit: int, *, window: int = 600) -> list[str]:
     """The `limit` passages of `text` most relevant to `question`, in page order (Okapi BM25).
 
-    Paragraphs are packed into windows of about `window` characters so that one-line
-    paragraphs and huge ones compare fairly; CJK text is scored per character."""
+    A line that ends no sentence (a heading) is joined to the one after it, up to `window`
+    characters, so that headings travel with their text; CJK text is scored per character."""
     passages: list[str] = []
     for para in (p.strip() for p in re.split(r"\n\s*\n|\n", text)):
-        if para and passages and len(passages[-1]) + len(para) < window:
+        heading = bool(passages) and not passages[-1].endswith(_SENTENCE_END)
+        if para and heading and len(passages[-1]) + len(para) < window:
             passages[-1] += "\n" + para
         elif para:
             passages.append(para)
     docs = [Counter(w.lower() for w in _WORD.findall(p)) for p in passages]
-    terms = set(w.lower() for w in _WORD.findall(question))
+    terms = {w.lower() for w in _WORD.findall(question)} - _STOPWORDS
     if not docs or not terms:
         return passages[:limit]
     average = sum(sum(d.values()) for d in docs) / len(docs) or 1.0
