@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -46,15 +49,28 @@ def build_registry(settings: Any = None) -> ToolRegistry:
 
 
 def tools_in_module(path: str) -> list[Tool]:
-    """Every @tool-marked function of a module given by its import path."""
+    """Every @tool-marked function of a module given by its import path or a .py file's path."""
     try:
-        module = importlib.import_module(path)
+        module = _load_file(path) if path.endswith(".py") else importlib.import_module(path)
     except Exception as exc:  # a user's module can fail in any way; name it, do not crash blind
         raise CatalogError(f"custom tool module {path!r} could not be imported: {type(exc).__name__}: {exc}") from exc
     found = _marked(module)
     if not found:
         raise CatalogError(f"custom tool module {path!r} defines no @tool functions")
     return found
+
+
+def _load_file(path: str) -> ModuleType:
+    """A module from a file, for users who keep tools beside their kagentbot.toml."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file {file}")
+    name = "kagentbot_custom_" + "".join(ch if ch.isalnum() else "_" for ch in file.stem)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and typing look the module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def entry_point_tools() -> list[tuple[str, list[Tool]]]:

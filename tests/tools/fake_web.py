@@ -137,7 +137,7 @@ class FakeWeb:
 
 
     async def _slow(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(1)
         return web.Response(text="too late", content_type="text/plain")
 
 
