@@ -101,6 +101,7 @@ class ToolsSettings(BaseModel):
     search_max_results: int = Field(5, ge=1, le=20)
     search_retries: int = Field(2, ge=0, le=5)
     search_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
+    search_timeout: float = Field(25.0, gt=0, description="seconds for a whole search, retries included")
     search_proxy: str = ""  # proxy for the ddgs backend, e.g. socks5h://127.0.0.1:9150
     output_chars: int = Field(2800, ge=200, description="budget for one tool's text before the agent's own cut")
 

@@ -39,7 +39,11 @@ async def web_search(text: str, *, context: ToolContext) -> ToolOutput:
         raise ToolError("text is empty: say what to search for")
     settings = tool_settings(context)
     backend = _searxng if settings.search_backend == "searxng" else _ddgs
-    hits = await _with_retries(lambda: backend(query, context), settings.search_retries, settings.search_backoff)
+    try:
+        async with asyncio.timeout(settings.search_timeout):  # retries included: the agent's own limit must not hit first
+            hits = await _with_retries(lambda: backend(query, context), settings.search_retries, settings.search_backoff)
+    except TimeoutError:
+        raise ToolError(f"web search did not answer within {settings.search_timeout:g} s; try again later") from None
     return render_hits(query, hits[: settings.search_max_results], settings.output_chars)
 
 

@@ -21,6 +21,7 @@ class FakeWeb:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     searxng_failures: int = 0  # answer 502 this many times before working
     searxng_json: bool = True
+    searxng_delay: float = 0.0
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -103,6 +104,7 @@ class FakeWeb:
         return handler
 
     async def _searxng(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.searxng_delay)
         if self.searxng_failures > 0:
             self.searxng_failures -= 1
             return web.Response(status=502, text="Bad Gateway")

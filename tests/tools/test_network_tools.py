@@ -41,6 +41,12 @@ async def test_searxng_is_retried_then_reported_unavailable(context, web):
     assert web.hits("/searx") == 5
 
 
+async def test_a_hanging_search_is_cut_by_its_own_time_limit(context, web):
+    web.searxng_delay = 1.0
+    result = await call(context(search_timeout=0.3, http_timeout=5), "web_search", text="Lionel Messi birth date")
+    assert not result.ok and "did not answer within 0.3 s" in result.text
+
+
 async def test_searxng_without_json_format_says_how_to_fix_it(context, web):
     web.searxng_json = False
     result = await call(context(), "web_search", text="anything")
@@ -101,6 +107,13 @@ async def test_browse_chinese_page_without_and_with_question(context, web):
     assert whole.ok and "国务院办公厅" in whole.text and "下载客户端" not in whole.text
     focused = await call(context(language="zh"), "browse_website", url=url, question="正月初一是哪天")
     assert "2026年2月17日是农历正月初一" in focused.text and "劳动节" not in focused.text
+
+
+async def test_browse_reads_pdf_and_json(context, web):
+    pdf = await call(context(), "browse_website", url=f"{web.base}/pages/solar_terms.pdf", question="start of spring")
+    assert pdf.ok and "title: Solar terms 2027" in pdf.text and "falls on 4 February 2027" in pdf.text
+    data = await call(context(), "browse_website", url=f"{web.base}/pages/holidays.json")
+    assert data.ok and '"name": "春节"' in data.text
 
 
 async def test_browse_refuses_private_addresses_unless_allowlisted(context, web):
