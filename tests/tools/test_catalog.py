@@ -122,3 +122,15 @@ def test_enabled_filters_and_rejects_unknown_names(make_settings):
 def test_persona_subset_keeps_only_its_tools():
     registry = build_registry().subset(["encyclopedia", "time_delta", "not_a_tool"])
     assert registry.names() == ["time_delta", "encyclopedia"]
+
+
+async def test_the_documented_example_loads_and_runs(make_settings, tmp_path):
+    doc = (ROOT / "docs" / "custom-tools.md").read_text(encoding="utf-8")
+    example = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc_example.py").write_text(example, encoding="utf-8")
+    registry = build_registry(make_settings(tools={"custom": [str(tmp_path / "doc_example.py")]}))
+    spec = registry.get("stock_level")
+    assert spec.parameters["required"] == ["sku"] and spec.parameters["properties"]["warehouse"]["default"] == "main"
+    assert spec.timeout == 10
+    result = await registry.invoke("stock_level", {"sku": " "}, ToolContext(now=NOW))
+    assert not result.ok and "sku is empty" in result.text
