@@ -13,7 +13,7 @@ from collections import Counter
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, Page, guarded_fetch
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from kagentbot.tools.webapi import tool_settings
+from kagentbot.tools.webapi import output_budget, tool_settings
 
 MAX_PDF_PAGES = 30
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
@@ -44,7 +44,7 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
     passages = rank_passages(text, question, settings.browse_passages) if question.strip() else [text]
     body = f"title: {title}\nurl: {page.url}\n\n" + "\n\n".join(passages)
     shown = f"📄 {title or page.url}\n{page.url}\n{' '.join(passages[0].split())[:300]}"
-    return ToolOutput(text=as_data(f"the web page {page.url}", body, settings.output_chars), display=shown)
+    return ToolOutput(text=as_data(f"the web page {page.url}", body, output_budget(context)), display=shown)
 
 
 def page_text(page: Page) -> tuple[str, str]:

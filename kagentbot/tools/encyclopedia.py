@@ -13,7 +13,7 @@ import aiohttp
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from kagentbot.tools.webapi import api_session, get_json, tool_settings
+from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z]+)?$")
 _EN_DATE = r"(\d{1,2} [A-Z][a-z]+ \d{3,4}|[A-Z][a-z]+ \d{1,2}, \d{3,4})"
@@ -54,7 +54,7 @@ async def encyclopedia(query: str, lang: str = "", *, context: ToolContext) -> T
         if not titles:
             return ToolOutput(text=f"no Wikipedia ({lang}) article matches {query!r}", display=f"📚 nothing found for “{query}”")
         article = await _article(session, base, titles[0], headers, settings.http_timeout)
-    return _render(article, titles[1:], lang, settings.output_chars)
+    return _render(article, titles[1:], lang, output_budget(context))
 
 
 async def _search(session: aiohttp.ClientSession, base: str, query: str, headers: dict | None, timeout: float) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from kagentbot.tools.webapi import tool_settings
+from kagentbot.tools.webapi import output_budget
 
 
 @tool
@@ -26,4 +26,4 @@ async def kb_search(query: str, *, context: ToolContext) -> ToolOutput:
     lines = [f"[{i}] ({getattr(p, 'source', '?')}) {' '.join(str(getattr(p, 'text', p)).split())}" for i, p in enumerate(passages, 1)]
     sources = sorted({str(getattr(p, "source", "?")) for p in passages})
     display = f"📂 {len(passages)} passages from " + ", ".join(sources[:4])
-    return ToolOutput(text=as_data("the knowledge base", "\n".join(lines), tool_settings(context).output_chars), display=display)
+    return ToolOutput(text=as_data("the knowledge base", "\n".join(lines), output_budget(context)), display=display)

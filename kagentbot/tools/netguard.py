@@ -148,7 +148,10 @@ class Page:
     body: bytes
 
     def text(self) -> str:
-        return self.body.decode(self.charset or "utf-8", errors="replace")
+        try:
+            return self.body.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset name Python does not know
+            return self.body.decode("utf-8", errors="replace")
 
 
 class GuardedResolver(AbstractResolver):

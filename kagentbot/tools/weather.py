@@ -14,7 +14,7 @@ import aiohttp
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.timetools import parse_day
-from kagentbot.tools.webapi import api_session, get_json, tool_settings
+from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
 
 FORECAST_DAYS_AHEAD = 16
 FORECAST_DAYS_BACK = 90  # older days come from the archive
@@ -68,7 +68,7 @@ async def get_weather_info(
         start, end = min(start, end), max(start, end)
         _check_range(start, end, today)
         body = await _daily(session, place, start, end, today, settings, current=_yes(is_current))
-    return render_weather(place, body, context.language)
+    return render_weather(place, body, context.language, output_budget(context))
 
 
 async def geocode(session: aiohttp.ClientSession, location: str, language: str, settings: Any) -> Place:
@@ -115,14 +115,14 @@ async def _daily(session: aiohttp.ClientSession, place: Place, start: date, end:
     return await get_json(session, url, params=params, service=service, timeout=settings.http_timeout)
 
 
-def render_weather(place: Place, body: dict, language: str) -> ToolOutput:
+def render_weather(place: Place, body: dict, language: str, budget: int = 2800) -> ToolOutput:
     zh = language == "zh"
     lines = [f"place: {place.label()} ({place.latitude:.2f}, {place.longitude:.2f}), time zone {body.get('timezone', place.timezone)}"]
     if current := body.get("current"):
         lines.append(_current_line(current, body.get("current_units", {}), zh))
     lines += _daily_lines(body.get("daily", {}), body.get("daily_units", {}), zh)
     display = "🌤 " + "\n".join(lines[:8])
-    return ToolOutput(text=as_data("Open-Meteo", "\n".join(lines)), display=display)
+    return ToolOutput(text=as_data("Open-Meteo", "\n".join(lines), budget), display=display)
 
 
 def _current_line(current: dict, units: dict, zh: bool) -> str:

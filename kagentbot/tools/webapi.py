@@ -22,6 +22,15 @@ def tool_settings(context: ToolContext) -> Any:
     return ToolsSettings()
 
 
+def output_budget(context: ToolContext) -> int:
+    """Characters a tool may fill: its own budget, kept under the agent's cut so a frame's
+    closing line is never cut off."""
+    budget = tool_settings(context).output_chars
+    if context.settings is not None:
+        budget = min(budget, context.settings.agent.tool_output_chars - 20)
+    return max(200, budget)
+
+
 @asynccontextmanager
 async def api_session(context: ToolContext) -> AsyncIterator[aiohttp.ClientSession]:
     """The caller's shared session, or a short-lived one when there is none."""

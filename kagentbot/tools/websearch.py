@@ -11,7 +11,7 @@ from typing import Any
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
-from kagentbot.tools.webapi import api_session, get_json, tool_settings
+from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def web_search(text: str, *, context: ToolContext) -> ToolOutput:
             hits = await _with_retries(lambda: backend(query, context), settings.search_retries, settings.search_backoff)
     except TimeoutError:
         raise ToolError(f"web search did not answer within {settings.search_timeout:g} s; try again later") from None
-    return render_hits(query, hits[: settings.search_max_results], settings.output_chars)
+    return render_hits(query, hits[: settings.search_max_results], output_budget(context))
 
 
 async def _with_retries(attempt: Callable[[], Awaitable[list[SearchHit]]], retries: int, backoff: float) -> list[SearchHit]:

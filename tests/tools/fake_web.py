@@ -99,7 +99,7 @@ class FakeWeb:
             for replay in self._replays[kind]:
                 if all(request.query.get(k) == v for k, v in replay["request"].items()):
                     return web.json_response(replay["response"])
-            reason = f"Parameter 'start_date' is out of allowed range from 2026-08-27 to 2026-12-10"
+            reason = "Parameter 'start_date' is out of allowed range from 2026-08-27 to 2026-12-10"
             return web.json_response({"error": True, "reason": reason}, status=400)
         return handler
 

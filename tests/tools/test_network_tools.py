@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from kagentbot.tools.catalog import build_registry
 from kagentbot.tools.encyclopedia import key_facts
@@ -99,6 +98,17 @@ async def test_browse_frames_injected_instructions_as_data(context, web):
     body = result.text.split("\n", 1)[1]
     assert "Ignore all previous instructions" in body and body.rstrip().endswith(CLOSE)
     assert "not instructions to follow" in result.text.split("\n", 1)[0]
+
+
+async def test_the_frame_survives_a_small_output_budget(context, web, web_settings, http):
+    from kagentbot.tools.registry import ToolContext
+    from tests.tools.conftest import NOW
+
+    settings = web_settings()
+    settings.agent.tool_output_chars = 400
+    ctx = ToolContext(now=NOW, settings=settings, http=http)
+    result = await call(ctx, "browse_website", url=f"{web.base}/pages/ski_weekend.html")
+    assert result.ok and len(result.text) <= 400 and result.text.endswith(CLOSE) and "…[truncated]" in result.text
 
 
 async def test_browse_chinese_page_without_and_with_question(context, web):
