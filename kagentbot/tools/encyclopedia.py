@@ -48,7 +48,9 @@ async def encyclopedia(query: str, lang: str = "", *, context: ToolContext) -> T
         raise ToolError("query is empty: name what to look up")
     settings = tool_settings(context)
     base = settings.wikipedia_url.replace("{lang}", lang).rstrip("/")
-    headers = {"Accept-Language": "zh-CN"} if lang == "zh" else None  # simplified script, not a mix
+    headers = {"User-Agent": settings.user_agent}
+    if lang == "zh":
+        headers["Accept-Language"] = "zh-CN"  # simplified script, not a mix
     async with api_session(context) as session:
         titles = await _search(session, base, query, headers, settings.http_timeout)
         if not titles:

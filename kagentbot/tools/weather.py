@@ -79,7 +79,7 @@ async def geocode(session: aiohttp.ClientSession, location: str, language: str, 
     for candidate in candidates:  # 北京市 is indexed as 北京
         params = {"name": candidate, "count": "5", "language": "zh" if _has_cjk(candidate) else (language or "en"), "format": "json"}
         body = await get_json(session, settings.geocoding_url.rstrip("/") + "/v1/search", params=params,
-                              service="Open-Meteo geocoding", timeout=settings.http_timeout)
+                              service="Open-Meteo geocoding", timeout=settings.http_timeout, user_agent=settings.user_agent)
         if body.get("results"):
             top = body["results"][0]
             return Place(top.get("name", candidate), top.get("country", ""), top.get("admin1", ""),
@@ -112,7 +112,7 @@ async def _daily(session: aiohttp.ClientSession, place: Place, start: date, end:
             params["current"] = CURRENT
     else:
         url, service = settings.open_meteo_archive_url.rstrip("/") + "/v1/archive", "Open-Meteo archive"
-    return await get_json(session, url, params=params, service=service, timeout=settings.http_timeout)
+    return await get_json(session, url, params=params, service=service, timeout=settings.http_timeout, user_agent=settings.user_agent)
 
 
 def render_weather(place: Place, body: dict, language: str, budget: int = 2800) -> ToolOutput:

@@ -50,7 +50,10 @@ async def get_json(
     timeout: float,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    user_agent: str = "",
 ) -> Any:
+    if user_agent and "User-Agent" not in session.headers:  # Wikimedia refuses anonymous clients
+        headers = {"User-Agent": user_agent} | (headers or {})
     try:
         async with session.get(url, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             if response.status >= 400:

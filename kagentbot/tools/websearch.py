@@ -89,7 +89,7 @@ async def _searxng(query: str, context: ToolContext) -> list[SearchHit]:
     async with api_session(context) as session:
         try:
             body = await get_json(session, settings.searxng_url.rstrip("/") + "/search", params=params,
-                                  service="SearXNG", timeout=settings.http_timeout)
+                                  service="SearXNG", timeout=settings.http_timeout, user_agent=settings.user_agent)
         except ToolError as exc:
             if "HTTP 403" in str(exc):  # the instance has the JSON format switched off: retrying will not help
                 raise ToolError("SearXNG refused the JSON API: add `json` to search.formats in its settings.yml") from None

@@ -19,6 +19,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @dataclass
 class FakeWeb:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    user_agents: list[str] = field(default_factory=list)
     searxng_failures: int = 0  # answer 502 this many times before working
     searxng_json: bool = True
     searxng_delay: float = 0.0
@@ -63,6 +64,7 @@ class FakeWeb:
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
+        self.user_agents.append(request.headers.get("User-Agent", ""))
         return await handler(request)
 
     async def _wiki_action(self, request: web.Request) -> web.Response:

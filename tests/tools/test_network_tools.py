@@ -148,6 +148,7 @@ async def test_encyclopedia_finds_the_article_and_its_birth_date(context, web):
     paths = [path for path, _ in web.requests]
     assert paths == ["/wiki/en/w/api.php", "/wiki/en/api/rest_v1/page/summary/Lionel_Messi", "/wiki/en/w/api.php"]
     assert web.requests[0][1]["list"] == "search" and web.requests[2][1]["prop"] == "extracts"
+    assert all(agent.startswith("kagentbot/") for agent in web.user_agents)  # Wikimedia's policy: say who we are
 
 
 async def test_the_showcase_messi_is_older_by_247_days(context):
