@@ -125,6 +125,11 @@ class TelegramSettings(BaseModel):
 
 class DiscordSettings(BaseModel):
     token: SecretStr | None = None
+    # Discord allows about 5 messages per 5 s per channel, edits included
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+    thread_archive_minutes: Literal[60, 1440, 4320, 10080] = 1440
+    ephemeral_commands: bool = True  # slash command replies only the invoker sees
 
 
 class SchedulerSettings(BaseModel):
