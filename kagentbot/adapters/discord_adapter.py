@@ -219,5 +219,13 @@ def _rate_limited(exc: discord.HTTPException) -> RateLimited | None:
 
 
 def _report_gateway_end(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("discord: the gateway connection ended: %s", task.exception(), exc_info=task.exception())
+    import discord
+
+    if task.cancelled() or task.exception() is None:
+        return
+    error = task.exception()
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        log.error("discord: Discord refused the Message Content intent. Switch on \"Message Content Intent\" "
+                  "under Bot → Privileged Gateway Intents in the developer portal (see docs/discord.md), then restart.")
+    else:
+        log.error("discord: the gateway connection ended: %s", error, exc_info=error)

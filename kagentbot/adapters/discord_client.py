@@ -124,9 +124,13 @@ def attachment_of(item: discord.Attachment, max_bytes: int) -> Attachment:
 def _refuse_large(name: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise CommandError(
-            f"{name} is {size / 1_048_576:.1f} MB; files up to {max_bytes / 1_048_576:g} MB are accepted "
-            "(setting memory.max_upload_mb). Split the document or share a link to it instead."
+            f"{name} is {_size(size)}, over the {_size(max_bytes)} limit for uploads (setting "
+            "memory.max_upload_mb). Split the document or share a link to it instead."
         )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_048_576:.1f} MB" if count >= 1_048_576 else f"{count / 1024:.1f} KB"
 
 
 def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: int) -> IncomingMessage:

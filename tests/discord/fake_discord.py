@@ -247,6 +247,7 @@ def slash_command(webhooks: FakeWebhookAdapter, name: str, *, channel: discord.a
         "id": str(facts.make_id()), "application_id": str(state.application_id), "type": 2, "data": data,
         "channel_id": str(channel.id), "token": token, "version": 1, "locale": "en-US",
         "app_permissions": str(discord.Permissions.all().value), "entitlements": [],
+        "attachment_size_limit": 10_485_760, "context": 0 if getattr(channel, "guild", None) else 1,
     }
     guild = getattr(channel, "guild", None)
     if guild is not None:
@@ -283,3 +284,10 @@ def join_guild(user: discord.abc.User, guild: discord.Guild, roles: typing.Seque
     member = discord.Member(data=data, guild=guild, state=state)
     guild._add_member(member)
     return member
+
+
+async def finish_interactions() -> None:
+    """dpytest's run_all_events waits for event handlers; app commands run in their own tasks."""
+    await dpytest.run_all_events()
+    while pending := [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker" and not t.done()]:
+        await asyncio.gather(*pending)
