@@ -85,8 +85,12 @@ class DiscordAdapter:
         token = self.settings.discord.token
         if token is None:
             raise ValueError("Discord is not configured: set KAGENTBOT_DISCORD__TOKEN")
+        try:
+            await self.client.login(token.get_secret_value())
+        except BaseException:
+            await self.client.close()  # no half-open HTTP session left behind
+            raise
         self._receive = receive
-        await self.client.login(token.get_secret_value())
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord gateway")
         self._gateway.add_done_callback(_report_gateway_end)
 
@@ -162,23 +166,29 @@ class DiscordAdapter:
         import discord
 
         try:
-            if where.reply_to in self._interactions:
+            if where.reply_to.startswith(INTERACTION_PREFIX):
                 return await self._follow_up(where, text)
             channel = await self._channel(int(where.thread_id or where.chat_id))
+            quiet = discord.AllowedMentions.none()  # model text never pings @everyone, roles or users
             if where.thread_id or not where.reply_to:
-                sent = await channel.send(text)
+                sent = await channel.send(text, allowed_mentions=quiet)
             else:
                 reference = discord.MessageReference(
                     message_id=int(where.reply_to), channel_id=channel.id, fail_if_not_exists=False)
-                sent = await channel.send(text, reference=reference, mention_author=False)
+                sent = await channel.send(text, reference=reference, allowed_mentions=quiet)
         except discord.HTTPException as exc:
             raise _rate_limited(exc) or exc
         self._sent[str(sent.id)] = sent
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
     async def _follow_up(self, where: Destination, text: str) -> SentMessage:
-        interaction = self._interactions[where.reply_to]
-        sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True)
+        interaction = self._interactions.get(where.reply_to)
+        if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
+            raise LookupError(f"discord: {where.reply_to} can no longer be answered")
+        import discord
+
+        sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
+                                               allowed_mentions=discord.AllowedMentions.none())
         self._followups[str(sent.id)] = interaction
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
@@ -188,13 +198,14 @@ class DiscordAdapter:
         try:
             interaction = self._followups.get(message.message_id)
             if interaction is not None:
-                await interaction.followup.edit_message(int(message.message_id), content=text)
+                await interaction.followup.edit_message(int(message.message_id), content=text,
+                                                        allowed_mentions=discord.AllowedMentions.none())
                 return
             target = self._sent.get(message.message_id)
             if target is None:  # fell out of the cache: edit by id
                 channel = await self._channel(int(message.thread_id or message.chat_id))
                 target = channel.get_partial_message(int(message.message_id))
-            self._sent[message.message_id] = await target.edit(content=text)
+            self._sent[message.message_id] = await target.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             raise _rate_limited(exc) or exc
 

@@ -41,7 +41,8 @@ class GatewayClient(discord.Client):
     application id is known, and synced to Discord then."""
 
     def __init__(self, commands: Sequence[tuple[str, str]], on_message_in: MessageHandler, on_command: CommandHandler) -> None:
-        super().__init__(intents=gateway_intents())
+        # Answers quote documents and web pages: never let their text ping @everyone, roles or users
+        super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none())
         self._command_specs = tuple(commands)
         self._on_message_in = on_message_in
         self._on_command = on_command

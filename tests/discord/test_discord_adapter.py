@@ -59,6 +59,15 @@ async def test_questions_in_one_channel_are_answered_in_order(discord_bot, fake_
     assert [t["name"] for t in h.http.threads] == ["first question", "second question"]  # <@!id> removed too
 
 
+async def test_model_text_never_pings_everyone_or_anyone(discord_bot, fake_ollama):
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
+    fake_ollama.script(f"@everyone look: <@{h.alice.id}> said so.")  # e.g. copied from a web page
+    await dpytest.message(f"{h.mention()} summarise that page", channel=h.channel, member=h.alice)
+    await h.bot.idle()
+    [(channel_id, payload)] = h.http.sent_payloads
+    assert payload["allowed_mentions"]["parse"] == [] and not payload["allowed_mentions"].get("users")
+
+
 async def test_dm_is_answered_with_replies_not_a_thread(discord_bot, fake_ollama):
     fake_ollama.script(MESSI, complete(), "247 days.")
     h = await discord_bot()
@@ -230,14 +239,17 @@ async def test_long_answers_are_split_under_discords_2000_characters(discord_bot
     assert " ".join(" ".join(pieces).split()) == " ".join(long_answer.split())
 
 
-async def test_a_429_from_discord_is_retried_not_lost(discord_bot, fake_ollama):
+async def test_a_429_from_discord_is_retried_after_its_retry_after_not_lost(discord_bot, fake_ollama, caplog):
     fake_ollama.script("Still delivered.")
     h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
     h.http.rate_limit_next_sends = 2
-    asked = await dpytest.message(f"{h.mention()} hi", channel=h.channel, member=h.alice)
-    await h.bot.idle()
+    with caplog.at_level(logging.INFO, logger="kagentbot.adapters.render"):
+        asked = await dpytest.message(f"{h.mention()} hi", channel=h.channel, member=h.alice)
+        await h.bot.idle()
     assert h.http.rate_limit_next_sends == 0
     assert len(drain_sent()) == 1 and final_texts(asked.id) == ["Still delivered."]
+    # surfaced as RateLimited (waits Retry-After), not as a generic failure with back-off
+    assert caplog.text.count("discord rate limited; waiting 0.1 s") == 2 and "send failed" not in caplog.text
 
 
 async def test_stop_closes_the_gateway_and_leaves_no_task(discord_bot):
