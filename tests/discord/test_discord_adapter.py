@@ -277,3 +277,8 @@ def test_thread_names_fit_discords_limit():
     long_name = thread_name("why " * 60)
     assert len(long_name) == 100 and long_name.endswith("…")
     assert thread_name("   \n  ") == "Question"
+
+
+def test_the_documented_invite_grants_what_the_tests_give_the_bot():
+    docs = (Path(__file__).parents[2] / "docs" / "discord.md").read_text()
+    assert f"scope=bot+applications.commands&permissions={INVITE_PERMISSIONS.value}" in docs
