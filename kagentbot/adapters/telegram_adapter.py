@@ -193,7 +193,7 @@ class TelegramAdapter:
         if command is None:
             return None  # a command addressed to another bot
         replied = self._replies_to_bot(message)
-        if not (is_dm or mentioned or replied or command.startswith("/")):
+        if not (is_dm or mentioned or replied or _starts_with_command(message)):
             return None  # group chatter not meant for the bot
         return IncomingMessage(
             platform=self.platform,
@@ -325,6 +325,12 @@ def _normalise_command(text: str, username: str) -> str | None:
     if username and match.group(2).lower() != username.lower():
         return None
     return f"/{match.group(1)}{text[match.end():]}"
+
+
+def _starts_with_command(message: Message) -> bool:
+    """Telegram marks real commands with a bot_command entity; "/etc/hosts is down" has none."""
+    entities = message.entities or message.caption_entities or ()
+    return any(e.type == "bot_command" and e.offset == 0 for e in entities)
 
 
 def _describe(summary: str) -> str:

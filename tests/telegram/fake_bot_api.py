@@ -80,6 +80,7 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, content)
         self.messages: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → visible text
+        self.markup: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → text as sent, with tags
         self.commands: list[dict[str, str]] = []
         self.webhook: dict[str, Any] = {}
         self._limited: dict[str, int] = {}
@@ -131,12 +132,14 @@ class FakeBotAPI:
     def called(self, method: str) -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == method]
 
-    def shown(self, params: dict[str, Any]) -> str:
-        """What users see now of the message that this sendMessage call created."""
+    def shown(self, params: dict[str, Any], markup: bool = False) -> str:
+        """What users see now of the message that this sendMessage call created (or its
+        latest text as sent, tags included)."""
         call = next(c for c in self.calls if c.params is params)
         if not isinstance(call.result, dict):
             raise AssertionError(f"{call.method} was refused: {params}")
-        return self.messages[(call.result["chat"]["id"], call.result["message_id"])]
+        key = (call.result["chat"]["id"], call.result["message_id"])
+        return (self.markup if markup else self.messages)[key]
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> None:
         async with self._changed:
@@ -229,6 +232,7 @@ class FakeBotAPI:
             return _error(400, "Bad Request: message is too long")
         message_id = next(self._message_ids)
         self.messages[(chat_id, message_id)] = shown
+        self.markup[(chat_id, message_id)] = text
         result = {"message_id": message_id, "from": self.me(), "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
                   "date": int(time.time()), "text": shown}
         if params.get("message_thread_id"):
@@ -246,6 +250,7 @@ class FakeBotAPI:
         if shown.strip() == self.messages[key].strip():
             return _error(400, NOT_MODIFIED)
         self.messages[key] = shown
+        self.markup[key] = params["text"]
         return _ok({"message_id": key[1], "from": self.me(), "chat": {"id": key[0], "type": "private" if key[0] > 0 else "supergroup"},
                     "date": int(time.time()), "edit_date": int(time.time()), "text": shown})
 
