@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_LENGTH = 4096  # characters of text after entity parsing
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile through the public Bot API
 SEEN_UPDATES = 2048  # update ids remembered to drop redeliveries
+REMEMBERED_TEXTS = 1024  # sent texts remembered to skip identical edits
 _ADDRESSED_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)@([A-Za-z0-9_]+)")
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -75,31 +76,28 @@ class TelegramAdapter:
         self._receive: Receiver | None = None
         self._app: Application | None = None
         self._seen: OrderedDict[int, None] = OrderedDict()
-        self._last_text: dict[tuple[str, str], str] = {}
+        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
-        from telegram.error import InvalidToken
-
-        if not configured(self.settings):
-            raise RuntimeError("Telegram is not configured: set KAGENTBOT_TELEGRAM__TOKEN (from @BotFather)")
+        self._check_settings()
         self._receive = receive
         self._app = self._build()
         try:
-            await self._app.initialize()  # getMe
-        except InvalidToken as exc:
-            self._app = None
-            raise RuntimeError(f"Telegram rejected the bot token ({exc}): check KAGENTBOT_TELEGRAM__TOKEN") from exc
-        self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
-        await self._register_commands(self._command_list(receive))
-        await self._start_updates()
-        await self._app.start()
+            await self._connect()
+            await self._register_commands(self._command_list(receive))
+            await self._start_updates()
+            await self._app.start()
+        except BaseException:
+            await self.stop()  # leave no client or server half open
+            raise
         log.info("telegram: @%s receiving updates by %s", self.username, self.settings.telegram.mode)
 
     async def stop(self) -> None:
         app, self._app = self._app, None
+        self._receive = None
         if app is None:
             return
         if app.updater is not None and app.updater.running:
@@ -107,7 +105,26 @@ class TelegramAdapter:
         if app.running:
             await app.stop()
         await app.shutdown()
-        self._receive = None
+        await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
+
+    def _check_settings(self) -> None:
+        tg = self.settings.telegram
+        if not configured(self.settings):
+            raise RuntimeError("Telegram is not configured: set KAGENTBOT_TELEGRAM__TOKEN (from @BotFather)")
+        if tg.mode == "webhook" and not tg.webhook_url.startswith("https://"):
+            raise RuntimeError("KAGENTBOT_TELEGRAM__MODE=webhook needs KAGENTBOT_TELEGRAM__WEBHOOK_URL, a public https:// URL")
+
+    async def _connect(self) -> None:
+        from telegram.error import InvalidToken, NetworkError
+
+        try:
+            await self._app.initialize()  # getMe
+        except InvalidToken:
+            # PTB's message quotes the token; ours must not
+            raise RuntimeError("Telegram rejected the bot token: check KAGENTBOT_TELEGRAM__TOKEN") from None
+        except NetworkError as exc:
+            raise RuntimeError(f"cannot reach the Telegram Bot API at {self.settings.telegram.base_url}: {exc}") from exc
+        self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
 
     def _build(self) -> Application:
         from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
@@ -134,8 +151,6 @@ class TelegramAdapter:
         if tg.mode == "polling":
             await updater.start_polling(allowed_updates=["message"])
             return
-        if not tg.webhook_url:
-            raise RuntimeError("KAGENTBOT_TELEGRAM__MODE=webhook needs KAGENTBOT_TELEGRAM__WEBHOOK_URL (public https URL)")
         await updater.start_webhook(
             listen=tg.listen,
             port=tg.port,
@@ -277,7 +292,7 @@ class TelegramAdapter:
         bot = self._require_app().bot
         sent = await self._call(lambda mode: bot.send_message(where.chat_id, text, parse_mode=mode, **options))
         result = SentMessage(where.chat_id, str(sent.message_id), where.thread_id)
-        self._last_text[(result.chat_id, result.message_id)] = text
+        self._remember(result, text)
         return result
 
     async def edit(self, message: SentMessage, text: str) -> None:
@@ -292,7 +307,13 @@ class TelegramAdapter:
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
                 raise
-        self._last_text[key] = text
+        self._remember(message, text)
+
+    def _remember(self, message: SentMessage, text: str) -> None:
+        self._last_text[(message.chat_id, message.message_id)] = text
+        self._last_text.move_to_end((message.chat_id, message.message_id))
+        if len(self._last_text) > REMEMBERED_TEXTS:
+            self._last_text.popitem(last=False)
 
     async def _call(self, request):
         """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)

@@ -7,6 +7,7 @@ long-polled `getUpdates` with offsets, HTML parse-mode checking, and file downlo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -204,10 +205,9 @@ class FakeBotAPI:
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
         if not self.updates and params.get("timeout") and not self._closing:
             self._new_update.clear()
-            try:  # long poll, but briefly: tests stop quickly
-                await asyncio.wait_for(self._new_update.wait(), min(float(params["timeout"]), 1.0))
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # long poll, but briefly: tests stop quickly
+                async with asyncio.timeout(min(float(params["timeout"]), 1.0)):
+                    await self._new_update.wait()
         return _ok(self.updates[: params.get("limit") or 100])
 
     async def _api_setMyCommands(self, params):

@@ -225,9 +225,10 @@ async def test_upload_setting_lowers_the_limit_even_when_telegram_understates_si
         await adapter.stop()
 
 
-async def test_normalised_message_fields(api, telegram_settings):
+async def test_normalised_message_fields_and_a_clean_stop(api, telegram_settings):
     adapter = TelegramAdapter(telegram_settings(), commands=[])
     received = []
+    tasks_before = asyncio.all_tasks()
     await adapter.start(lambda a, m: received.append(m))
     try:
         api.push(tg.command(f"/kb@{tg.BOT_USERNAME} add https://example.org/a", sender=tg.BOB))
@@ -235,6 +236,9 @@ async def test_normalised_message_fields(api, telegram_settings):
         await _until(lambda: len(received) == 2)
     finally:
         await adapter.stop()
+    await asyncio.sleep(0.05)
+    left = [t.get_coro().__qualname__ for t in asyncio.all_tasks() - tasks_before if not t.done()]
+    assert [name for name in left if not name.startswith("RequestHandler.")] == []  # the fake server's own are fine
     command, topic = received
     assert command.text == "/kb add https://example.org/a" and not command.is_dm and not command.mentions_bot
     assert (command.platform, command.chat_id, command.user_id, command.user_name) == ("telegram", str(tg.GROUP["id"]), "222", "Bob")
@@ -293,16 +297,16 @@ async def test_the_fake_takes_json_bodies_like_the_real_api(api):
     assert api.called("sendMessage")[0]["reply_parameters"] == {"message_id": 9}
 
 
-async def test_bad_token_and_missing_settings_are_clear(api, telegram_settings, make_settings):
+async def test_bad_token_unreachable_api_and_missing_settings_are_clear(api, telegram_settings, make_settings):
     assert not configured(make_settings()) and configured(telegram_settings())
-    with pytest.raises(RuntimeError, match="KAGENTBOT_TELEGRAM__TOKEN"):
-        await TelegramAdapter(telegram_settings(token="123456:wrong")).start(lambda a, m: None)
+    with pytest.raises(RuntimeError, match="rejected the bot token: check KAGENTBOT_TELEGRAM__TOKEN") as rejected:
+        await TelegramAdapter(telegram_settings(token="123456:wrong-secret")).start(lambda a, m: None)
+    assert "wrong-secret" not in str(rejected.value)
+    with pytest.raises(RuntimeError, match="cannot reach the Telegram Bot API at http://127.0.0.1:9/bot"):
+        await TelegramAdapter(telegram_settings(base_url="http://127.0.0.1:9/bot")).start(lambda a, m: None)
     with pytest.raises(RuntimeError, match="WEBHOOK_URL"):
-        adapter = TelegramAdapter(telegram_settings(mode="webhook"), commands=[])
-        try:
-            await adapter.start(lambda a, m: None)
-        finally:
-            await adapter.stop()
+        await TelegramAdapter(telegram_settings(mode="webhook")).start(lambda a, m: None)
+    assert api.calls == []  # the wrong token was refused; the webhook mistake never reached the network
     assert file_base_url(make_settings()) == "https://api.telegram.org/file/bot"
     assert file_base_url(make_settings(telegram={"base_url": "http://127.0.0.1:8081/bot/"})) == "http://127.0.0.1:8081/file/bot"
 
