@@ -250,8 +250,9 @@ class TelegramAdapter:
         document = message.document
         if document is None:
             return ()
-        name = document.file_name or f"{document.file_unique_id}"
-        return (Attachment(name, document.file_size or 0, document.mime_type or "", self._fetcher(document.file_id, name, document.file_size or 0)),)
+        name = document.file_name or document.file_unique_id
+        size = document.file_size or 0
+        return (Attachment(name, size, document.mime_type or "", self._fetcher(document.file_id, name, size)),)
 
     # -- downloads -----------------------------------------------------------------------------
     def download_limit(self) -> tuple[int, str]:
