@@ -39,6 +39,20 @@ _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
+class _HideToken(logging.Filter):
+    """httpx logs every request URL at INFO, and Bot API URLs hold the token."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), ()
+        return True
+
+
 class FileTooLarge(ValueError):
     """A document is over the download limit; the message says which limit and how to raise it."""
 
@@ -79,10 +93,12 @@ class TelegramAdapter:
         self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
+        self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
         self._check_settings()
+        logging.getLogger("httpx").addFilter(self._hide_token)
         self._receive = receive
         self._app = self._build()
         try:
@@ -106,6 +122,7 @@ class TelegramAdapter:
             await app.stop()
         await app.shutdown()
         await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
+        logging.getLogger("httpx").removeFilter(self._hide_token)
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram

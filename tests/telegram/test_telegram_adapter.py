@@ -225,7 +225,8 @@ async def test_upload_setting_lowers_the_limit_even_when_telegram_understates_si
         await adapter.stop()
 
 
-async def test_normalised_message_fields_and_a_clean_stop(api, telegram_settings):
+async def test_normalised_message_fields_and_a_clean_stop(api, telegram_settings, caplog):
+    caplog.set_level("INFO", logger="httpx")
     adapter = TelegramAdapter(telegram_settings(), commands=[])
     received = []
     tasks_before = asyncio.all_tasks()
@@ -244,6 +245,7 @@ async def test_normalised_message_fields_and_a_clean_stop(api, telegram_settings
     assert (command.platform, command.chat_id, command.user_id, command.user_name) == ("telegram", str(tg.GROUP["id"]), "222", "Bob")
     assert topic.text == "plan my trip\nwith two lines" and topic.thread_id == "77" and topic.mentions_bot
     assert api.called("setMyCommands") == []
+    assert "/bot<token>/getUpdates" in caplog.text and api.token not in caplog.text  # httpx logs URLs
 
 
 async def test_edits_skip_identical_text_and_survive_not_modified(api, telegram_settings):
