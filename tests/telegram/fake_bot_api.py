@@ -154,6 +154,7 @@ class FakeBotAPI:
         params = await _params(request)
         call = Call(method, params, request.content_type)
         self.calls.append(call)
+        await self._notify()
         try:
             if self._limited.get(method):
                 self._limited[method] -= 1
@@ -168,8 +169,11 @@ class FakeBotAPI:
             call.result = json.loads(response.body).get("result")
             return response
         finally:
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _download(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:

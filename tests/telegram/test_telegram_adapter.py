@@ -89,6 +89,10 @@ async def test_group_mention_gets_steps_then_answer_as_html_replies(api, running
     assert final_text(api, step).startswith("✅") and "247" in final_text(api, step)
     assert final_text(api, answer) == "Messi is older by 247 days."
     assert api.shown(answer, markup=True) == "Messi is <b>older</b> by 247 days."
+    writes = [c for c in api.calls if c.method in ("sendMessage", "editMessageText")]
+    step_id = next(c.result["message_id"] for c in writes if c.params is step)
+    last_step_write = max(i for i, c in enumerate(writes) if c.result and c.result["message_id"] == step_id)
+    assert last_step_write < next(i for i, c in enumerate(writes) if c.params is answer)  # the step finished first
     assert {p["parse_mode"] for p in api.called("sendMessage") + api.called("editMessageText")} == {"HTML"}
     assert all("message_thread_id" not in p for p in api.called("sendMessage"))
     prompt = fake_ollama.prompts()[0]
