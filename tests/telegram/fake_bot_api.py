@@ -19,9 +19,12 @@ from typing import Any
 from aiohttp import web
 
 # Parameters that arrive as JSON text in form bodies, and those that are integers.
-JSON_FIELDS = {"reply_parameters", "commands", "scope", "reply_markup", "link_preview_options", "entities", "allowed_updates"}
+JSON_FIELDS = {"reply_parameters", "commands", "scope", "reply_markup", "link_preview_options", "entities",
+               "allowed_updates"}
 INT_FIELDS = {"chat_id", "message_id", "message_thread_id", "offset", "limit", "timeout", "max_connections"}
-ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "span", "blockquote", "tg-emoji"}
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "span",
+                "blockquote", "tg-emoji"}
+TOO_MANY = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -158,10 +161,7 @@ class FakeBotAPI:
         try:
             if self._limited.get(method):
                 self._limited[method] -= 1
-                return web.json_response(
-                    {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}},
-                    status=429,
-                )
+                return web.json_response(TOO_MANY, status=429)
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 return _error(404, "Not Found")
@@ -203,7 +203,8 @@ class FakeBotAPI:
 
     async def _api_getUpdates(self, params):
         if self.webhook:
-            return _error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active; "
+                               "use deleteWebhook to delete the webhook first")
         offset = params.get("offset")
         if offset:
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
@@ -217,7 +218,8 @@ class FakeBotAPI:
     async def _api_setMyCommands(self, params):
         commands = params.get("commands")
         for command in commands or []:
-            if not re.fullmatch(r"[a-z0-9_]{1,32}", command.get("command", "")) or not 1 <= len(command.get("description", "")) <= 256:
+            valid_name = re.fullmatch(r"[a-z0-9_]{1,32}", command.get("command", ""))
+            if not valid_name or not 1 <= len(command.get("description", "")) <= 256:
                 return _error(400, "Bad Request: BOT_COMMAND_INVALID")
         self.commands = commands or []
         return _ok(True)
@@ -237,8 +239,7 @@ class FakeBotAPI:
         message_id = next(self._message_ids)
         self.messages[(chat_id, message_id)] = shown
         self.markup[(chat_id, message_id)] = text
-        result = {"message_id": message_id, "from": self.me(), "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
-                  "date": int(time.time()), "text": shown}
+        result = self._message(chat_id, message_id, shown)
         if params.get("message_thread_id"):
             result |= {"message_thread_id": params["message_thread_id"], "is_topic_message": True}
         return _ok(result)
@@ -255,15 +256,19 @@ class FakeBotAPI:
             return _error(400, NOT_MODIFIED)
         self.messages[key] = shown
         self.markup[key] = params["text"]
-        return _ok({"message_id": key[1], "from": self.me(), "chat": {"id": key[0], "type": "private" if key[0] > 0 else "supergroup"},
-                    "date": int(time.time()), "edit_date": int(time.time()), "text": shown})
+        return _ok(self._message(*key, shown) | {"edit_date": int(time.time())})
+
+    def _message(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        return {"message_id": message_id, "from": self.me(), "chat": chat, "date": int(time.time()), "text": text}
 
     async def _api_getFile(self, params):
         file_id = params.get("file_id", "")
         if file_id not in self.files:
             return _error(400, "Bad Request: invalid file_id")
         path, content = self.files[file_id]
-        return _ok({"file_id": file_id, "file_unique_id": f"u{file_id[-8:]}", "file_size": len(content), "file_path": path})
+        return _ok({"file_id": file_id, "file_unique_id": f"u{file_id[-8:]}", "file_size": len(content),
+                    "file_path": path})
 
 
 async def _params(request: web.Request) -> dict[str, Any]:
