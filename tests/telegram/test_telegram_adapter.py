@@ -14,7 +14,7 @@ from kagentbot.adapters.telegram_adapter import FileTooLarge, TelegramAdapter, c
 from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import Command, Reply
 from kagentbot.bot.services import Services
-from tests.fakes.ollama_server import complete, task
+from tests.fakes.ollama_server import Scripted, complete, task
 from tests.telegram import updates as tg
 from tests.telegram.fake_bot_api import FakeBotAPI
 
@@ -153,6 +153,18 @@ async def test_forum_topic_replies_stay_in_the_topic(api, running, fake_ollama):
     assert len(sent) == 2 and {p["message_thread_id"] for p in sent} == {77}
     assert {p["reply_parameters"]["message_id"] for p in sent} == {question["message_id"]}
     assert final_text(api, sent[-1]) == "247 days."
+
+
+async def test_long_answer_is_split_at_telegrams_limit(api, running, fake_ollama):
+    long_answer = "\n\n".join(f"Paragraph {i}: " + "a fairly long sentence about trains. " * 30 for i in range(9))
+    fake_ollama.script(Scripted(long_answer, chunk=700))
+    bot, _ = await running(edit_interval=0.05)
+    dm = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, "tell me everything")))["message"]
+    await replies_to(api, dm["message_id"], 3)
+    await bot.idle()
+    parts = [final_text(api, p) for p in sends_replying_to(api, dm["message_id"])]
+    assert len(parts) >= 3 and all(len(part) <= 4096 for part in parts)
+    assert " ".join(" ".join(parts).split()) == " ".join(long_answer.split())
 
 
 async def test_help_and_unknown_commands_are_answered(api, running):
