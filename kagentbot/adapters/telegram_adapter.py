@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
-from kagentbot.bot.messages import Attachment, IncomingMessage
+from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class _HideToken(logging.Filter):
         return True
 
 
-class FileTooLarge(ValueError):
+class FileTooLarge(AttachmentError):
     """A document is over the download limit; the message says which limit and how to raise it."""
 
 
