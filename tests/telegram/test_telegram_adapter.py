@@ -178,8 +178,8 @@ async def test_help_and_unknown_commands_are_answered(api, running):
     await bot.idle()
     help_replies = sends_replying_to(api, help_["message_id"])
     unknown_replies = sends_replying_to(api, unknown["message_id"])
-    # the help text holds "<name>", which is not HTML: refused as HTML, it went again as plain text
-    assert [p.get("parse_mode") for p in help_replies] == [p.get("parse_mode") for p in unknown_replies] == ["HTML", None]
+    # the help text holds "<name>": command replies are converted to Telegram HTML, so it is escaped
+    assert [p.get("parse_mode") for p in help_replies] == [p.get("parse_mode") for p in unknown_replies] == ["HTML"]
     assert len(api.messages) == 2
     assert "/persona use <name> — show or pick a persona" in final_text(api, help_replies[-1])
     assert final_text(api, unknown_replies[-1]).startswith("Unknown command /frobnicate")
