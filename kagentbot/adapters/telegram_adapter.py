@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
-    from kagentbot.bot.commands import Command
+    from kagentbot.bot.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class FileTooLarge(AttachmentError):
 def configured(settings: Settings) -> bool:
     token = settings.telegram.token
     return token is not None and bool(token.get_secret_value().strip())
+
+
+def create(settings: Settings, router: "CommandRouter") -> TelegramAdapter:
+    return TelegramAdapter(settings, commands=router.commands())
 
 
 def file_base_url(settings: Settings) -> str:
