@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import discord
 
     from kagentbot.adapters.discord_client import GatewayClient
+    from kagentbot.bot.commands import CommandRouter
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 2000  # characters per Discord message
@@ -55,6 +56,11 @@ def configured(settings: Settings) -> bool:
     return settings.discord.token is not None and bool(settings.discord.token.get_secret_value().strip())
 
 
+def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
+    """What `kagentbot run` starts: every router command becomes a slash command."""
+    return DiscordAdapter(settings, commands=[(c.name, c.summary) for c in router.commands()])
+
+
 class DiscordAdapter:
     platform = "discord"
 
@@ -81,18 +87,31 @@ class DiscordAdapter:
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
         """Log in (which syncs the slash commands), then keep the gateway connection in a task.
-        A wrong token fails here, with discord.py's LoginFailure."""
-        token = self.settings.discord.token
-        if token is None:
-            raise ValueError("Discord is not configured: set KAGENTBOT_DISCORD__TOKEN")
+        A rejected token or an unreachable Discord fails here, as a RuntimeError that says what to do."""
+        if not configured(self.settings):
+            raise RuntimeError("Discord is not configured: set KAGENTBOT_DISCORD__TOKEN (see docs/discord.md)")
         try:
-            await self.client.login(token.get_secret_value())
+            await self._log_in()
         except BaseException:
             await self.client.close()  # no half-open HTTP session left behind
             raise
         self._receive = receive
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord gateway")
         self._gateway.add_done_callback(_report_gateway_end)
+
+    async def _log_in(self) -> None:
+        import aiohttp
+        import discord
+
+        try:
+            await self.client.login(self.settings.discord.token.get_secret_value().strip())
+        except discord.LoginFailure:
+            raise RuntimeError("Discord rejected the bot token: check KAGENTBOT_DISCORD__TOKEN "
+                               "(Bot → Reset Token in the developer portal)") from None
+        except discord.HTTPException as exc:  # e.g. syncing the slash commands was refused
+            raise RuntimeError(f"Discord refused the start-up requests: {exc.status} {exc.text}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RuntimeError(f"cannot reach Discord's API: {exc}") from exc
 
     async def stop(self) -> None:
         self._receive = None

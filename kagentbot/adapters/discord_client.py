@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from kagentbot.bot.commands import CommandError
-from kagentbot.bot.messages import Attachment, IncomingMessage
+from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,13 @@ def attachment_of(item: discord.Attachment, max_bytes: int) -> Attachment:
     return Attachment(item.filename, item.size, item.content_type or "", fetch)
 
 
+class FileTooLarge(AttachmentError, CommandError):
+    """Also a CommandError, so the router answers with the reason even if a handler lets it pass."""
+
+
 def _refuse_large(name: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise CommandError(
+        raise FileTooLarge(
             f"{name} is {_size(size)}, over the {_size(max_bytes)} limit for uploads (setting "
             "memory.max_upload_mb). Split the document or share a link to it instead."
         )

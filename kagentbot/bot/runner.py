@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # platform name → module with configured(settings) and create(settings, router) -> Adapter
 PLATFORMS = {
     "telegram": "kagentbot.adapters.telegram_adapter",
+    "discord": "kagentbot.adapters.discord_adapter",
 }
 
 NOTHING_CONFIGURED = (

@@ -3,16 +3,15 @@ extended in fake_discord.py, and the real ollama client on FakeOllama."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import asyncio
+from dataclasses import dataclass
 
 import discord
 import discord.ext.test as dpytest
-from discord.ext.test import backend as back
 import pytest
+from discord.ext.test import backend as back
 
-from kagentbot.adapters.discord_adapter import DiscordAdapter
+from kagentbot.adapters.discord_adapter import DiscordAdapter, create
 from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
@@ -52,7 +51,7 @@ async def discord_bot(fake_ollama, make_settings):
         settings["discord"] = {"token": "fake-bot-token", "send_interval": 0, "edit_interval": 0, **settings["discord"]}
         config = make_settings(**settings)
         router = router or default_router()
-        adapter = DiscordAdapter(config, commands=[(c.name, c.summary) for c in router.commands()])
+        adapter = create(config, router)  # as `kagentbot run` builds it
         dpytest.configure(adapter.client, members=0)
         http = FakeDiscordHttp.install(adapter.client)
         runner = dpytest.get_config()

@@ -97,6 +97,7 @@ class FakeDiscordHttp(back.FakeHttp):
         self.sent_payloads: list[tuple[int, dict[str, typing.Any]]] = []
         self.rate_limit_next_sends = 0
         self.gateways: list[FakeGatewaySocket] = []
+        self.valid_token: str | None = None  # None: any token logs in
 
     @classmethod
     def install(cls, client: discord.Client) -> FakeDiscordHttp:
@@ -107,10 +108,14 @@ class FakeDiscordHttp(back.FakeHttp):
         client._connection.http = http
         # dpytest builds its state without the hooks discord.Client gives its own (IDENTIFY uses one)
         client._connection.hooks = {"before_identify": client._call_before_identify_hook}
+        # before connecting, a discord.Client has no websocket; dpytest's stand-in has no socket to close
+        client.ws = None
         return http
 
-    # GET /users/@me
+    # GET /users/@me; discord.py turns Discord's 401 for a wrong token into LoginFailure
     async def static_login(self, token: str) -> dict[str, typing.Any]:
+        if self.valid_token is not None and token != self.valid_token:
+            raise discord.LoginFailure("Improper token has been passed.")
         self.token = token
         return facts.dict_from_user(self.state.user)
 

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import discord
 import discord.ext.test as dpytest
+import pytest
 from discord.ext.test import backend as back
 from discord.ext.test import factories as facts
 
+from kagentbot.adapters.discord_adapter import configured, create
 from kagentbot.adapters.discord_client import thread_name
 from kagentbot.bot.app import default_router
 from kagentbot.bot.commands import Command, CommandContext, Reply
 from tests.discord.conftest import INVITE_PERMISSIONS
-from tests.discord.fake_discord import drain_sent, finish_interactions, join_guild, slash_command, stored_messages
+from tests.discord.fake_discord import FakeDiscordHttp, drain_sent, finish_interactions, join_guild, slash_command, stored_messages
 from tests.fakes.ollama_server import complete, task
 
 MESSI = task("Messi's age gap", "time_delta", start_time="1987-06-24", end_time="1988-02-26")
@@ -270,6 +272,23 @@ async def test_a_refused_message_content_intent_is_explained(discord_bot, caplog
                 break
             await asyncio.sleep(0.01)
     assert "Privileged Gateway Intents in the developer portal" in caplog.text
+
+
+async def test_a_rejected_token_stops_start_with_a_message_that_does_not_quote_it(make_settings):
+    settings = make_settings(discord={"token": "wrong-secret-token"})
+    adapter = create(settings, default_router())
+    dpytest.configure(adapter.client, members=0)
+    FakeDiscordHttp.install(adapter.client).valid_token = "the-right-token"
+    with pytest.raises(RuntimeError) as failure:
+        await adapter.start(lambda adapter, message: None)
+    assert "KAGENTBOT_DISCORD__TOKEN" in str(failure.value) and "wrong-secret-token" not in str(failure.value)
+    assert adapter.client.is_closed()
+
+
+def test_configured_only_with_a_token(make_settings):
+    assert not configured(make_settings())
+    assert not configured(make_settings(discord={"token": "  "}))
+    assert configured(make_settings(discord={"token": "abc"}))
 
 
 def test_thread_names_fit_discords_limit():
