@@ -19,7 +19,7 @@ from kagentbot.adapters.discord_adapter import configured, create
 from kagentbot.adapters.discord_client import thread_name
 from kagentbot.bot.app import default_router
 from kagentbot.bot.commands import Command, CommandContext, Reply
-from tests.discord.conftest import INVITE_PERMISSIONS
+from tests.discord.harness import INVITE_PERMISSIONS
 from tests.discord.fake_discord import FakeDiscordHttp, drain_sent, finish_interactions, join_guild, slash_command, stored_messages
 from tests.fakes.ollama_server import complete, task
 
