@@ -201,11 +201,11 @@ class DiscordAdapter:
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
     async def _follow_up(self, where: Destination, text: str) -> SentMessage:
+        import discord
+
         interaction = self._interactions.get(where.reply_to)
         if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
             raise LookupError(f"discord: {where.reply_to} can no longer be answered")
-        import discord
-
         sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
                                                allowed_mentions=discord.AllowedMentions.none())
         self._followups[str(sent.id)] = interaction
