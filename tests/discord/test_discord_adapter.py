@@ -301,3 +301,13 @@ def test_thread_names_fit_discords_limit():
 def test_the_documented_invite_grants_what_the_tests_give_the_bot():
     docs = (Path(__file__).parents[2] / "docs" / "discord.md").read_text()
     assert f"scope=bot+applications.commands&permissions={INVITE_PERMISSIONS.value}" in docs
+
+
+def test_kagentbot_run_builds_the_discord_adapter_when_its_token_is_set(make_settings):
+    from kagentbot.bot.runner import configured_adapters
+
+    router = default_router()
+    router.add(Command("kb", "manage the knowledge base", "/kb add|list", _probe_kb))
+    [adapter] = configured_adapters(make_settings(discord={"token": "abc"}), router)
+    assert adapter.platform == "discord" and adapter.capabilities.max_length == 2000
+    assert configured_adapters(make_settings(), router) == []
