@@ -72,8 +72,7 @@ class Bot:
             return
         if not message.text.strip():
             return
-        # a thread (Slack thread, Telegram forum topic) is its own conversation
-        key = f"{message.platform}:{message.audience.conversation_key}:{message.thread_id}"
+        key = conversation_key(message)
         conversation = self._conversations.setdefault(key, _Conversation())
         if conversation.queue.qsize() >= MAX_QUEUED_PER_CONVERSATION:
             self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
@@ -139,6 +138,13 @@ class Bot:
                 await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
         except DeliveryFailed:
             log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
+
+
+def conversation_key(message: IncomingMessage) -> str:
+    """Turns with the same key run one at a time, in order. A DM is one conversation; in a
+    channel each mention opens its own thread (Slack, Discord), so the thread is the conversation."""
+    thread = message.thread_id or ("" if message.is_dm else message.message_id)
+    return f"{message.platform}:{message.audience.conversation_key}:{thread}"
 
 
 def default_router() -> CommandRouter:
