@@ -58,7 +58,7 @@ async def test_one_turn_at_a_time_per_conversation_many_at_once(running, fake_ol
     for conversation in range(10):
         for turn in range(3):
             chat.deliver(ask(f"conversation {conversation} turn {turn}", chat=f"C{conversation}",
-                             message_id=f"{conversation}-{turn}", is_dm=True))
+                             user=f"U{conversation}", message_id=f"{conversation}-{turn}", is_dm=True))
     await bot.idle()
     elapsed = asyncio.get_running_loop().time() - started
     for conversation in range(10):
