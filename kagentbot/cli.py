@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user(chat)
     chat.set_defaults(func=run_chat)
 
+    run = sub.add_parser("run", help="start the bot on every chat platform that has credentials")
+    run.set_defaults(func=run_platforms)
+
     doctor = sub.add_parser("doctor", help="check the LLM server, the model, the data directory and credentials")
     doctor.set_defaults(func=run_doctor)
 
@@ -120,6 +123,12 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
             message = console_message(question, args.user)
             await renderer.render(services.agent().run(TurnRequest(question, message.audience)))
     return 0
+
+
+async def run_platforms(args: argparse.Namespace, settings: Any) -> int:
+    from kagentbot.bot.runner import run_bot
+
+    return await run_bot(settings)
 
 
 async def run_doctor(args: argparse.Namespace, settings: Any) -> int:

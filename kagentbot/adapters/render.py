@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Verbosity = Literal["thread", "summary", "off"]
 MAX_ATTEMPTS = 5
 CURSOR = " ▍"
+REMEMBERED = 2048  # messages whose last text and edit time the outbox keeps
 
 
 class DeliveryFailed(Exception):
@@ -39,6 +40,7 @@ class Outbox:
 
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
+        # insertion-ordered and trimmed to REMEMBERED: a long-running bot must not grow without bound
         self._next_send: dict[str, float] = {}
         self._next_edit: dict[str, float] = {}
         self._last_text: dict[str, str] = {}
@@ -47,6 +49,7 @@ class Outbox:
         await self._wait(self._next_send, where.chat_id, self.adapter.capabilities.send_interval)
         sent = await self._retry(lambda: self.adapter.send(where, text))
         self._last_text[sent.message_id] = text
+        _trim(self._last_text)
         return sent
 
     async def edit(self, message: SentMessage, text: str) -> None:
@@ -62,8 +65,9 @@ class Outbox:
     @staticmethod
     async def _wait(schedule: dict[str, float], key: str, interval: float) -> None:
         now = time.monotonic()
-        start = max(now, schedule.get(key, 0.0))
+        start = max(now, schedule.pop(key, 0.0))
         schedule[key] = start + interval
+        _trim(schedule)
         if start > now:
             await asyncio.sleep(start - now)
 
@@ -82,6 +86,11 @@ class Outbox:
                 await asyncio.sleep(delay)
                 delay *= 2
         raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {MAX_ATTEMPTS} tries")
+
+
+def _trim(remembered: dict) -> None:
+    while len(remembered) > REMEMBERED:
+        del remembered[next(iter(remembered))]
 
 
 @dataclass

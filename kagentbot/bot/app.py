@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kagentbot.adapters.base import Adapter, Destination
+from kagentbot.adapters.markup import convert, split_text
 from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.bot.commands import CommandContext, CommandRouter
@@ -71,7 +72,7 @@ class Bot:
             return
         if not message.text.strip():
             return
-        key = f"{message.platform}:{message.audience.conversation_key}"
+        key = conversation_key(message)
         conversation = self._conversations.setdefault(key, _Conversation())
         if conversation.queue.qsize() >= MAX_QUEUED_PER_CONVERSATION:
             self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
@@ -111,8 +112,7 @@ class Bot:
         async def run() -> None:
             context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
             reply = await self.router.dispatch(context)
-            where = Destination(message.chat_id, message.thread_id, message.message_id)
-            await self._outboxes[id(adapter)].send(where, reply.text)
+            await self._say(adapter, message, reply.text)
 
         await self._guarded(adapter, message, run())
 
@@ -130,11 +130,21 @@ class Bot:
             await self._say(adapter, message, f"Sorry, something went wrong on my side (error id {error_id}).")
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, text: str) -> None:
+        """A reply to the message itself (commands, notices): converted and split for the platform."""
         where = Destination(message.chat_id, message.thread_id, message.message_id)
+        caps = adapter.capabilities
         try:
-            await self._outboxes[id(adapter)].send(where, text)
+            for piece in split_text(text, int(caps.max_length * 0.85)):
+                await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
         except DeliveryFailed:
             log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
+
+
+def conversation_key(message: IncomingMessage) -> str:
+    """Turns with the same key run one at a time, in order. A DM is one conversation; in a
+    channel each mention opens its own thread (Slack, Discord), so the thread is the conversation."""
+    thread = message.thread_id or ("" if message.is_dm else message.message_id)
+    return f"{message.platform}:{message.audience.conversation_key}:{thread}"
 
 
 def default_router() -> CommandRouter:

@@ -126,14 +126,30 @@ class SlackSettings(BaseModel):
 
 class TelegramSettings(BaseModel):
     token: SecretStr | None = None
-    base_url: str = "https://api.telegram.org/bot"
+    base_url: str = "https://api.telegram.org/bot"  # a local Bot API server: http://HOST:8081/bot
+    base_file_url: str = ""  # empty: base_url with /bot → /file/bot
+    local_mode: bool = False  # the local Bot API server runs with --local (no 20 MB download cap)
     mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
+    webhook_url: str = ""  # public https URL Telegram posts updates to; its path is served locally
+    webhook_secret: SecretStr | None = None  # checked against X-Telegram-Bot-Api-Secret-Token
+    listen: str = "0.0.0.0"  # webhook mode: address the local server binds
     port: int = Field(8443, ge=1, le=65535)
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one chat")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+
+    @field_validator("base_url", "base_file_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class DiscordSettings(BaseModel):
     token: SecretStr | None = None
+    # Discord allows about 5 messages per 5 s per channel, edits included
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+    thread_archive_minutes: Literal[60, 1440, 4320, 10080] = 1440
+    ephemeral_commands: bool = True  # slash command replies only the invoker sees
 
 
 class SchedulerSettings(BaseModel):
