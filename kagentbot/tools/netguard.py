@@ -32,7 +32,8 @@ _EXTRA_BLOCKED = tuple(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPAT = ipaddress.ip_network("::/96")
-_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
+# one to four dot-separated numbers, each decimal, octal (leading 0) or hex (0x): inet_aton's forms
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|\d+)(\.(0x[0-9a-f]*|\d+)){0,3}$", re.IGNORECASE)
 
 
 class FetchRefused(Exception):
@@ -85,7 +86,7 @@ def literal_address(host: str) -> IPAddress | None:
         return ipaddress.ip_address(bare)
     except ValueError:
         pass
-    if not _NUMERIC_HOST.match(bare) or not any(ch.isdigit() for ch in bare):
+    if not _NUMERIC_HOST.match(bare):
         return None
     try:
         return ipaddress.IPv4Address(socket.inet_aton(bare))

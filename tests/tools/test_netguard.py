@@ -164,3 +164,15 @@ def test_public_addresses_pass(address):
 @pytest.mark.parametrize("address", ["198.18.0.1", "192.0.0.8", "240.0.0.1", "fec0::1", "2001::1", "fc00::1", "::"])
 def test_special_ranges_are_blocked(address):
     assert blocked_reason(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(("host", "address"), [
+    ("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("017700000001", "127.0.0.1"), ("127.1", "127.0.0.1"),
+    ("10.1", "10.0.0.1"), ("[::ffff:7f00:1]", "::ffff:7f00:1"), ("fe80::1%eth0", "fe80::1"),
+    ("abc1.de", None), ("cafe.be", None), ("1e100.net", None), ("example.com", None),
+])
+def test_literal_address_reads_what_getaddrinfo_reads(host, address):
+    from kagentbot.tools.netguard import literal_address
+
+    found = literal_address(host)
+    assert (str(found) if found else None) == address
