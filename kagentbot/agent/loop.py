@@ -66,7 +66,7 @@ class Agent:
         tools: ToolRegistry,
         memory: MemoryView | None = None,
         *,
-        http: Any = None,
+        http: Any = None,  # aiohttp.ClientSession, or a callable that opens it when a tool needs it
         knowledge: Any = None,  # callable(audience) -> KnowledgeSearcher
         services: Any = None,
     ) -> None:
@@ -203,7 +203,8 @@ class Agent:
         audience = turn.request.audience
         knowledge: KnowledgeSearcher | None = self._knowledge(audience) if self._knowledge else None
         return ToolContext(
-            now=turn.now, language=turn.language, settings=self.settings, http=self._http,
+            now=turn.now, language=turn.language, settings=self.settings,
+            http=self._http() if callable(self._http) else self._http,
             knowledge=knowledge, user_scope=audience.user_scope, chat_scope=audience.chat_scope,
             services=self._services,
         )

@@ -20,7 +20,7 @@ class Services:
     llm: LLMClient
     tools: ToolRegistry
     memory: MemoryView
-    http: Any = None  # aiohttp.ClientSession, opened lazily by `open`
+    _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -38,13 +38,21 @@ class Services:
         """The persona for a turn (the persona store decides once it is wired in)."""
         return DEFAULT_PERSONA
 
+    def http(self) -> Any:
+        """The HTTP session network tools share (opened lazily: most turns need none)."""
+        if self._http is None:
+            import aiohttp
+
+            self._http = aiohttp.ClientSession(headers={"User-Agent": self.settings.tools.user_agent})
+        return self._http
+
     def agent(self) -> Agent:
         return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, services=self)
 
     async def close(self) -> None:
         await self.llm.close()
-        if self.http is not None:
-            await self.http.close()
+        if self._http is not None:
+            await self._http.close()
 
     async def __aenter__(self) -> Services:
         return self
