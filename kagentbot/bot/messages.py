@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from kagentbot.memory.types import Audience
 
 
+class AttachmentError(ValueError):
+    """An attachment could not be fetched (too large, gone, refused); the message says why."""
+
+
 @dataclass(frozen=True)
 class Attachment:
     name: str

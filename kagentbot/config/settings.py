@@ -100,7 +100,16 @@ class ToolsSettings(BaseModel):
     browse_allowlist: CsvList = Field(default_factory=list)  # hosts/CIDRs let past the SSRF guard
     browse_max_bytes: int = Field(2_000_000, ge=1000)
     browse_max_redirects: int = Field(5, ge=0)
+    browse_timeout: float = Field(20.0, gt=0, description="seconds for a whole page fetch, redirects included")
+    browse_passages: int = Field(4, ge=1, le=20, description="passages returned when a question is given")
     user_agent: str = "kagentbot/0.1 (+https://github.com/kagentbot/kagentbot)"
+    http_timeout: float = Field(15.0, gt=0, description="seconds for one call to a search, encyclopedia or weather API")
+    search_max_results: int = Field(5, ge=1, le=20)
+    search_retries: int = Field(2, ge=0, le=5)
+    search_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles each time")
+    search_timeout: float = Field(25.0, gt=0, description="seconds for a whole search, retries included")
+    search_proxy: str = ""  # proxy for the ddgs backend, e.g. socks5h://127.0.0.1:9150
+    output_chars: int = Field(2800, ge=200, description="budget for one tool's text before the agent's own cut")
 
     _split = field_validator("enabled", "custom", "browse_allowlist", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))
@@ -123,14 +132,30 @@ class SlackSettings(BaseModel):
 
 class TelegramSettings(BaseModel):
     token: SecretStr | None = None
-    base_url: str = "https://api.telegram.org/bot"
+    base_url: str = "https://api.telegram.org/bot"  # a local Bot API server: http://HOST:8081/bot
+    base_file_url: str = ""  # empty: base_url with /bot → /file/bot
+    local_mode: bool = False  # the local Bot API server runs with --local (no 20 MB download cap)
     mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
+    webhook_url: str = ""  # public https URL Telegram posts updates to; its path is served locally
+    webhook_secret: SecretStr | None = None  # checked against X-Telegram-Bot-Api-Secret-Token
+    listen: str = "0.0.0.0"  # webhook mode: address the local server binds
     port: int = Field(8443, ge=1, le=65535)
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one chat")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+
+    @field_validator("base_url", "base_file_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class DiscordSettings(BaseModel):
     token: SecretStr | None = None
+    # Discord allows about 5 messages per 5 s per channel, edits included
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+    thread_archive_minutes: Literal[60, 1440, 4320, 10080] = 1440
+    ephemeral_commands: bool = True  # slash command replies only the invoker sees
 
 
 class SchedulerSettings(BaseModel):

@@ -1,0 +1,66 @@
+"""The small contract every platform adapter keeps: start, stop, send, edit, capabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from kagentbot.bot.messages import IncomingMessage
+
+Markup = Literal["slack", "discord", "telegram", "plain"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    threads: bool  # replies can go into a thread under the user's message
+    edits: bool  # sent messages can be edited (for streaming)
+    max_length: int  # characters per message
+    send_interval: float  # seconds between messages to one chat the platform tolerates
+    edit_interval: float  # seconds between edits of one message
+    markup: Markup = "plain"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where replies to one message go."""
+
+    chat_id: str
+    thread_id: str = ""  # Slack thread_ts, Discord thread channel id, Telegram topic id
+    reply_to: str = ""  # the message to reply to, where the platform threads by reply
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    chat_id: str
+    message_id: str
+    thread_id: str = ""
+
+
+class RateLimited(Exception):
+    """The platform asked us to slow down (HTTP 429); adapters raise it with the wait."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+Receiver = Callable[["Adapter", IncomingMessage], None]
+
+
+class Adapter(Protocol):
+    platform: str
+    capabilities: Capabilities
+
+    async def start(self, receive: Receiver) -> None:
+        """Connect and begin delivering messages to `receive` (which never blocks)."""
+
+    async def stop(self) -> None: ...
+
+    async def send(self, where: Destination, text: str) -> SentMessage: ...
+
+    async def edit(self, message: SentMessage, text: str) -> None: ...
+
+    async def destination(self, message: IncomingMessage) -> Destination:
+        """Where the steps and the answer to `message` go: a thread where the platform has them
+        (Discord creates one here), else a reply to the message."""

@@ -1,0 +1,65 @@
+"""The terminal: `kagentbot ask` and `kagentbot chat` render agent events with rich."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from kagentbot.agent.events import (
+    AgentEvent,
+    AnswerDelta,
+    AnswerDone,
+    Failed,
+    PlanRejected,
+    StepPlanned,
+    ToolFinished,
+    ToolStarted,
+)
+
+
+def format_args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+
+
+class ConsoleRenderer:
+    """Steps as they happen, then the answer as it streams. Returns whether the turn succeeded."""
+
+    def __init__(self, console: Console, *, show_steps: bool = True) -> None:
+        self.console = console
+        self.show_steps = show_steps
+
+    async def render(self, events: AsyncIterator[AgentEvent]) -> bool:
+        ok = False
+        streaming = False
+        async for event in events:
+            if isinstance(event, AnswerDelta):
+                if not streaming:
+                    self.console.print()
+                    streaming = True
+                self.console.out(event.text, end="", highlight=False)
+            elif isinstance(event, AnswerDone):
+                self.console.print()
+                self.console.print(f"[dim]{event.steps} step(s), {event.elapsed:.1f} s[/dim]")
+                ok = True
+            elif isinstance(event, Failed):
+                self.console.print(f"[bold red]error:[/] {escape(event.message)}")
+            elif self.show_steps:
+                self._step(event)
+        return ok
+
+    def _step(self, event: AgentEvent) -> None:
+        print_ = self.console.print
+        if isinstance(event, StepPlanned):
+            print_(f"[bold cyan]{event.index}.[/] {escape(event.task_name)}")
+        elif isinstance(event, ToolStarted):
+            print_(f"   [dim]→ {event.tool}({escape(format_args(event.args))})[/dim]")
+        elif isinstance(event, ToolFinished):
+            mark = "[green]✓[/]" if event.ok else "[red]✗[/]"
+            first = escape(event.display.splitlines()[0] if event.display else "")
+            print_(f"   {mark} [dim]{first[:160]} ({event.elapsed:.2f} s)[/dim]")
+        elif isinstance(event, PlanRejected):
+            print_(f"[yellow]{event.index}. plan not usable:[/] {escape(event.reason)}")

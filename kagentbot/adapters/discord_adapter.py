@@ -1,0 +1,261 @@
+"""Discord (discord.py 2.x): answers mentions in guild channels and every DM. The steps and the
+answer go into a thread started on the user's message, or replies where threads are not
+allowed (DMs, existing threads, missing permission). Slash commands /kb, /persona, /schedule
+and /help are synced at login, deferred at once and answered with a follow-up.
+
+discord.py is imported lazily (inside the constructor and methods) so that importing this
+module to ask `configured(settings)` stays cheap at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.bot.messages import IncomingMessage
+from kagentbot.config.settings import Settings
+
+if TYPE_CHECKING:
+    import discord
+
+    from kagentbot.adapters.discord_client import GatewayClient
+    from kagentbot.bot.commands import CommandRouter
+
+log = logging.getLogger(__name__)
+MAX_LENGTH = 2000  # characters per Discord message
+INTERACTION_PREFIX = "interaction:"
+DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("kb", "add, list, search or remove documents in the knowledge base"),
+    ("persona", "show, list or choose the bot's persona"),
+    ("schedule", "run a question on a schedule"),
+    ("help", "show what the bot can do"),
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(OrderedDict, Generic[K, V]):
+    """A dict that forgets its oldest entries past `size` (seen ids, sent messages)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+def configured(settings: Settings) -> bool:
+    return settings.discord.token is not None and bool(settings.discord.token.get_secret_value().strip())
+
+
+def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
+    """What `kagentbot run` starts: every router command becomes a slash command."""
+    return DiscordAdapter(settings, commands=[(c.name, c.summary) for c in router.commands()])
+
+
+class DiscordAdapter:
+    platform = "discord"
+
+    def __init__(self, settings: Settings, commands: Sequence[tuple[str, str]] | None = None) -> None:
+        """`commands`: (name, summary) of the chat commands to register as slash commands,
+        e.g. `[(c.name, c.summary) for c in bot.router.commands()]`."""
+        from kagentbot.adapters.discord_client import GatewayClient
+
+        self.settings = settings
+        self.capabilities = Capabilities(
+            threads=True, edits=True, max_length=MAX_LENGTH, markup="discord",
+            send_interval=settings.discord.send_interval, edit_interval=settings.discord.edit_interval,
+        )
+        self.client: GatewayClient = GatewayClient(commands or DEFAULT_COMMANDS, self._on_message, self._on_command)
+        self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
+        self._receive: Receiver | None = None
+        self._gateway: asyncio.Task | None = None
+        self._seen: _Recent[int, None] = _Recent(4096)
+        self._channels: _Recent[int, Any] = _Recent(2048)  # channels and threads we answer in
+        self._sent: _Recent[str, Any] = _Recent(4096)  # our messages, for edits
+        self._interactions: _Recent[str, Any] = _Recent(1024)  # synthetic id → deferred interaction
+        self._followups: _Recent[str, Any] = _Recent(1024)  # follow-up message id → interaction
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, receive: Receiver) -> None:
+        """Log in (which syncs the slash commands), then keep the gateway connection in a task.
+        A rejected token or an unreachable Discord fails here, as a RuntimeError that says what to do."""
+        if not configured(self.settings):
+            raise RuntimeError("Discord is not configured: set KAGENTBOT_DISCORD__TOKEN (see docs/discord.md)")
+        try:
+            await self._log_in()
+        except BaseException:
+            await self.client.close()  # no half-open HTTP session left behind
+            raise
+        self._receive = receive
+        self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord gateway")
+        self._gateway.add_done_callback(_report_gateway_end)
+
+    async def _log_in(self) -> None:
+        import aiohttp
+        import discord
+
+        try:
+            await self.client.login(self.settings.discord.token.get_secret_value().strip())
+        except discord.LoginFailure:
+            raise RuntimeError("Discord rejected the bot token: check KAGENTBOT_DISCORD__TOKEN "
+                               "(Bot → Reset Token in the developer portal)") from None
+        except discord.HTTPException as exc:  # e.g. syncing the slash commands was refused
+            raise RuntimeError(f"Discord refused the start-up requests: {exc.status} {exc.text}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RuntimeError(f"cannot reach Discord's API: {exc}") from exc
+
+    async def stop(self) -> None:
+        self._receive = None
+        await self.client.close()
+        if self._gateway is not None:
+            self._gateway.cancel()
+            await asyncio.gather(self._gateway, return_exceptions=True)
+            self._gateway = None
+
+    # -- intake: never awaits the agent -------------------------------------------------------
+    def _on_message(self, message: discord.Message) -> None:
+        from kagentbot.adapters.discord_client import ANSWERED_TYPES, to_incoming
+
+        bot = self.client.user
+        if self._receive is None or bot is None or message.author.bot or message.type not in ANSWERED_TYPES:
+            return
+        if message.id in self._seen:  # the gateway replays events after a resume
+            return
+        self._seen[message.id] = None
+        incoming = to_incoming(message, bot, self._max_bytes)
+        if not (incoming.is_dm or incoming.mentions_bot):
+            return
+        self._channels[message.channel.id] = message.channel
+        self._receive(self, incoming)
+
+    async def _on_command(self, interaction: discord.Interaction, name: str, args: str, file: discord.Attachment | None) -> None:
+        """Defer within Discord's 3 seconds; the reply comes later as a follow-up (`send`)."""
+        from kagentbot.adapters.discord_client import command_message
+
+        receive = self._receive
+        if receive is None:
+            await interaction.response.send_message("Starting up; please try again in a moment.", ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=self.settings.discord.ephemeral_commands, thinking=True)
+        synthetic_id = f"{INTERACTION_PREFIX}{interaction.id}"
+        self._interactions[synthetic_id] = interaction
+        text = f"/{name} {args.strip()}".rstrip()
+        receive(self, command_message(interaction, text, synthetic_id, file, self._max_bytes))
+
+    # -- output --------------------------------------------------------------------------------
+    async def destination(self, message: IncomingMessage) -> Destination:
+        if message.message_id in self._interactions or message.is_dm or message.thread_id:
+            return Destination(message.chat_id, message.thread_id, message.message_id)
+        thread = await self._open_thread(message)
+        if thread is None:
+            return Destination(message.chat_id, "", message.message_id)
+        self._channels[thread.id] = thread
+        return Destination(message.chat_id, str(thread.id), message.message_id)
+
+    async def _open_thread(self, message: IncomingMessage) -> discord.Thread | None:
+        """A thread on the user's message; None where that is not allowed (reply instead)."""
+        import discord
+
+        from kagentbot.adapters.discord_client import thread_name
+
+        channel = await self._channel(int(message.chat_id))
+        if not isinstance(channel, discord.TextChannel):
+            return None  # voice-channel chat, forum posts and the like take replies
+        existing = channel.guild.get_thread(int(message.message_id))  # a message's thread shares its id
+        if existing is not None:
+            return existing
+        try:
+            return await channel.get_partial_message(int(message.message_id)).create_thread(
+                name=thread_name(message.text), auto_archive_duration=self.settings.discord.thread_archive_minutes,
+            )
+        except discord.HTTPException as exc:  # Forbidden included: no Create Public Threads permission
+            log.info("discord: no thread in #%s (%s %s); replying instead", channel, exc.status, exc.text)
+            return None
+
+    async def send(self, where: Destination, text: str) -> SentMessage:
+        import discord
+
+        try:
+            if where.reply_to.startswith(INTERACTION_PREFIX):
+                return await self._follow_up(where, text)
+            channel = await self._channel(int(where.thread_id or where.chat_id))
+            quiet = discord.AllowedMentions.none()  # model text never pings @everyone, roles or users
+            if where.thread_id or not where.reply_to:
+                sent = await channel.send(text, allowed_mentions=quiet)
+            else:
+                reference = discord.MessageReference(
+                    message_id=int(where.reply_to), channel_id=channel.id, fail_if_not_exists=False)
+                sent = await channel.send(text, reference=reference, allowed_mentions=quiet)
+        except discord.HTTPException as exc:
+            raise _rate_limited(exc) or exc
+        self._sent[str(sent.id)] = sent
+        return SentMessage(where.chat_id, str(sent.id), where.thread_id)
+
+    async def _follow_up(self, where: Destination, text: str) -> SentMessage:
+        import discord
+
+        interaction = self._interactions.get(where.reply_to)
+        if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
+            raise LookupError(f"discord: {where.reply_to} can no longer be answered")
+        sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
+                                               allowed_mentions=discord.AllowedMentions.none())
+        self._followups[str(sent.id)] = interaction
+        return SentMessage(where.chat_id, str(sent.id), where.thread_id)
+
+    async def edit(self, message: SentMessage, text: str) -> None:
+        import discord
+
+        try:
+            interaction = self._followups.get(message.message_id)
+            if interaction is not None:
+                await interaction.followup.edit_message(int(message.message_id), content=text,
+                                                        allowed_mentions=discord.AllowedMentions.none())
+                return
+            target = self._sent.get(message.message_id)
+            if target is None:  # fell out of the cache: edit by id
+                channel = await self._channel(int(message.thread_id or message.chat_id))
+                target = channel.get_partial_message(int(message.message_id))
+            self._sent[message.message_id] = await target.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            raise _rate_limited(exc) or exc
+
+    async def _channel(self, channel_id: int) -> Any:
+        """The channel or thread object: seen on a message, in discord.py's cache, or fetched."""
+        channel = self._channels.get(channel_id) or self.client.get_channel(channel_id)
+        if channel is None:
+            channel = await self.client.fetch_channel(channel_id)
+        self._channels[channel_id] = channel
+        return channel
+
+
+def _rate_limited(exc: discord.HTTPException) -> RateLimited | None:
+    """discord.py waits out rate limits itself; a 429 that still reaches us goes to the Outbox."""
+    if exc.status != 429:
+        return None
+    headers = getattr(exc.response, "headers", None) or {}
+    try:
+        return RateLimited(float(headers.get("Retry-After", 1.0)))
+    except ValueError:
+        return RateLimited(1.0)
+
+
+def _report_gateway_end(task: asyncio.Task) -> None:
+    import discord
+
+    if task.cancelled() or task.exception() is None:
+        return
+    error = task.exception()
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        log.error("discord: Discord refused the Message Content intent. Switch on \"Message Content Intent\" "
+                  "under Bot → Privileged Gateway Intents in the developer portal (see docs/discord.md), then restart.")
+    else:
+        log.error("discord: the gateway connection ended: %s", error, exc_info=error)

@@ -1,0 +1,176 @@
+"""The discord.py side of the Discord adapter: the gateway client, its slash commands, and the
+conversion of Discord messages into IncomingMessage. Imported only once Discord is configured,
+because importing discord.py costs about a third of a second."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
+import discord
+from discord import app_commands
+
+from kagentbot.bot.commands import CommandError
+from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+
+log = logging.getLogger(__name__)
+
+# Ordinary user messages; joins, pins and "started a thread" notices are not questions.
+ANSWERED_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+THREAD_NAME_LIMIT = 100  # Discord's limit on channel and thread names
+
+MessageHandler = Callable[[discord.Message], None]
+CommandHandler = Callable[[discord.Interaction, str, str, "discord.Attachment | None"], Awaitable[None]]
+
+
+def gateway_intents() -> discord.Intents:
+    """Only what the bot reads. Message Content is privileged: it must also be switched on for
+    the application in the developer portal, or guild messages arrive with empty text."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = True
+    return intents
+
+
+class GatewayClient(discord.Client):
+    """Hands every message to `on_message_in` and every slash command to `on_command`; the
+    adapter decides what they mean. The command tree is built at login (`setup_hook`), when the
+    application id is known, and synced to Discord then."""
+
+    def __init__(self, commands: Sequence[tuple[str, str]], on_message_in: MessageHandler, on_command: CommandHandler) -> None:
+        # Answers quote documents and web pages: never let their text ping @everyone, roles or users
+        super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none())
+        self._command_specs = tuple(commands)
+        self._on_message_in = on_message_in
+        self._on_command = on_command
+        self.tree: app_commands.CommandTree | None = None
+        self.synced: list[str] = []
+
+    async def setup_hook(self) -> None:
+        self.tree = app_commands.CommandTree(self)
+        for name, summary in self._command_specs:
+            self.tree.add_command(self._slash_command(name, summary))
+        synced = await self.tree.sync()
+        self.synced = [command.name for command in synced]
+        log.info("discord: synced slash commands %s", ", ".join(f"/{n}" for n in self.synced))
+
+    async def on_ready(self) -> None:
+        log.info("discord: connected as %s (%s)", self.user, self.user.id if self.user else "?")
+
+    async def on_message(self, message: discord.Message) -> None:
+        self._on_message_in(message)
+
+    def _slash_command(self, name: str, summary: str) -> app_commands.Command:
+        description = (summary or name)[:100]  # Discord's limit on command descriptions
+        if name == "kb":
+            async def with_file(interaction: discord.Interaction, args: str = "", file: discord.Attachment | None = None) -> None:
+                await self._on_command(interaction, name, args, file)
+
+            callback = with_file
+        else:
+            async def text_only(interaction: discord.Interaction, args: str = "") -> None:
+                await self._on_command(interaction, name, args, None)
+
+            callback = text_only
+        hints = {"args": _ARG_HINTS.get(name, f"arguments for /{name}")}
+        if name == "kb":
+            hints["file"] = "a document to add with /kb add"
+        callback = app_commands.describe(**hints)(callback)
+        return app_commands.Command(name=name, description=description, callback=callback)
+
+
+_ARG_HINTS = {
+    "kb": "add URL or text | list | search QUERY | remove ID",
+    "persona": "list | use NAME | set NAME",
+    "schedule": "what to run and when, or list",
+    "help": "optional; shows every command",
+}
+
+
+# -- normalising Discord messages --------------------------------------------------------------
+def mentions_bot(message: discord.Message, bot: discord.ClientUser) -> bool:
+    """A user mention, or the bot's managed role, which Discord's autocomplete sometimes picks."""
+    if any(user.id == bot.id for user in message.mentions):
+        return True
+    own_role = message.guild.self_role if message.guild is not None else None
+    return own_role is not None and own_role in message.role_mentions
+
+
+def strip_mention(text: str, bot_id: int, role_id: int | None = None) -> str:
+    pattern = rf"<@!?{bot_id}>" + (rf"|<@&{role_id}>" if role_id else "")
+    return re.sub(pattern, " ", text).strip()
+
+
+def thread_name(question: str) -> str:
+    """The first line of the question, shortened to Discord's 100 characters."""
+    line = next((part.strip() for part in question.splitlines() if part.strip()), "") or "Question"
+    return line if len(line) <= THREAD_NAME_LIMIT else line[: THREAD_NAME_LIMIT - 1].rstrip() + "…"
+
+
+def attachment_of(item: discord.Attachment, max_bytes: int) -> Attachment:
+    """Downloaded only when a command asks for it, and never past the upload limit."""
+
+    async def fetch() -> bytes:
+        _refuse_large(item.filename, item.size, max_bytes)
+        data = await item.read()
+        _refuse_large(item.filename, len(data), max_bytes)  # the size Discord reported may be 0
+        return data
+
+    return Attachment(item.filename, item.size, item.content_type or "", fetch)
+
+
+class FileTooLarge(AttachmentError, CommandError):
+    """Also a CommandError, so the router answers with the reason even if a handler lets it pass."""
+
+
+def _refuse_large(name: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise FileTooLarge(
+            f"{name} is {_size(size)}, over the {_size(max_bytes)} limit for uploads (setting "
+            "memory.max_upload_mb). Split the document or share a link to it instead."
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_048_576:.1f} MB" if count >= 1_048_576 else f"{count / 1024:.1f} KB"
+
+
+def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: int) -> IncomingMessage:
+    channel = message.channel
+    in_thread = isinstance(channel, discord.Thread)
+    own_role = message.guild.self_role if message.guild is not None else None
+    return IncomingMessage(
+        platform="discord",
+        chat_id=str(channel.parent_id if in_thread else channel.id),
+        user_id=str(message.author.id),
+        text=strip_mention(message.content, bot.id, own_role.id if own_role else None),
+        message_id=str(message.id),
+        thread_id=str(channel.id) if in_thread else "",
+        user_name=message.author.display_name,
+        attachments=tuple(attachment_of(item, max_bytes) for item in message.attachments),
+        is_dm=message.guild is None,
+        mentions_bot=mentions_bot(message, bot),
+    )
+
+
+def command_message(interaction: discord.Interaction, text: str, synthetic_id: str,
+                    file: discord.Attachment | None, max_bytes: int) -> IncomingMessage:
+    """A slash command as the text command the router knows: `/kb add` with the file attached."""
+    channel = interaction.channel
+    in_thread = isinstance(channel, discord.Thread)
+    chat_id = channel.parent_id if in_thread else interaction.channel_id
+    return IncomingMessage(
+        platform="discord",
+        chat_id=str(chat_id),
+        user_id=str(interaction.user.id),
+        text=text,
+        message_id=synthetic_id,
+        thread_id=str(interaction.channel_id) if in_thread else "",
+        user_name=interaction.user.display_name,
+        attachments=(attachment_of(file, max_bytes),) if file is not None else (),
+        is_dm=interaction.guild_id is None,
+        mentions_bot=True,
+    )

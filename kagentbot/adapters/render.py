@@ -1,0 +1,173 @@
+"""Agent events → platform messages, in one place: steps as threaded replies (or one edited
+summary), the answer streamed by paced edits and split at the platform's limit. Sends are
+paced per chat and retried on 429s and transient failures, never silently dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage
+from kagentbot.adapters.console_adapter import format_args
+from kagentbot.adapters.markup import convert, split_text
+from kagentbot.agent.events import (
+    AgentEvent,
+    AnswerDelta,
+    AnswerDone,
+    Failed,
+    PlanRejected,
+    StepPlanned,
+    ToolFinished,
+)
+
+log = logging.getLogger(__name__)
+Verbosity = Literal["thread", "summary", "off"]
+MAX_ATTEMPTS = 5
+CURSOR = " ▍"
+REMEMBERED = 2048  # messages whose last text and edit time the outbox keeps
+
+
+class DeliveryFailed(Exception):
+    """A message could not be delivered after every retry."""
+
+
+class Outbox:
+    """One per adapter: paces sends per chat and edits per message, retries what fails."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        # insertion-ordered and trimmed to REMEMBERED: a long-running bot must not grow without bound
+        self._next_send: dict[str, float] = {}
+        self._next_edit: dict[str, float] = {}
+        self._last_text: dict[str, str] = {}
+
+    async def send(self, where: Destination, text: str) -> SentMessage:
+        await self._wait(self._next_send, where.chat_id, self.adapter.capabilities.send_interval)
+        sent = await self._retry(lambda: self.adapter.send(where, text))
+        self._last_text[sent.message_id] = text
+        _trim(self._last_text)
+        return sent
+
+    async def edit(self, message: SentMessage, text: str) -> None:
+        if self._last_text.get(message.message_id) == text:
+            return  # platforms reject identical edits (Telegram: "message is not modified")
+        await self._wait(self._next_edit, message.message_id, self.adapter.capabilities.edit_interval)
+        await self._retry(lambda: self.adapter.edit(message, text))
+        self._last_text[message.message_id] = text
+
+    def ready_to_edit(self, message: SentMessage) -> bool:
+        return time.monotonic() >= self._next_edit.get(message.message_id, 0.0)
+
+    @staticmethod
+    async def _wait(schedule: dict[str, float], key: str, interval: float) -> None:
+        now = time.monotonic()
+        start = max(now, schedule.pop(key, 0.0))
+        schedule[key] = start + interval
+        _trim(schedule)
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    async def _retry(self, attempt):
+        delay = 0.5
+        for number in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await attempt()
+            except RateLimited as exc:
+                log.info("%s rate limited; waiting %.1f s", self.adapter.platform, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except Exception as exc:  # network hiccups, 5xx: the SDKs raise many kinds
+                if number == MAX_ATTEMPTS:
+                    raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
+                log.warning("%s send failed (%s); retry %d", self.adapter.platform, exc, number)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {MAX_ATTEMPTS} tries")
+
+
+def _trim(remembered: dict) -> None:
+    while len(remembered) > REMEMBERED:
+        del remembered[next(iter(remembered))]
+
+
+@dataclass
+class TurnRenderer:
+    outbox: Outbox
+    where: Destination
+    verbosity: Verbosity = "thread"
+    _steps: dict[int, SentMessage] = field(default_factory=dict)
+    _step_lines: dict[int, str] = field(default_factory=dict)
+    _summary: SentMessage | None = None
+    _answer: str = ""
+    _answer_messages: list[SentMessage] = field(default_factory=list)
+
+    @property
+    def caps(self):
+        return self.outbox.adapter.capabilities
+
+    async def render(self, events: AsyncIterator[AgentEvent]) -> bool:
+        ok = False
+        async for event in events:
+            if isinstance(event, AnswerDelta):
+                self._answer += event.text
+                await self._stream_answer(final=False)
+            elif isinstance(event, AnswerDone):
+                self._answer = event.text or self._answer or "(no answer)"
+                await self._stream_answer(final=True)
+                ok = True
+            elif isinstance(event, Failed):
+                await self.outbox.send(self.where, f"⚠️ {event.message}")
+            else:
+                await self._step(event)
+        return ok
+
+    async def _step(self, event: AgentEvent) -> None:
+        if self.verbosity == "off":
+            return
+        if isinstance(event, StepPlanned):
+            line = f"⏳ {event.index}. {event.task_name} → `{event.tool}({format_args(event.args)})`"
+        elif isinstance(event, ToolFinished):
+            mark = "✅" if event.ok else "❌"
+            planned = self._step_lines.get(event.index, f"{event.index}.").replace("⏳", mark, 1)
+            summary = (event.display.splitlines() or [""])[0][:300]
+            line = f"{planned}\n> {summary}" if summary else planned
+        elif isinstance(event, PlanRejected):
+            line = f"⚠️ {event.index}. {event.reason}"
+        else:
+            return
+        await self._show_step(event.index, line)
+
+    async def _show_step(self, index: int, line: str) -> None:
+        self._step_lines[index] = line
+        if self.verbosity == "summary":
+            text = convert("\n".join(self._step_lines[i] for i in sorted(self._step_lines)), self.caps.markup)
+            text = split_text(text, self.caps.max_length)[-1]
+            if self._summary is None or not self.caps.edits:
+                self._summary = await self.outbox.send(self.where, text)
+            else:
+                await self.outbox.edit(self._summary, text)
+            return
+        text = split_text(convert(line, self.caps.markup), self.caps.max_length)[0]
+        if index in self._steps and self.caps.edits:
+            await self.outbox.edit(self._steps[index], text)
+        else:
+            self._steps[index] = await self.outbox.send(self.where, text)
+
+    async def _stream_answer(self, final: bool) -> None:
+        if not final:
+            if not self.caps.edits or not self._answer.strip():
+                return  # without edits, send once at the end
+            if self._answer_messages and not self.outbox.ready_to_edit(self._answer_messages[-1]):
+                return
+        budget = int(self.caps.max_length * 0.85) - len(CURSOR)  # markup can lengthen the text
+        pieces = [convert(p, self.caps.markup) for p in split_text(self._answer, budget)]
+        if not final:
+            pieces[-1] += CURSOR
+        for i, piece in enumerate(pieces):
+            if i < len(self._answer_messages):
+                await self.outbox.edit(self._answer_messages[i], piece)
+            else:
+                self._answer_messages.append(await self.outbox.send(self.where, piece))

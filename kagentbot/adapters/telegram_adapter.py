@@ -1,0 +1,400 @@
+"""Telegram through python-telegram-bot: long polling by default, a webhook as an option.
+
+Groups: the bot answers when @mentioned (or text-mentioned), when replied to, and to commands
+meant for it; private chats: always. Steps and the answer go out as replies to the user's
+message (inside the forum topic where there is one), in Telegram's HTML parse mode.
+
+python-telegram-bot is imported inside the methods that need it: `configured()` and the CLI
+must not pay for it at start."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.config.settings import Settings
+
+if TYPE_CHECKING:
+    from telegram import Message, Update
+    from telegram.ext import Application, ContextTypes
+
+    from kagentbot.bot.commands import Command, CommandRouter
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 4096  # characters of text after entity parsing
+BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile through the public Bot API
+SEEN_UPDATES = 2048  # update ids remembered to drop redeliveries
+REMEMBERED_TEXTS = 1024  # sent texts remembered to skip identical edits
+_ADDRESSED_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)@([A-Za-z0-9_]+)")
+_COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+class _HideToken(logging.Filter):
+    """httpx logs every request URL at INFO, and Bot API URLs hold the token."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), ()
+        return True
+
+
+class FileTooLarge(AttachmentError):
+    """A document is over the download limit; the message says which limit and how to raise it."""
+
+
+def configured(settings: Settings) -> bool:
+    token = settings.telegram.token
+    return token is not None and bool(token.get_secret_value().strip())
+
+
+def create(settings: Settings, router: "CommandRouter") -> TelegramAdapter:
+    return TelegramAdapter(settings, commands=router.commands())
+
+
+def file_base_url(settings: Settings) -> str:
+    """Downloads live beside the API: https://api.telegram.org/bot → .../file/bot."""
+    if settings.telegram.base_file_url:
+        return settings.telegram.base_file_url
+    head, sep, tail = settings.telegram.base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if sep else settings.telegram.base_url + "/file/bot"
+
+
+class TelegramAdapter:
+    """Lifecycle as python-telegram-bot's Application: `start(receive)` initialises it, registers
+    the command menu and starts polling (or the webhook server); `stop()` undoes all of it."""
+
+    platform = "telegram"
+
+    def __init__(self, settings: Settings, commands: Sequence[Command] | None = None) -> None:
+        self.settings = settings
+        self.capabilities = Capabilities(
+            threads=True,
+            edits=True,
+            max_length=MAX_LENGTH,
+            send_interval=settings.telegram.send_interval,
+            edit_interval=settings.telegram.edit_interval,
+            markup="telegram",
+        )
+        self._commands = list(commands) if commands is not None else None
+        self._receive: Receiver | None = None
+        self._app: Application | None = None
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
+        self.username = ""  # the bot's @username, known after start
+        self.bot_id = 0
+        self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, receive: Receiver) -> None:
+        self._check_settings()
+        logging.getLogger("httpx").addFilter(self._hide_token)
+        self._receive = receive
+        self._app = self._build()
+        try:
+            await self._connect()
+            await self._register_commands(self._command_list(receive))
+            await self._start_updates()
+            await self._app.start()
+        except BaseException:
+            await self.stop()  # leave no client or server half open
+            raise
+        log.info("telegram: @%s receiving updates by %s", self.username, self.settings.telegram.mode)
+
+    async def stop(self) -> None:
+        app, self._app = self._app, None
+        self._receive = None
+        if app is None:
+            return
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
+        logging.getLogger("httpx").removeFilter(self._hide_token)
+
+    def _check_settings(self) -> None:
+        tg = self.settings.telegram
+        if not configured(self.settings):
+            raise RuntimeError("Telegram is not configured: set KAGENTBOT_TELEGRAM__TOKEN (from @BotFather)")
+        if tg.mode == "webhook" and not tg.webhook_url.startswith("https://"):
+            raise RuntimeError("KAGENTBOT_TELEGRAM__MODE=webhook needs KAGENTBOT_TELEGRAM__WEBHOOK_URL, a public https:// URL")
+
+    async def _connect(self) -> None:
+        from telegram.error import InvalidToken, NetworkError
+
+        try:
+            await self._app.initialize()  # getMe
+        except InvalidToken:
+            # PTB's message quotes the token; ours must not
+            raise RuntimeError("Telegram rejected the bot token: check KAGENTBOT_TELEGRAM__TOKEN") from None
+        except NetworkError as exc:
+            raise RuntimeError(f"cannot reach the Telegram Bot API at {self.settings.telegram.base_url}: {exc}") from exc
+        self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
+
+    def _build(self) -> Application:
+        from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
+        from telegram import Update
+
+        tg = self.settings.telegram
+        app = (
+            ApplicationBuilder()
+            .token(tg.token.get_secret_value().strip())
+            .base_url(tg.base_url)
+            .base_file_url(file_base_url(self.settings))
+            .local_mode(tg.local_mode)
+            .job_queue(None)
+            .build()
+        )
+        app.add_handler(TypeHandler(Update, self._drop_redelivered), group=-1)
+        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message))
+        app.add_error_handler(self._on_error)
+        return app
+
+    async def _start_updates(self) -> None:
+        tg = self.settings.telegram
+        updater = self._app.updater
+        if tg.mode == "polling":
+            await updater.start_polling(allowed_updates=["message"])
+            return
+        await updater.start_webhook(
+            listen=tg.listen,
+            port=tg.port,
+            url_path=urlsplit(tg.webhook_url).path.lstrip("/"),
+            webhook_url=tg.webhook_url,
+            secret_token=tg.webhook_secret.get_secret_value() if tg.webhook_secret else None,
+            allowed_updates=["message"],
+        )
+
+    # -- command menu --------------------------------------------------------------------------
+    def _command_list(self, receive: Receiver) -> list[Command]:
+        """Given at construction, or the router of the Bot whose `receive` we were handed."""
+        if self._commands is not None:
+            return self._commands
+        router = getattr(getattr(receive, "__self__", None), "router", None)
+        return router.commands() if router is not None else []
+
+    async def _register_commands(self, commands: Sequence[Command]) -> None:
+        from telegram import BotCommand
+
+        menu = [BotCommand(c.name, _describe(c.summary)) for c in commands if _COMMAND_NAME.match(c.name)]
+        skipped = [c.name for c in commands if not _COMMAND_NAME.match(c.name)]
+        if skipped:
+            log.warning("telegram: command names %s are not valid bot commands; left out of the menu", skipped)
+        if menu:
+            await self._app.bot.set_my_commands(menu)
+
+    # -- intake --------------------------------------------------------------------------------
+    async def _drop_redelivered(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Telegram redelivers webhook updates it thinks were not received; handle each once."""
+        from telegram.ext import ApplicationHandlerStop
+
+        if update.update_id in self._seen:
+            raise ApplicationHandlerStop
+        self._seen[update.update_id] = None
+        if len(self._seen) > SEEN_UPDATES:
+            self._seen.popitem(last=False)
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming = self.normalise(update.message) if update.message else None
+        if incoming is not None and self._receive is not None:
+            self._receive(self, incoming)  # never blocks: the Bot queues the work
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: handling update failed", exc_info=context.error)
+
+    def normalise(self, message: Message) -> IncomingMessage | None:
+        """The platform message as kagentbot's IncomingMessage, or None when it is not for us."""
+        user = message.from_user
+        if user is None or user.is_bot:
+            return None  # channel posts, other bots, our own echoes
+        is_dm = message.chat.type == "private"
+        text, mentioned = self._without_mentions(message)
+        command = _normalise_command(text, self.username)
+        if command is None:
+            return None  # a command addressed to another bot
+        replied = self._replies_to_bot(message)
+        if not (is_dm or mentioned or replied or _starts_with_command(message)):
+            return None  # group chatter not meant for the bot
+        return IncomingMessage(
+            platform=self.platform,
+            chat_id=str(message.chat.id),
+            user_id=str(user.id),
+            text=command,
+            message_id=str(message.message_id),
+            thread_id=str(message.message_thread_id) if message.is_topic_message else "",
+            user_name=user.full_name or user.username or "",
+            attachments=self._attachments(message),
+            is_dm=is_dm,
+            mentions_bot=is_dm or mentioned or replied,
+        )
+
+    def _without_mentions(self, message: Message) -> tuple[str, bool]:
+        text = message.text or message.caption or ""
+        entities = message.entities or message.caption_entities or ()
+        ours = [e for e in entities if self._is_our_mention(e, text)]
+        for entity in sorted(ours, key=lambda e: e.offset, reverse=True):
+            text = _cut_utf16(text, entity.offset, entity.length)
+        if ours:  # "@bot, what is..." → "what is..."; the rest of the layout stays
+            text = _SPACES.sub(" ", text).strip().lstrip(",:").lstrip()
+        return text.strip(), bool(ours)
+
+    def _is_our_mention(self, entity: Any, text: str) -> bool:
+        if entity.type == "text_mention":
+            return entity.user is not None and entity.user.id == self.bot_id
+        if entity.type == "mention" and self.username:
+            return _utf16_slice(text, entity.offset, entity.length).lower() == f"@{self.username.lower()}"
+        return False
+
+    def _replies_to_bot(self, message: Message) -> bool:
+        parent = message.reply_to_message
+        if parent is None or parent.forum_topic_created is not None:
+            return False  # in forum topics every message "replies" to the topic's first message
+        return parent.from_user is not None and parent.from_user.id == self.bot_id
+
+    def _attachments(self, message: Message) -> tuple[Attachment, ...]:
+        document = message.document
+        if document is None:
+            return ()
+        name = document.file_name or document.file_unique_id
+        size = document.file_size or 0
+        return (Attachment(name, size, document.mime_type or "", self._fetcher(document.file_id, name, size)),)
+
+    # -- downloads -----------------------------------------------------------------------------
+    def download_limit(self) -> tuple[int, str]:
+        """Bytes allowed, and which setting or platform rule sets that figure."""
+        ours = int(self.settings.memory.max_upload_mb * 1024 * 1024)
+        if self.settings.telegram.local_mode or ours < BOT_API_DOWNLOAD_LIMIT:
+            return ours, "KAGENTBOT_MEMORY__MAX_UPLOAD_MB"
+        return BOT_API_DOWNLOAD_LIMIT, "the Bot API's 20 MB download limit (a local Bot API server lifts it)"
+
+    def _fetcher(self, file_id: str, name: str, declared: int):
+        async def fetch() -> bytes:
+            self._check_size(name, declared)
+            file = await self._require_app().bot.get_file(file_id)
+            self._check_size(name, file.file_size or 0)
+            data = bytes(await file.download_as_bytearray())
+            self._check_size(name, len(data))
+            return data
+
+        return fetch
+
+    def _check_size(self, name: str, size: int) -> None:
+        limit, rule = self.download_limit()
+        if size > limit:
+            raise FileTooLarge(f"{name} is {size / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB ({rule}).")
+
+    # -- output --------------------------------------------------------------------------------
+    async def destination(self, message: IncomingMessage) -> Destination:
+        return Destination(message.chat_id, message.thread_id, message.message_id)
+
+    async def send(self, where: Destination, text: str) -> SentMessage:
+        from telegram import LinkPreviewOptions, ReplyParameters
+
+        options: dict[str, Any] = {"link_preview_options": LinkPreviewOptions(is_disabled=True)}
+        if where.reply_to:
+            options["reply_parameters"] = ReplyParameters(int(where.reply_to), allow_sending_without_reply=True)
+        if where.thread_id:
+            options["message_thread_id"] = int(where.thread_id)
+        bot = self._require_app().bot
+        sent = await self._call(lambda mode: bot.send_message(where.chat_id, text, parse_mode=mode, **options))
+        result = SentMessage(where.chat_id, str(sent.message_id), where.thread_id)
+        self._remember(result, text)
+        return result
+
+    async def edit(self, message: SentMessage, text: str) -> None:
+        from telegram.error import BadRequest
+
+        key = (message.chat_id, message.message_id)
+        if self._last_text.get(key) == text:
+            return  # Telegram refuses identical edits
+        bot = self._require_app().bot
+        try:
+            await self._call(lambda mode: bot.edit_message_text(text, message.chat_id, int(message.message_id), parse_mode=mode))
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        self._remember(message, text)
+
+    def _remember(self, message: SentMessage, text: str) -> None:
+        self._last_text[(message.chat_id, message.message_id)] = text
+        self._last_text.move_to_end((message.chat_id, message.message_id))
+        if len(self._last_text) > REMEMBERED_TEXTS:
+            self._last_text.popitem(last=False)
+
+    async def _call(self, request):
+        """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)
+        goes again as plain text rather than being lost. 429s become RateLimited."""
+        from telegram.constants import ParseMode
+        from telegram.error import BadRequest, RetryAfter
+
+        try:
+            try:
+                return await request(ParseMode.HTML)
+            except BadRequest as exc:
+                if "can't parse entities" not in str(exc).lower():
+                    raise
+                log.info("telegram: text is not valid HTML (%s); sending it as plain text", exc)
+                return await request(None)
+        except RetryAfter as exc:
+            raise RateLimited(_seconds(exc)) from exc
+
+    def _require_app(self) -> Application:
+        if self._app is None:
+            raise RuntimeError("the Telegram adapter is not started")
+        return self._app
+
+
+def _normalise_command(text: str, username: str) -> str | None:
+    """`/kb@OurBot add` → `/kb add`; None for `/kb@SomeOtherBot`."""
+    match = _ADDRESSED_COMMAND.match(text)
+    if match is None:
+        return text
+    if username and match.group(2).lower() != username.lower():
+        return None
+    return f"/{match.group(1)}{text[match.end():]}"
+
+
+def _starts_with_command(message: Message) -> bool:
+    """Telegram marks real commands with a bot_command entity; "/etc/hosts is down" has none."""
+    entities = message.entities or message.caption_entities or ()
+    return any(e.type == "bot_command" and e.offset == 0 for e in entities)
+
+
+def _describe(summary: str) -> str:
+    """Bot command descriptions must be 1-256 characters."""
+    summary = summary.strip() or "command"
+    return summary if len(summary) <= 256 else summary[:255] + "…"
+
+
+def _utf16_slice(text: str, offset: int, length: int) -> str:
+    """Entity offsets count UTF-16 code units, not Python characters."""
+    encoded = text.encode("utf-16-le")
+    return encoded[offset * 2 : (offset + length) * 2].decode("utf-16-le")
+
+
+def _cut_utf16(text: str, offset: int, length: int) -> str:
+    encoded = text.encode("utf-16-le")
+    return (encoded[: offset * 2] + encoded[(offset + length) * 2 :]).decode("utf-16-le")
+
+
+def _seconds(exc: Any) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB warns while moving retry_after to timedelta
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

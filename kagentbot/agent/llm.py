@@ -1,0 +1,273 @@
+"""The LLM behind one small interface: Ollama (default) and any OpenAI-compatible server
+(vLLM, llama.cpp server). Both stream; both turn transport failures into `LLMError`s whose
+message names the host or model and says what to do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kagentbot.config.settings import LLMSettings
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    context_length: int | None = None
+    supports_tools: bool | None = None  # None: the server does not say
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMError(Exception):
+    """Any failure to get an answer from the model. `str(exc)` is safe to show to a user."""
+
+    retryable = False
+
+
+class LLMUnavailable(LLMError):
+    retryable = True
+
+
+class LLMTimeout(LLMError):
+    retryable = True
+
+
+class ModelNotFound(LLMError):
+    pass
+
+
+Message = dict[str, Any]
+
+
+class LLMClient(Protocol):
+    host: str
+
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None
+    ) -> ChatReply: ...
+
+    def stream(self, messages: Sequence[Message], *, model: str, options: dict[str, Any]) -> AsyncIterator[str]: ...
+
+    async def describe(self, model: str) -> ModelInfo: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def sampling_options(settings: LLMSettings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    options = {
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "top_k": settings.top_k,
+        "num_ctx": settings.num_ctx,
+    }
+    options.update(overrides or {})
+    return options
+
+
+def make_client(settings: LLMSettings) -> LLMClient:
+    if settings.backend == "openai":
+        return OpenAICompatibleClient(settings)
+    return OllamaClient(settings)
+
+
+class OllamaClient:
+    """Ollama's HTTP API through the official `ollama` AsyncClient."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        import httpx
+        import ollama
+
+        self.host = settings.host
+        self._settings = settings
+        self._ollama = ollama
+        timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
+        self._client = ollama.AsyncClient(host=settings.host, timeout=timeout)
+
+    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+        tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
+        async with self._errors(model):
+            response = await self._client.chat(
+                model=model, messages=list(messages), options=options, tools=tool_specs,
+                keep_alive=self._settings.keep_alive, stream=False,
+            )
+        calls = tuple(
+            ToolCall(call.function.name, dict(call.function.arguments or {}))
+            for call in (response.message.tool_calls or ())
+        )
+        return ChatReply(response.message.content or "", calls)
+
+    async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
+        async with self._errors(model):
+            parts = await self._client.chat(
+                model=model, messages=list(messages), options=options,
+                keep_alive=self._settings.keep_alive, stream=True,
+            )
+            async for part in parts:
+                if part.message.content:
+                    yield part.message.content
+
+    async def describe(self, model: str) -> ModelInfo:
+        async with self._errors(model):
+            shown = await self._client.show(model)
+        info = dict(shown.modelinfo or {})
+        context = next((v for k, v in info.items() if k.endswith(".context_length")), None)
+        capabilities = list(getattr(shown, "capabilities", None) or [])
+        if capabilities:
+            tools = "tools" in capabilities
+        else:
+            tools = ".Tools" in (shown.template or "")
+        return ModelInfo(model, int(context) if context else None, tools, {"capabilities": capabilities})
+
+    async def list_models(self) -> list[str]:
+        async with self._errors(""):
+            listed = await self._client.list()
+        return [m.model for m in listed.models]
+
+    async def close(self) -> None:
+        await self._client._client.aclose()  # the ollama client exposes no close of its own
+
+    def _errors(self, model: str) -> _Translate:
+        return _Translate(self._translate_ollama, model)
+
+    def _translate_ollama(self, exc: BaseException, model: str) -> LLMError | None:
+        import httpx
+
+        if isinstance(exc, self._ollama.ResponseError):
+            if exc.status_code == 404 and "not found" in str(exc.error).lower():
+                return ModelNotFound(
+                    f"the model {model!r} is not on the Ollama server at {self.host}: "
+                    f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
+                )
+            return LLMError(f"Ollama at {self.host} answered {exc.status_code}: {exc.error}")
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMTimeout(
+                f"Ollama at {self.host} did not answer within {self._settings.timeout:g} s: the model may still be "
+                "loading; try again, or raise KAGENTBOT_LLM__TIMEOUT"
+            )
+        if isinstance(exc, (ConnectionError, httpx.TransportError)):
+            return LLMUnavailable(
+                f"cannot reach Ollama at {self.host}: start it with `ollama serve`, or point "
+                "KAGENTBOT_LLM__HOST (or OLLAMA_HOST) at a running server"
+            )
+        return None
+
+
+class _Translate:
+    """`async with` block that re-raises transport errors as LLMErrors."""
+
+    def __init__(self, translate, model: str) -> None:
+        self._translate = translate
+        self._model = model
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or isinstance(exc, LLMError):
+            return False
+        translated = self._translate(exc, self._model)
+        if translated is None:
+            return False
+        raise translated from exc
+
+
+class OpenAICompatibleClient:
+    """Any server with OpenAI's chat-completions API: vLLM, llama.cpp server, LM Studio."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        import openai
+
+        self._openai = openai
+        self._settings = settings
+        base = settings.host if settings.host.rstrip("/").endswith("/v1") else settings.host + "/v1"
+        self.host = base
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1)
+
+    def _params(self, messages, model, options) -> dict[str, Any]:
+        extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx")}
+        return {
+            "model": model, "messages": list(messages),
+            "temperature": options.get("temperature"), "top_p": options.get("top_p"),
+            "extra_body": extra or None,
+        }
+
+    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+        params = self._params(messages, model, options)
+        if tools:
+            params["tools"] = [{"type": "function", "function": spec} for spec in tools]
+        async with self._errors(model):
+            response = await self._client.chat.completions.create(**params)
+        message = response.choices[0].message
+        calls = tuple(
+            ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (message.tool_calls or ())
+        )
+        return ChatReply(message.content or "", calls)
+
+    async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
+        async with self._errors(model):
+            chunks = await self._client.chat.completions.create(
+                **self._params(messages, model, options), stream=True
+            )
+            async for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+
+    async def describe(self, model: str) -> ModelInfo:
+        async with self._errors(model):
+            listed = await self._client.models.list()
+        for entry in listed.data:
+            if entry.id == model:
+                extra = entry.model_extra or {}
+                return ModelInfo(model, extra.get("max_model_len"), None, extra)
+        raise ModelNotFound(f"the server at {self.host} does not serve {model!r}; it serves: "
+                            + ", ".join(e.id for e in listed.data))
+
+    async def list_models(self) -> list[str]:
+        async with self._errors(""):
+            listed = await self._client.models.list()
+        return [entry.id for entry in listed.data]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _errors(self, model: str) -> _Translate:
+        return _Translate(self._translate_openai, model)
+
+    def _translate_openai(self, exc: BaseException, model: str) -> LLMError | None:
+        openai = self._openai
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMTimeout(f"the server at {self.host} did not answer within {self._settings.timeout:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMUnavailable(
+                f"cannot reach the OpenAI-compatible server at {self.host}: start it, or fix KAGENTBOT_LLM__HOST"
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return ModelNotFound(f"the server at {self.host} does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
+        if isinstance(exc, openai.APIStatusError):
+            return LLMError(f"the server at {self.host} answered {exc.status_code}: {exc.message}")
+        return None
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,152 @@
+"""The bot: adapters hand it messages; it routes commands, queues questions one turn at a time
+per conversation (many conversations at once), runs the agent and renders the events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kagentbot.adapters.base import Adapter, Destination
+from kagentbot.adapters.markup import convert, split_text
+from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
+from kagentbot.agent.loop import TurnRequest
+from kagentbot.bot.commands import CommandContext, CommandRouter
+from kagentbot.bot.messages import IncomingMessage
+from kagentbot.bot.services import Services
+
+log = logging.getLogger(__name__)
+MAX_QUEUED_PER_CONVERSATION = 20
+
+
+@dataclass
+class _Conversation:
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task | None = None
+
+
+class Bot:
+    """Lifecycle: `start()` → `stop()`, or `async with Bot(...)`."""
+
+    def __init__(self, services: Services, adapters: Sequence[Adapter], router: CommandRouter | None = None) -> None:
+        self.services = services
+        self.adapters = list(adapters)
+        self.router = router or default_router()
+        self._outboxes = {id(a): Outbox(a) for a in self.adapters}
+        self._conversations: dict[str, _Conversation] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+        for adapter in self.adapters:
+            await adapter.start(self.receive)
+            log.info("started %s", adapter.platform)
+
+    async def stop(self) -> None:
+        self._running = False
+        for adapter in self.adapters:
+            await adapter.stop()
+        tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._conversations.clear()
+        await self.services.close()
+
+    async def __aenter__(self) -> Bot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- intake: never blocks the adapter ------------------------------------------------------
+    def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
+        if not self._running:
+            return
+        if CommandRouter.is_command(message.text):
+            self._spawn(self._command(adapter, message))
+            return
+        if not message.text.strip():
+            return
+        key = conversation_key(message)
+        conversation = self._conversations.setdefault(key, _Conversation())
+        if conversation.queue.qsize() >= MAX_QUEUED_PER_CONVERSATION:
+            self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
+            return
+        conversation.queue.put_nowait((adapter, message))
+        if conversation.worker is None or conversation.worker.done():
+            conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, key: str, conversation: _Conversation) -> None:
+        """One turn at a time for this conversation; the worker ends when its queue is empty."""
+        while not conversation.queue.empty():
+            adapter, message = conversation.queue.get_nowait()
+            await self._guarded(adapter, message, self.answer(adapter, message))
+        if self._conversations.get(key) is conversation and conversation.queue.empty():
+            del self._conversations[key]
+
+    async def idle(self) -> None:
+        """Wait until every queued turn and command has finished (tests, benchmarks, shutdown)."""
+        while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()):
+            pending = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- work ----------------------------------------------------------------------------------
+    async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
+        where = await adapter.destination(message)
+        persona = await self.services.persona_for(message)
+        request = TurnRequest(message.text, message.audience, persona)
+        renderer = TurnRenderer(self._outboxes[id(adapter)], where, self.services.settings.render.verbosity)
+        return await renderer.render(self.services.agent().run(request))
+
+    async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
+        async def run() -> None:
+            context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
+            reply = await self.router.dispatch(context)
+            await self._say(adapter, message, reply.text)
+
+        await self._guarded(adapter, message, run())
+
+    async def _guarded(self, adapter: Adapter, message: IncomingMessage, work) -> None:
+        """Our faults become a short apology with an error id, never a stack trace in chat."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except DeliveryFailed:
+            log.exception("could not deliver to %s chat %s", message.platform, message.chat_id)
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("handling a message failed (error id %s)", error_id)
+            await self._say(adapter, message, f"Sorry, something went wrong on my side (error id {error_id}).")
+
+    async def _say(self, adapter: Adapter, message: IncomingMessage, text: str) -> None:
+        """A reply to the message itself (commands, notices): converted and split for the platform."""
+        where = Destination(message.chat_id, message.thread_id, message.message_id)
+        caps = adapter.capabilities
+        try:
+            for piece in split_text(text, int(caps.max_length * 0.85)):
+                await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
+        except DeliveryFailed:
+            log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
+
+
+def conversation_key(message: IncomingMessage) -> str:
+    """Turns with the same key run one at a time, in order. A DM is one conversation; in a
+    channel each mention opens its own thread (Slack, Discord), so the thread is the conversation."""
+    thread = message.thread_id or ("" if message.is_dm else message.message_id)
+    return f"{message.platform}:{message.audience.conversation_key}:{thread}"
+
+
+def default_router() -> CommandRouter:
+    """Every chat command the features provide."""
+    return CommandRouter()

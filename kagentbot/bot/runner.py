@@ -1,0 +1,71 @@
+"""`kagentbot run`: start every platform that has credentials, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+
+from kagentbot.adapters.base import Adapter
+from kagentbot.bot.app import Bot, default_router
+from kagentbot.bot.commands import CommandRouter
+from kagentbot.bot.services import Services
+from kagentbot.config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# platform name → module with configured(settings) and create(settings, router) -> Adapter
+PLATFORMS = {
+    "telegram": "kagentbot.adapters.telegram_adapter",
+    "discord": "kagentbot.adapters.discord_adapter",
+}
+
+NOTHING_CONFIGURED = (
+    "kagentbot: no chat platform is configured, so there is nothing to run.\n"
+    "Set the credentials of at least one platform, e.g.\n"
+    "  KAGENTBOT_SLACK__BOT_TOKEN=xoxb-... KAGENTBOT_SLACK__APP_TOKEN=xapp-...\n"
+    "  KAGENTBOT_TELEGRAM__TOKEN=123456:ABC...\n"
+    "  KAGENTBOT_DISCORD__TOKEN=...\n"
+    "(see the README, section 'Connect a chat platform'), or talk to the bot in the terminal\n"
+    "with `kagentbot chat`. `kagentbot doctor` checks the whole setup."
+)
+
+
+def configured_adapters(settings: Settings, router: CommandRouter) -> list[Adapter]:
+    adapters = []
+    for module_name in PLATFORMS.values():
+        module = importlib.import_module(module_name)
+        if module.configured(settings):
+            adapters.append(module.create(settings, router))
+    return adapters
+
+
+async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    router = default_router()
+    adapters = configured_adapters(settings, router)
+    if not adapters:
+        print(NOTHING_CONFIGURED, file=sys.stderr)
+        return 2
+    stop = stop or _stop_on_signals()
+    bot = Bot(await Services.open(settings), adapters, router)
+    try:
+        await bot.start()
+        print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "
+              f"{settings.llm.model} at {settings.llm.host}. Ctrl-C stops it.", file=sys.stderr)
+        await stop.wait()
+    except RuntimeError as exc:  # adapters raise these for a rejected token or an unreachable API
+        print(f"kagentbot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await bot.stop()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,61 @@
+"""Everything a turn needs, built once from the settings and closed on shutdown: the LLM
+client, the tool registry, memory, the shared HTTP session. The only place that knows every part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kagentbot.agent.llm import LLMClient, make_client
+from kagentbot.agent.loop import Agent
+from kagentbot.config.settings import Settings
+from kagentbot.memory.types import ConversationBuffer, MemoryView
+from kagentbot.persona.model import DEFAULT_PERSONA, Persona
+from kagentbot.tools.registry import ToolRegistry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    llm: LLMClient
+    tools: ToolRegistry
+    memory: MemoryView
+    _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        from kagentbot.tools.catalog import build_registry
+
+        return cls(
+            settings=settings,
+            llm=make_client(settings.llm),
+            tools=build_registry(settings),
+            memory=ConversationBuffer(),
+        )
+
+    async def persona_for(self, message: Any) -> Persona:
+        """The persona for a turn (the persona store decides once it is wired in)."""
+        return DEFAULT_PERSONA
+
+    def http(self) -> Any:
+        """The HTTP session network tools share (opened lazily: most turns need none)."""
+        if self._http is None:
+            import aiohttp
+
+            self._http = aiohttp.ClientSession(headers={"User-Agent": self.settings.tools.user_agent})
+        return self._http
+
+    def agent(self) -> Agent:
+        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, services=self)
+
+    async def close(self) -> None:
+        await self.llm.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

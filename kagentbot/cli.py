@@ -1,0 +1,146 @@
+"""The `kagentbot` command. Imports stay light at start: each subcommand imports what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+# Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
+COMMAND_MODULES: tuple[str, ...] = ("kagentbot.bot.tools_cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kagentbot",
+        description="A KwaiAgents-style planning agent for Slack, Discord, Telegram and the terminal.",
+    )
+    parser.add_argument("--config", type=Path, help="settings file (default: ./kagentbot.toml if present)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = sub.add_parser("ask", help="ask one question: prints each step and the answer")
+    ask.add_argument("question")
+    _add_user(ask)
+    ask.add_argument("--quiet", action="store_true", help="print only the answer")
+    ask.set_defaults(func=run_ask)
+
+    chat = sub.add_parser("chat", help="an interactive conversation in the terminal")
+    _add_user(chat)
+    chat.set_defaults(func=run_chat)
+
+    run = sub.add_parser("run", help="start the bot on every chat platform that has credentials")
+    run.set_defaults(func=run_platforms)
+
+    doctor = sub.add_parser("doctor", help="check the LLM server, the model, the data directory and credentials")
+    doctor.set_defaults(func=run_doctor)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _add_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", default=_os_user(), help="whose memory and persona to use (default: your OS user)")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "console"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from kagentbot.config.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"kagentbot: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging("DEBUG" if args.verbose else settings.log_level)
+    from kagentbot.tools.catalog import CatalogError
+
+    try:
+        return asyncio.run(args.func(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except CatalogError as exc:
+        print(f"kagentbot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def console_message(text: str, user: str) -> Any:
+    from kagentbot.bot.messages import IncomingMessage
+
+    return IncomingMessage(platform="console", chat_id=user, user_id=user, text=text, is_dm=True, user_name=user)
+
+
+async def run_ask(args: argparse.Namespace, settings: Any) -> int:
+    from rich.console import Console
+
+    from kagentbot.adapters.console_adapter import ConsoleRenderer
+    from kagentbot.agent.loop import TurnRequest
+    from kagentbot.bot.services import Services
+
+    console = Console(highlight=False)
+    async with await Services.open(settings) as services:
+        message = console_message(args.question, args.user)
+        events = services.agent().run(TurnRequest(args.question, message.audience))
+        ok = await ConsoleRenderer(console, show_steps=not args.quiet).render(events)
+    return 0 if ok else 1
+
+
+async def run_chat(args: argparse.Namespace, settings: Any) -> int:
+    from rich.console import Console
+
+    from kagentbot.adapters.console_adapter import ConsoleRenderer
+    from kagentbot.agent.loop import TurnRequest
+    from kagentbot.bot.services import Services
+
+    console = Console(highlight=False)
+    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Empty line or Ctrl-D to quit.")
+    async with await Services.open(settings) as services:
+        renderer = ConsoleRenderer(console)
+        while True:
+            try:
+                question = (await asyncio.to_thread(console.input, "[bold green]you>[/] ")).strip()
+            except EOFError:
+                break
+            if not question or question in ("exit", "quit", "/quit"):
+                break
+            message = console_message(question, args.user)
+            await renderer.render(services.agent().run(TurnRequest(question, message.audience)))
+    return 0
+
+
+async def run_platforms(args: argparse.Namespace, settings: Any) -> int:
+    from kagentbot.bot.runner import run_bot
+
+    return await run_bot(settings)
+
+
+async def run_doctor(args: argparse.Namespace, settings: Any) -> int:
+    from kagentbot.bot.doctor import diagnose
+
+    return await diagnose(settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kagentbot.config.settings import Settings, load_settings
+from tests.fakes.ollama_server import FakeOllama
+
+
+@pytest.fixture
+async def fake_ollama():
+    async with FakeOllama() as server:
+        yield server
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings isolated from the developer's environment and files."""
+    monkeypatch.chdir(tmp_path)
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("KAGENTBOT_") or key == "OLLAMA_HOST":
+            monkeypatch.delenv(key)
+
+    def build(**overrides) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        return load_settings(environ={}, **overrides)
+
+    return build

@@ -1,0 +1,82 @@
+"""A fake OpenAI-compatible server (as vLLM and llama.cpp serve it) on loopback: `/v1/models`
+and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.ollama_server import Scripted
+
+
+class FakeOpenAI:
+    def __init__(self, models: tuple[str, ...] = ("kagentlm",), max_model_len: int = 32768) -> None:
+        self.models = models
+        self.max_model_len = max_model_len
+        self.requests: list[dict[str, Any]] = []
+        self._script: list[Scripted] = []
+        self.app = web.Application()
+        self.app.add_routes([web.get("/v1/models", self._models), web.post("/v1/chat/completions", self._chat)])
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def script(self, *replies: Scripted | str) -> None:
+        self._script.extend(r if isinstance(r, Scripted) else Scripted(r) for r in replies)
+
+    async def __aenter__(self) -> FakeOpenAI:
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": self.max_model_len}
+                for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if body.get("model") not in self.models:
+            return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                                "type": "NotFoundError", "code": 404}}, status=404)
+        reply = self._script.pop(0) if self._script else Scripted(status=500, error="no scripted reply")
+        if reply.status >= 400:
+            return web.json_response({"error": {"message": reply.error, "type": "error", "code": reply.status}},
+                                     status=reply.status)
+        if body.get("stream"):
+            return await self._stream(request, body, reply)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+                for i, c in enumerate(reply.tool_calls)
+            ]
+        return web.json_response({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        })
+
+    async def _stream(self, request, body, reply: Scripted) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = [reply.content[i : i + reply.chunk] for i in range(0, len(reply.content), reply.chunk)]
+        for piece in pieces:
+            chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        end = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
