@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import MemorySettings, Settings
@@ -245,6 +244,8 @@ def is_url(text: str) -> bool:
 
 
 async def from_url(url: str, settings: Settings) -> Document:
+    if not is_url(url) or urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise IngestError(f"only http(s) URLs can be added, not {url!r}")
     data, content_type, final_url = await fetch_url(url, settings)
     suffix = _CONTENT_TYPES.get(content_type) or PurePosixPath(urlsplit(final_url).path).suffix or ".html"
     name = PurePosixPath(urlsplit(final_url).path).name or urlsplit(final_url).hostname or "page"
@@ -254,71 +255,21 @@ async def from_url(url: str, settings: Settings) -> Document:
 
 
 async def fetch_url(url: str, settings: Settings) -> tuple[bytes, str, str]:
-    """A small safe fetch: http(s) only, public addresses only (unless allow-listed), redirects
-    checked hop by hop, body capped. Returns (body, content type, final URL).
-    Known gap: DNS may answer differently between the check and the connect (rebinding)."""
-    import aiohttp
+    """Fetch through the tools' SSRF guard (public addresses only unless allow-listed, every
+    redirect and the connected socket checked), capped at the upload limit.
+    Returns (body, content type, final URL)."""
+    from dataclasses import replace
 
-    limit = int(settings.memory.max_upload_mb * 1024 * 1024)
-    timeout = aiohttp.ClientTimeout(total=settings.memory.fetch_timeout)
-    headers = {"User-Agent": settings.tools.user_agent}
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
-        for _ in range(settings.tools.browse_max_redirects + 1):
-            await _check_public(url, settings.tools.browse_allowlist)
-            try:
-                async with session.get(url, allow_redirects=False) as response:
-                    if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                        url = urljoin(url, response.headers["Location"])
-                        continue
-                    if response.status >= 400:
-                        raise IngestError(f"{url} answered HTTP {response.status}")
-                    body = await _read_capped(response, limit)
-                    return body, response.content_type, str(response.url)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise IngestError(f"could not fetch {url}: {exc or type(exc).__name__}") from None
-    raise IngestError(f"{url}: too many redirects")
+    from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
 
-
-async def _read_capped(response, limit: int) -> bytes:
-    if response.content_length and response.content_length > limit:
-        raise IngestError(f"the page is {response.content_length / 1048576:.1f} MB; the limit is {limit / 1048576:g} MB")
-    body = bytearray()
-    async for block in response.content.iter_chunked(65536):
-        body += block
-        if len(body) > limit:
-            raise IngestError(f"the page is larger than the limit of {limit / 1048576:g} MB")
-    return bytes(body)
-
-
-async def _check_public(url: str, allowlist: list[str]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise IngestError(f"only http(s) URLs can be added, not {url!r}")
-    host = parts.hostname
-    if host in allowlist:
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
-    except OSError:
-        raise IngestError(f"cannot resolve the host {host!r}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not _is_public(address) and not _allowed(address, allowlist):
-            raise IngestError(f"{host} resolves to a private or local address ({address}); refused")
-
-
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return not (
-        address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-        or address.is_multicast or address.is_unspecified
+    policy = replace(
+        FetchPolicy.from_settings(settings.tools),
+        max_bytes=int(settings.memory.max_upload_mb * 1024 * 1024),
+        timeout=settings.memory.fetch_timeout,
+        content_types=tuple(_CONTENT_TYPES),
     )
-
-
-def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowlist: list[str]) -> bool:
-    for entry in allowlist:
-        try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue  # a host name, matched earlier
-    return False
+    try:
+        page = await guarded_fetch(url, policy)
+    except (FetchRefused, FetchFailed) as exc:
+        raise IngestError(str(exc)) from None
+    return page.body, page.content_type, page.url

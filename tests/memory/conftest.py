@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ _BUILTIN = BuiltinEmbedder()  # one model load per test process
 @pytest.fixture
 def builtin() -> BuiltinEmbedder:
     return _BUILTIN
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kagentbot.toml or KAGENTBOT_* of the developer's leaks into these tests."""
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("KAGENTBOT_") or k == "OLLAMA_HOST"]:
+        monkeypatch.delenv(key)
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:

@@ -94,7 +94,7 @@ async def test_user_mistakes_get_usage_and_urls_are_checked(send):
     assert "Usage: /kb" in (await send("/kb frobnicate")).text
     assert "Usage: /kb" in (await send("/kb add")).text
     assert "Usage: /kb" in (await send("/kb remove")).text
-    assert "private or local address" in (await send("/kb add http://127.0.0.1:9/admin")).text
+    assert "loopback address" in (await send("/kb add http://127.0.0.1:9/admin")).text
     assert "not available" in (await send("/kb list", services=Services(None))).text
 
 
