@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
-COMMAND_MODULES: tuple[str, ...] = ("kagentbot.bot.tools_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("kagentbot.bot.kb_cli", "kagentbot.bot.tools_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
     _configure_logging("DEBUG" if args.verbose else settings.log_level)
+    from kagentbot.memory.store import StoreError
     from kagentbot.tools.catalog import CatalogError
 
     try:
         return asyncio.run(args.func(args, settings))
     except KeyboardInterrupt:
         return 130
-    except CatalogError as exc:
+    except (CatalogError, StoreError) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
 

@@ -149,4 +149,8 @@ def conversation_key(message: IncomingMessage) -> str:
 
 def default_router() -> CommandRouter:
     """Every chat command the features provide."""
-    return CommandRouter()
+    from kagentbot.bot.kb_commands import kb_command
+
+    router = CommandRouter()
+    router.add(kb_command())
+    return router

@@ -9,7 +9,7 @@ from typing import Any
 from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
 from kagentbot.config.settings import Settings
-from kagentbot.memory.types import ConversationBuffer, MemoryView
+from kagentbot.memory.types import MemoryView
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona
 from kagentbot.tools.registry import ToolRegistry
 
@@ -25,14 +25,12 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
+        from kagentbot.memory.store import MemoryStore
         from kagentbot.tools.catalog import build_registry
 
-        return cls(
-            settings=settings,
-            llm=make_client(settings.llm),
-            tools=build_registry(settings),
-            memory=ConversationBuffer(),
-        )
+        tools = build_registry(settings)
+        memory = await MemoryStore.open(settings)
+        return cls(settings=settings, llm=make_client(settings.llm), tools=tools, memory=memory)
 
     async def persona_for(self, message: Any) -> Persona:
         """The persona for a turn (the persona store decides once it is wired in)."""
@@ -47,10 +45,14 @@ class Services:
         return self._http
 
     def agent(self) -> Agent:
-        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, services=self)
+        knowledge = getattr(self.memory, "for_audience", None)
+        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self)
 
     async def close(self) -> None:
         await self.llm.close()
+        close_memory = getattr(self.memory, "close", None)
+        if close_memory is not None:
+            close_memory()
         if self._http is not None:
             await self._http.close()
 

@@ -54,27 +54,24 @@ async def test_steps_then_answer_in_the_thread(running, fake_ollama):
 async def test_one_turn_at_a_time_per_conversation_many_at_once(running, fake_ollama):
     fake_ollama.responder = lambda body: Scripted(body["messages"][-1]["content"].rsplit("GOAL", 1)[-1][-30:], delay=0.2)
     bot, chat = await running(agent={"max_steps": 1}, llm={"host": fake_ollama.url, "mode": "native"})
-    started = asyncio.get_running_loop().time()
     for conversation in range(10):
         for turn in range(3):
             chat.deliver(ask(f"conversation {conversation} turn {turn}", chat=f"C{conversation}",
                              user=f"U{conversation}", message_id=f"{conversation}-{turn}", is_dm=True))
     await bot.idle()
-    elapsed = asyncio.get_running_loop().time() - started
     for conversation in range(10):
         answers = [p.final for p in chat.in_chat(f"C{conversation}")]
         assert [f"turn {t}" in a for t, a in enumerate(answers)] == [True, True, True]
-    assert elapsed < 3 * 0.2 * 10  # the ten conversations did not wait for each other
+    assert fake_ollama.max_in_flight > 1  # the conversations did not wait for each other
 
 
 async def test_mentions_in_one_channel_open_parallel_threads(running, fake_ollama):
     fake_ollama.responder = lambda body: Scripted("answer", delay=0.3)
     bot, chat = await running(llm={"host": fake_ollama.url, "mode": "native"})
-    started = asyncio.get_running_loop().time()
     for n in range(4):
         chat.deliver(ask(f"question {n}", message_id=f"m{n}"))
     await bot.idle()
-    assert asyncio.get_running_loop().time() - started < 4 * 0.3
+    assert fake_ollama.max_in_flight > 1
     assert sorted(p.where.thread_id for p in chat.posted) == ["m0", "m1", "m2", "m3"]
 
 

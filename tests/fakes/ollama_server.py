@@ -49,6 +49,8 @@ class FakeOllama:
         self._script: list[Scripted] = []
         self.responder: Responder | None = None
         self.embed_dim = 16
+        self.in_flight = 0  # chat/generate requests being answered now
+        self.max_in_flight = 0
         self.app = web.Application()
         self.app.add_routes([
             web.post("/api/chat", self._chat),
@@ -164,7 +166,12 @@ class FakeOllama:
             return self._missing(body.get("model", ""))
         reply = self._next(body)
         if reply.delay:
-            await asyncio.sleep(reply.delay)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(reply.delay)
+            finally:
+                self.in_flight -= 1
         if reply.status >= 400:
             return web.json_response({"error": reply.error or "internal error"}, status=reply.status)
         base = {"model": body["model"], "created_at": CREATED_AT}
