@@ -87,7 +87,7 @@ async def _use(args: argparse.Namespace, store: Any) -> int:
         print("kagentbot: give a persona name or --clear", file=__import__("sys").stderr)
         return 2
     name = None if args.clear else args.name
-    await store.select(_actor(args), "users", f"console:{args.user}", name)
+    await store.select_persona(_actor(args), "users", f"console:{args.user}", name)
     print(f"console:{args.user} now uses {name or 'the default persona'}")
     return 0
 
@@ -102,13 +102,13 @@ async def _create(args: argparse.Namespace, store: Any) -> int:
     exists = await store.get(persona.name) is not None
     custom_exists = any(l.persona.name == persona.name and l.source != "built-in" for l in await store.list())
     mode = "edit" if args.replace and custom_exists else "create"
-    await store.save(_actor(args), persona, mode=mode)
+    await store.save_persona(_actor(args), persona, mode=mode)
     print(f"{'updated' if mode == 'edit' else 'created'} persona {persona.name}" + (" (overrides the built-in)" if exists and mode == "create" else ""))
     return 0
 
 
 async def _delete(args: argparse.Namespace, store: Any) -> int:
-    restored = await store.delete(_actor(args), args.name)
+    restored = await store.delete_persona(_actor(args), args.name)
     print(f"deleted persona {args.name}" + ("; the built-in of that name applies again" if restored else ""))
     return 0
 

@@ -65,7 +65,7 @@ async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
 async def _use(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     name = _one_name(args, "/persona use NAME")
     me = ctx.message.user_key
-    await store.select(me, "users", me, name)
+    await store.select_persona(me, "users", me, name)
     if name is None:
         return Reply("Your persona choice is cleared; this chat's persona or the default applies.", private=True)
     return Reply(f"From now on you talk to {name}.", private=True)
@@ -79,31 +79,31 @@ async def _set(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
         raise CommandError("Too many words: give a persona name and at most one user.")
     if len(args) == 2:
         user = target_user(ctx.message.platform, args[1])
-        await store.select(ctx.message.user_key, "users", user, name)
+        await store.select_persona(ctx.message.user_key, "users", user, name)
         return Reply(f"Persona for {user} {'cleared' if name is None else f'set to {name}'}.")
     if ctx.message.is_dm:
         raise CommandError("A DM has no channel persona; name a user, or use /persona use for yourself.")
     chat = chat_key(ctx.message.platform, ctx.message.chat_id)
-    await store.select(ctx.message.user_key, "chats", chat, name)
+    await store.select_persona(ctx.message.user_key, "chats", chat, name)
     return Reply(f"This channel's persona {'is cleared' if name is None else f'is now {name}'}.")
 
 
 async def _create(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     persona = await _persona_from_input(ctx, store, args, editing=False)
-    before = await store.save(ctx.message.user_key, persona, mode="create")
+    before = await store.save_persona(ctx.message.user_key, persona, mode="create")
     extra = " It overrides the built-in of the same name." if before is not None else ""
-    return Reply(f"Created persona {persona.name} ({persona.display_name}).{extra}")
+    return Reply(f"Created persona {persona.name} ({persona.display_name}).{extra}{_tool_warning(ctx, persona)}")
 
 
 async def _edit(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     persona = await _persona_from_input(ctx, store, args, editing=True)
-    await store.save(ctx.message.user_key, persona, mode="edit")
-    return Reply(f"Updated persona {persona.name}.")
+    await store.save_persona(ctx.message.user_key, persona, mode="edit")
+    return Reply(f"Updated persona {persona.name}.{_tool_warning(ctx, persona)}")
 
 
 async def _delete(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     name = _one_name(args, "/persona delete NAME", allow_clear=False)
-    restored = await store.delete(ctx.message.user_key, name)
+    restored = await store.delete_persona(ctx.message.user_key, name)
     extra = " The built-in of that name applies again." if restored is not None else ""
     return Reply(f"Deleted persona {name}.{extra}")
 
@@ -174,6 +174,15 @@ async def _fetch(attachment: Any) -> bytes:
     if len(data) > MAX_FILE_BYTES:
         raise PersonaError(f"attached file {attachment.name} is too large (at most {MAX_FILE_BYTES} bytes)")
     return data
+
+
+def _tool_warning(ctx: CommandContext, persona: Persona) -> str:
+    """Names the bot does not have are kept (a tool may be enabled later) but offered to nobody now."""
+    tools = getattr(ctx.services, "tools", None)
+    if tools is None or persona.tools is None:
+        return ""
+    unknown = [name for name in persona.tools if name not in tools]
+    return f" Note: this bot has no tool named {', '.join(unknown)}; it is not offered." if unknown else ""
 
 
 def _brief(value: Any) -> str:

@@ -130,7 +130,7 @@ class PersonaStore:
         return await asyncio.to_thread(self._read_audit, limit)
 
     # -- writing (command handlers and CLI only) ------------------------------------------------
-    async def save(self, actor: str, persona: Persona, *, mode: Literal["create", "edit"]) -> Persona | None:
+    async def save_persona(self, actor: str, persona: Persona, *, mode: Literal["create", "edit"]) -> Persona | None:
         """Create or edit a custom persona. Returns the persona it replaced (None for create)."""
         async with self._lock:
             before = await self.get(persona.name)
@@ -143,7 +143,7 @@ class PersonaStore:
             await self._record(actor, mode, persona.name, _dump(before), _dump(persona))
             return before
 
-    async def delete(self, actor: str, name: str) -> Persona | None:
+    async def delete_persona(self, actor: str, name: str) -> Persona | None:
         """Delete a custom persona. Returns the built-in that shows through again, if any."""
         async with self._lock:
             path = self._custom_path(name)
@@ -157,7 +157,7 @@ class PersonaStore:
             await self._record(actor, "delete", name, _dump(before), _dump(restored))
             return restored
 
-    async def select(self, actor: str, kind: Literal["users", "chats"], key: str, name: str | None) -> str | None:
+    async def select_persona(self, actor: str, kind: Literal["users", "chats"], key: str, name: str | None) -> str | None:
         """Choose (or with None clear) the persona for a user or chat key. Returns the previous name."""
         if name is not None and await self.get(name) is None:
             raise PersonaStoreError(f"There is no persona named {name!r}. See /persona list.")

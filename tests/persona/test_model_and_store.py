@@ -68,17 +68,17 @@ async def test_selection_precedence_user_then_chat_then_default(make_settings):
     store = await PersonaStore.open(make_settings())
     assert (await store.resolve("slack:U1", "slack:C1")).reason == "default"
     assert (await store.resolve("slack:U1", "slack:C1")).persona.name == "assistant"
-    await store.select("slack:ADMIN", "chats", "slack:C1", "research")
+    await store.select_persona("slack:ADMIN", "chats", "slack:C1", "research")
     chat = await store.resolve("slack:U1", "slack:C1")
     assert (chat.persona.name, chat.reason) == ("research", "this channel's persona")
-    await store.select("slack:U1", "users", "slack:U1", "zh-assistant")
+    await store.select_persona("slack:U1", "users", "slack:U1", "zh-assistant")
     mine = await store.resolve("slack:U1", "slack:C1")
     assert (mine.persona.name, mine.reason) == ("zh-assistant", "your choice")
     other = await store.resolve("slack:U2", "slack:C1")
     assert other.persona.name == "research"  # someone else in the same channel
     elsewhere = await store.resolve("slack:U2", "slack:C2")
     assert (elsewhere.persona.name, elsewhere.reason) == ("assistant", "default")
-    await store.select("slack:U1", "users", "slack:U1", None)
+    await store.select_persona("slack:U1", "users", "slack:U1", None)
     assert (await store.resolve("slack:U1", "slack:C1")).persona.name == "research"
 
 
@@ -90,9 +90,9 @@ async def test_configured_default_is_used(make_settings):
 async def test_choices_survive_a_new_store_and_another_process(make_settings, tmp_path):
     settings = make_settings()
     store = await PersonaStore.open(settings)
-    await store.save("console:root", persona_from_toml(GOOD), mode="create")
-    await store.select("console:root", "chats", "discord:42", "pirate")
-    await store.select("telegram:7", "users", "telegram:7", "research")
+    await store.save_persona("console:root", persona_from_toml(GOOD), mode="create")
+    await store.select_persona("console:root", "chats", "discord:42", "pirate")
+    await store.select_persona("telegram:7", "users", "telegram:7", "research")
 
     again = PersonaStore(settings)
     assert (await again.resolve("discord:1", "discord:42")).persona.display_name == "Captain"
@@ -115,9 +115,9 @@ async def test_choices_survive_a_new_store_and_another_process(make_settings, tm
 
 async def test_a_deleted_persona_falls_back_to_the_default_with_a_note(make_settings):
     store = await PersonaStore.open(make_settings())
-    await store.save("console:root", persona_from_toml(GOOD), mode="create")
-    await store.select("slack:U1", "users", "slack:U1", "pirate")
-    await store.delete("console:root", "pirate")
+    await store.save_persona("console:root", persona_from_toml(GOOD), mode="create")
+    await store.select_persona("slack:U1", "users", "slack:U1", "pirate")
+    await store.delete_persona("console:root", "pirate")
     resolution = await store.resolve("slack:U1", "slack:C1")
     assert resolution.persona.name == "assistant" and resolution.reason == "default"
     assert "'pirate'" in resolution.note and "no longer exists" in resolution.note
@@ -126,38 +126,38 @@ async def test_a_deleted_persona_falls_back_to_the_default_with_a_note(make_sett
 async def test_builtins_cannot_be_deleted_but_can_be_overridden(make_settings):
     store = await PersonaStore.open(make_settings())
     with pytest.raises(PersonaStoreError, match="built-in"):
-        await store.delete("console:root", "research")
+        await store.delete_persona("console:root", "research")
     override = Persona(name="research", display_name="Team Research", bio="Ours.")
-    replaced = await store.save("console:root", override, mode="create")
+    replaced = await store.save_persona("console:root", override, mode="create")
     assert replaced.display_name == "Research Assistant"
     sources = {l.persona.name: l.source for l in await store.list()}
     assert sources["research"] == "custom (overrides built-in)" and sources["assistant"] == "built-in"
     assert (await store.get("research")).display_name == "Team Research"
-    restored = await store.delete("console:root", "research")
+    restored = await store.delete_persona("console:root", "research")
     assert restored.display_name == "Research Assistant" == (await store.get("research")).display_name
 
 
 async def test_store_refusals(make_settings):
     store = await PersonaStore.open(make_settings())
     with pytest.raises(PersonaStoreError, match="no persona named 'ghost'"):
-        await store.select("slack:U1", "users", "slack:U1", "ghost")
+        await store.select_persona("slack:U1", "users", "slack:U1", "ghost")
     with pytest.raises(PersonaStoreError, match="use create"):
-        await store.save("console:root", Persona(name="new", display_name="N"), mode="edit")
-    await store.save("console:root", Persona(name="new", display_name="N"), mode="create")
+        await store.save_persona("console:root", Persona(name="new", display_name="N"), mode="edit")
+    await store.save_persona("console:root", Persona(name="new", display_name="N"), mode="create")
     with pytest.raises(PersonaStoreError, match="already exists"):
-        await store.save("console:root", Persona(name="new", display_name="N2"), mode="create")
+        await store.save_persona("console:root", Persona(name="new", display_name="N2"), mode="create")
     with pytest.raises(PersonaStoreError, match="not a persona name"):
-        await store.delete("console:root", "../../etc")
+        await store.delete_persona("console:root", "../../etc")
 
 
 async def test_audit_log_is_append_only_json_lines_with_before_and_after(make_settings):
     settings = make_settings()
     store = await PersonaStore.open(settings)
-    await store.save("slack:ADMIN", Persona(name="new", display_name="N"), mode="create")
-    await store.save("slack:ADMIN", Persona(name="new", display_name="N2"), mode="edit")
-    await store.select("slack:ADMIN", "chats", "slack:C1", "new")
-    await store.select("slack:U1", "users", "slack:U1", "research")
-    await store.delete("slack:ADMIN", "new")
+    await store.save_persona("slack:ADMIN", Persona(name="new", display_name="N"), mode="create")
+    await store.save_persona("slack:ADMIN", Persona(name="new", display_name="N2"), mode="edit")
+    await store.select_persona("slack:ADMIN", "chats", "slack:C1", "new")
+    await store.select_persona("slack:U1", "users", "slack:U1", "research")
+    await store.delete_persona("slack:ADMIN", "new")
     lines = (settings.data_dir / "personas" / "audit.jsonl").read_text().splitlines()
     entries = [json.loads(line) for line in lines]
     assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
@@ -167,6 +167,6 @@ async def test_audit_log_is_append_only_json_lines_with_before_and_after(make_se
     assert entries[1]["before"]["display_name"] == "N" and entries[1]["after"]["display_name"] == "N2"
     assert entries[2]["before"] is None and entries[2]["after"] == "new"
     assert entries[4]["after"] is None and all(e["when"].endswith("+00:00") for e in entries)
-    await (await PersonaStore.open(settings)).select("slack:U1", "users", "slack:U1", None)
+    await (await PersonaStore.open(settings)).select_persona("slack:U1", "users", "slack:U1", None)
     assert (settings.data_dir / "personas" / "audit.jsonl").read_text().splitlines()[:5] == lines  # appended, not rewritten
     assert [e.action for e in await store.audit(limit=2)] == ["delete", "clear-user"]

@@ -131,3 +131,22 @@ def test_user_targets_on_each_platform():
     assert target_user("telegram", "user:777") == "telegram:777"
     assert target_user("slack", "user:discord:9") == "discord:9"
     assert target_user("console", "@alice") == "console:alice"
+
+
+async def test_unknown_tool_names_are_pointed_out(make_settings):
+    from kagentbot.tools.registry import ToolRegistry
+    from kagentbot.tools.timetools import TIME_TOOLS
+
+    settings = make_settings(admins=["discord:1001"])
+
+    @dataclass
+    class WithTools:
+        personas: PersonaStore
+        tools: ToolRegistry
+
+    services = WithTools(await PersonaStore.open(settings), ToolRegistry(TIME_TOOLS))
+    router = CommandRouter()
+    router.add(persona_command())
+    text = "/persona create name=clock display_name=Clock tools=get_current_time,web_serch"
+    reply = await router.dispatch(CommandContext(IncomingMessage("discord", "5", "1001", text), services, True))
+    assert "Created persona clock" in reply.text and "no tool named web_serch" in reply.text and "get_current_time" not in reply.text
