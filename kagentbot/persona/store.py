@@ -162,13 +162,7 @@ class PersonaStore:
         if name is not None and await self.get(name) is None:
             raise PersonaStoreError(f"There is no persona named {name!r}. See /persona list.")
         async with self._lock:
-            selections = await asyncio.to_thread(self._read_selections)
-            before = selections[kind].get(key)
-            if name is None:
-                selections[kind].pop(key, None)
-            else:
-                selections[kind][key] = name
-            await asyncio.to_thread(_atomic_write, self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
+            before = await asyncio.to_thread(self._update_selection, kind, key, name)
             action = ("use" if kind == "users" and actor == key else f"set-{kind[:-1]}") if name else f"clear-{kind[:-1]}"
             await self._record(actor, action, f"{kind[:-1]}:{key}", before, name)
             return before
@@ -212,6 +206,23 @@ class PersonaStore:
         except FileNotFoundError:
             data = {}
         return {"users": dict(data.get("users", {})), "chats": dict(data.get("chats", {}))}
+
+    def _update_selection(self, kind: str, key: str, name: str | None) -> str | None:
+        """Read, change and rewrite selections.json under a file lock, so the CLI and a running
+        bot never lose each other's changes."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".selections.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            selections = self._read_selections()
+            before = selections[kind].get(key)
+            if name is None:
+                selections[kind].pop(key, None)
+            else:
+                selections[kind][key] = name
+            _atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
+            return before
 
     def _append_audit(self, line: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

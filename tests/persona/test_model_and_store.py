@@ -170,3 +170,27 @@ async def test_audit_log_is_append_only_json_lines_with_before_and_after(make_se
     await (await PersonaStore.open(settings)).select_persona("slack:U1", "users", "slack:U1", None)
     assert (settings.data_dir / "personas" / "audit.jsonl").read_text().splitlines()[:5] == lines  # appended, not rewritten
     assert [e.action for e in await store.audit(limit=2)] == ["delete", "clear-user"]
+
+
+def test_selections_from_several_processes_are_all_kept(make_settings):
+    """A running bot and the CLI write the same file: a file lock keeps every change."""
+    settings = make_settings()
+    script = (
+        "import asyncio, sys\n"
+        "from kagentbot.config.settings import load_settings\n"
+        "from kagentbot.persona.store import PersonaStore\n"
+        f"s = load_settings(environ={{}}, data_dir={str(settings.data_dir)!r})\n"
+        "async def main(tag):\n"
+        "    store = PersonaStore(s)\n"
+        "    for i in range(15):\n"
+        "        await store.select_persona('console:root', 'users', f'slack:{tag}{i}', 'research')\n"
+        "asyncio.run(main(sys.argv[1]))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    workers = [subprocess.Popen([sys.executable, "-c", script, tag], cwd=root) for tag in "AB"]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0]
+    import asyncio
+
+    users = asyncio.run(PersonaStore(settings).selections())["users"]
+    assert len(users) == 30 and set(users.values()) == {"research"}
+    assert len((settings.data_dir / "personas" / "audit.jsonl").read_text().splitlines()) == 30
