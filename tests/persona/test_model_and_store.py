@@ -194,3 +194,9 @@ def test_selections_from_several_processes_are_all_kept(make_settings):
     users = asyncio.run(PersonaStore(settings).selections())["users"]
     assert len(users) == 30 and set(users.values()) == {"research"}
     assert len((settings.data_dir / "personas" / "audit.jsonl").read_text().splitlines()) == 30
+
+
+def test_the_example_persona_file_is_valid():
+    example = Path(__file__).resolve().parents[2] / "examples" / "persona.toml"
+    persona = persona_from_toml(example.read_bytes(), example.name)
+    assert persona.name == "ops" and persona.tools and persona.options == {"temperature": 0.2}
