@@ -4,6 +4,7 @@ so the CLI acts as an admin; its changes are audited as `console:<os user>`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,6 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
     try:
         return await _ACTIONS[args.persona_action](args, store)
     except (PersonaError, PersonaStoreError, OSError) as exc:
-        import sys
-
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 1
 
@@ -67,9 +66,9 @@ async def _show(args: argparse.Namespace, store: Any) -> int:
     from kagentbot.persona.model import persona_to_toml
 
     if args.name:
-        persona = await store.get(args.name)
+        persona = await store.get(args.name, strict=True)
         if persona is None:
-            print(f"kagentbot: there is no persona named {args.name!r}", file=__import__("sys").stderr)
+            print(f"kagentbot: there is no persona named {args.name!r}", file=sys.stderr)
             return 1
         print(f"# {args.name}")
     else:
@@ -84,7 +83,7 @@ async def _show(args: argparse.Namespace, store: Any) -> int:
 
 async def _use(args: argparse.Namespace, store: Any) -> int:
     if bool(args.name) == bool(args.clear):
-        print("kagentbot: give a persona name or --clear", file=__import__("sys").stderr)
+        print("kagentbot: give a persona name or --clear", file=sys.stderr)
         return 2
     name = None if args.clear else args.name
     await store.select_persona(_actor(args), "users", f"console:{args.user}", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
+
+log = logging.getLogger(__name__)
 
 Source = Literal["built-in", "custom", "custom (overrides built-in)"]
 
@@ -88,8 +91,16 @@ class PersonaStore:
             return Listed(custom[name], "custom (overrides built-in)" if name in self._builtin else "custom")
         return Listed(self._builtin[name], "built-in")
 
-    async def get(self, name: str) -> Persona | None:
-        custom = await asyncio.to_thread(self._read_one_custom, name)
+    async def get(self, name: str, *, strict: bool = False) -> Persona | None:
+        """The persona called `name`. A hand-edited custom file that no longer validates counts as
+        missing (turns fall back to the default and say so) unless `strict`, which raises PersonaError."""
+        try:
+            custom = await asyncio.to_thread(self._read_one_custom, name)
+        except PersonaError:
+            if strict:
+                raise
+            log.warning("custom persona %r does not validate; `kagentbot persona show %s` says why", name, name)
+            custom = None
         return custom or self._builtin.get(name)
 
     async def default(self) -> Resolution:
@@ -137,7 +148,7 @@ class PersonaStore:
             exists_custom = await asyncio.to_thread(self._custom_path(persona.name).exists)
             if mode == "create" and exists_custom:
                 raise PersonaStoreError(f"A persona named {persona.name!r} already exists; use edit to change it.")
-            if mode == "edit" and before is None:
+            if mode == "edit" and before is None and not exists_custom:
                 raise PersonaStoreError(f"There is no persona named {persona.name!r} to edit; use create.")
             await asyncio.to_thread(_atomic_write, self._custom_path(persona.name), persona_to_toml(persona))
             await self._record(actor, mode, persona.name, _dump(before), _dump(persona))
@@ -147,7 +158,10 @@ class PersonaStore:
         """Delete a custom persona. Returns the built-in that shows through again, if any."""
         async with self._lock:
             path = self._custom_path(name)
-            before = await asyncio.to_thread(self._read_one_custom, name)
+            try:
+                before = await asyncio.to_thread(self._read_one_custom, name)
+            except PersonaError:
+                before = None if not path.exists() else Persona(name=name, display_name="(unreadable file)")
             if before is None:
                 if name in self._builtin:
                     raise PersonaStoreError(f"{name!r} is a built-in persona and cannot be deleted.")

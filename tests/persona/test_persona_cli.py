@@ -65,3 +65,19 @@ async def test_cli_bad_file_and_unknown_names(make_settings, tmp_path, capsys):
     assert await cli(settings, "use", "ghost") == 1
     assert await cli(settings, "use") == 2
     assert await PersonaStore(settings).audit() == []
+
+
+async def test_a_hand_broken_custom_file_falls_back_and_show_says_why(make_settings, capsys):
+    from kagentbot.persona.model import Persona
+
+    settings = make_settings()
+    store = await PersonaStore.open(settings)
+    await store.save_persona("console:root", Persona(name="ops", display_name="Ops"), mode="create")
+    await store.select_persona("console:root", "users", "console:ann", "ops")
+    (settings.data_dir / "personas" / "custom" / "ops.toml").write_text('name = "ops"\ndisplay_name = ""\n')
+    resolution = await store.resolve("console:ann")
+    assert resolution.persona.name == "assistant" and "'ops'" in resolution.note
+    assert await cli(settings, "show", "ops") == 1
+    assert "field 'display_name'" in capsys.readouterr().err
+    assert await cli(settings, "delete", "ops") == 0  # a broken file can still be removed
+    assert not (settings.data_dir / "personas" / "custom" / "ops.toml").exists()
