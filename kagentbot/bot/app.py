@@ -150,7 +150,9 @@ def conversation_key(message: IncomingMessage) -> str:
 def default_router() -> CommandRouter:
     """Every chat command the features provide."""
     from kagentbot.bot.kb_commands import kb_command
+    from kagentbot.bot.persona_commands import persona_command
 
     router = CommandRouter()
     router.add(kb_command())
+    router.add(persona_command())
     return router
