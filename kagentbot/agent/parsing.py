@@ -1,5 +1,6 @@
-"""Turn a planning reply into one task. Models wrap the JSON in prose or code fences, use single
-quotes, trailing commas or Python literals, or stop mid-object: find the first object and
+"""Turn a planning reply into one task. Models wrap the JSON in prose or code fences, think aloud
+in `<think>` blocks, use single quotes, trailing commas or Python literals, name the arguments
+`parameters` or `action_input`, or stop mid-object: find the first object that holds a task and
 repair it before giving up."""
 
 from __future__ import annotations
@@ -7,11 +8,21 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-STOP_COMMANDS = frozenset({"task_complete", "do_nothing", "finish", "none", ""})
+STOP_COMMANDS = frozenset({"task_complete", "do_nothing", "finish", "none", "final_answer"})
 _FENCE = re.compile(r"```(?:json|JSON|python)?\s*(.*?)(?:```|$)", re.S)
+# Reasoning models (qwen3, deepseek-r1) think before they answer; drafts in there are not the plan.
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+_CALL = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\((.*)\)\s*$", re.S)
+# Chinese keyboards type full-width punctuation; tried only when nothing else parses.
+_FULL_WIDTH = str.maketrans({"：": ":", "，": ",", "“": '"', "”": '"', "‘": "'", "’": "'", "｛": "{", "｝": "}"})
+_NAME_KEYS = ("name", "tool", "tool_name", "function", "command", "action")
+_ARG_KEYS = ("args", "arguments", "parameters", "action_input", "tool_input", "input", "params")
+_MAX_STARTS = 32  # objects tried per reply: a reply is short, but never scan without bound
+_MAX_CHARS = 20_000  # a plan is a few hundred characters; a rambling reply is not read to its end
 
 
 class PlanParseError(ValueError):
@@ -26,29 +37,60 @@ class Plan:
 
     @property
     def is_stop(self) -> bool:
-        return self.tool in STOP_COMMANDS
+        return self.tool.lower().replace(" ", "_") in STOP_COMMANDS  # ReAct models write "Final Answer"
 
 
 def parse_plan(reply: str) -> Plan:
-    obj = _first_object(reply)
-    return _as_plan(obj)
-
-
-def _first_object(reply: str) -> dict[str, Any]:
-    for candidate in _candidates(reply):
+    text = _THINK.sub("", reply).strip()[:_MAX_CHARS]
+    problems: list[str] = []
+    for candidate in _candidates(text):
         obj = _load(candidate)
-        if isinstance(obj, dict) and obj:
-            return obj
-    raise PlanParseError("the model's plan holds no JSON task")
+        if not isinstance(obj, dict) or not obj:
+            continue
+        try:
+            return _from_object(obj)
+        except PlanParseError as exc:  # an example object or a fragment: a later one may be the task
+            problems.append(str(exc))
+    call = _call_syntax(text)
+    if call is not None:
+        return Plan(task_name=call[0], tool=call[0], args=call[1])
+    raise PlanParseError(problems[0] if problems else "the model's plan holds no JSON task")
 
 
-def _candidates(reply: str) -> list[str]:
-    text = reply.strip()
-    found = [m.group(1) for m in _FENCE.finditer(text)]
+def _from_object(obj: dict[str, Any]) -> Plan:
+    """The task in `obj`, or in a wrapper's one object value: `{"next_task": {...}}`."""
+    try:
+        return _as_plan(obj)
+    except PlanParseError:
+        inner = [v for v in obj.values() if isinstance(v, dict)]
+        if len(obj) == 1 and len(inner) == 1:
+            return _as_plan(inner[0])
+        raise
+
+
+def _candidates(text: str) -> Iterator[str]:
+    for match in _FENCE.finditer(text):
+        if "{" in match.group(1):
+            yield match.group(1).strip()
+    yield from _objects(text)
+    normalised = text.translate(_FULL_WIDTH)
+    if normalised != text:
+        yield from _objects(normalised)
+
+
+def _objects(text: str) -> Iterator[str]:
+    """Each brace-balanced object in order of its opening brace (outer objects before inner ones).
+    An object cut off by the end of the reply is the last: every later start lies inside it, and
+    repairing each of them would cost time quadratic in the reply's length."""
     start = text.find("{")
-    if start >= 0:
-        found.append(_balanced(text, start))
-    return [c.strip() for c in found if "{" in c]
+    for _ in range(_MAX_STARTS):
+        if start < 0:
+            return
+        candidate = _balanced(text, start)
+        yield candidate
+        if not candidate.endswith("}"):
+            return
+        start = text.find("{", start + 1)
 
 
 def _balanced(text: str, start: int) -> str:
@@ -93,19 +135,80 @@ def _load(candidate: str) -> Any:
 
 
 def _as_plan(obj: dict[str, Any]) -> Plan:
-    command = obj.get("command", obj.get("action"))
-    if isinstance(command, dict):
-        name = command.get("name") or command.get("tool") or ""
-        args = command.get("args", command.get("arguments", {}))
-    elif isinstance(command, str):  # {"command": "web_search", "args": {...}}
-        name, args = command, obj.get("args", obj.get("arguments", {}))
-    elif "name" in obj:  # a bare function call object
-        name, args = obj["name"], obj.get("args", obj.get("arguments", {}))
-    else:
-        raise PlanParseError("the model's task has no command")
+    name, args = _command(obj)
     if isinstance(args, str):
-        args = _load(args) if args.strip().startswith("{") else {"text": args}
+        args = _string_args(args)
+    if args is None:
+        args = {}
     if not isinstance(args, dict):
         raise PlanParseError(f"the arguments of {name!r} are not an object")
     task_name = str(obj.get("task_name") or obj.get("task") or obj.get("thought") or name)
-    return Plan(task_name=task_name.strip(), tool=str(name).strip(), args=args or {})
+    return Plan(task_name=task_name.strip(), tool=name, args=args)
+
+
+def _command(obj: dict[str, Any]) -> tuple[str, Any]:
+    """The tool name and raw arguments, whichever of the shapes models use the object has."""
+    for key in ("command", "action", "tool", "tool_name", "function", "name"):
+        value = obj.get(key)
+        if isinstance(value, dict):  # {"command": {"name": ..., "args": ...}}
+            return _named(value)
+        if isinstance(value, str) and value.strip():  # {"command": "web_search", "args": {...}}
+            call = _call_syntax(value) if not _has_args(obj) else None
+            return call if call else (_tool_name(value), _args_of(obj))
+    raise PlanParseError("the model's task has no command")
+
+
+def _named(command: dict[str, Any]) -> tuple[str, Any]:
+    for key in _NAME_KEYS:
+        if isinstance(command.get(key), str) and command[key].strip():
+            return _tool_name(command[key]), _args_of(command)
+    if len(command) == 1:  # {"command": {"web_search": {"text": ...}}}
+        (key, value), = command.items()
+        if key not in _ARG_KEYS and (isinstance(value, (dict, str)) or value is None):
+            return _tool_name(key), value
+    raise PlanParseError("the model's task names no command")
+
+
+def _has_args(obj: dict[str, Any]) -> bool:
+    return any(key in obj for key in _ARG_KEYS)
+
+
+def _args_of(obj: dict[str, Any]) -> Any:
+    for key in _ARG_KEYS:
+        if key in obj:
+            return obj[key]
+    return {}
+
+
+def _tool_name(name: str) -> str:
+    name = name.strip()
+    if name.startswith("<") and name.endswith(">"):  # the format line echoed back: `"<command name>"`
+        raise PlanParseError("the model repeated the reply format instead of planning a task")
+    return name.removeprefix("functions.")  # OpenAI's namespace for function tools
+
+
+def _string_args(text: str) -> Any:
+    """Arguments sent as a string: JSON-encoded (OpenAI style) or a bare query."""
+    if text.strip().startswith("{"):
+        return _load(text)
+    return {"text": text} if text.strip() else {}
+
+
+def _call_syntax(text: str) -> tuple[str, dict[str, Any]] | None:
+    """`web_search(text="Messi")`: a Python-style call with literal keyword arguments."""
+    match = _CALL.match(text)
+    if not match:
+        return None
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+        if not isinstance(call, ast.Call):
+            return None
+        args = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+        if len(call.args) == 1 and not args:
+            value = ast.literal_eval(call.args[0])
+            args = value if isinstance(value, dict) else {"text": value}
+        elif call.args:
+            return None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return _tool_name(match.group(1)), args

@@ -46,3 +46,20 @@ def test_stop_commands_are_stops():
     assert parse_plan('{"task_name": "f", "command": {"name": "task_complete", "args": {}}}').is_stop
     assert parse_plan('{"task_name": "f", "command": {"name": "do_nothing", "args": {}}}').is_stop
     assert not parse_plan('{"task_name": "f", "command": {"name": "web_search", "args": {"text": "x"}}}').is_stop
+    assert parse_plan('{"action": "Final Answer", "action_input": "42"}').is_stop  # ReAct-trained models
+
+
+def test_a_command_without_a_name_is_refused_not_taken_for_a_stop():
+    with pytest.raises(PlanParseError, match="names no command"):
+        parse_plan('{"task_name": "search", "command": {"args": {"text": "x"}}}')
+
+
+def test_the_draft_inside_a_think_block_is_not_the_plan():
+    reply = ('<think>maybe {"name": "web_search", "args": {"text": "draft"}}</think>\n'
+             '{"task_name": "t", "command": {"name": "encyclopedia", "args": {"query": "final"}}}')
+    assert (parse_plan(reply).tool, parse_plan(reply).args) == ("encyclopedia", {"query": "final"})
+
+
+def test_a_long_garbage_reply_is_refused():
+    with pytest.raises(PlanParseError):
+        parse_plan("{ not json " * 2000)
