@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 TOOL_ATTRIBUTE = "__kagentbot_tool__"
+log = logging.getLogger(__name__)
 
 
 class ToolError(Exception):
@@ -224,6 +226,11 @@ class ToolRegistry:
             ok = False
         except (TimeoutError, asyncio.TimeoutError):
             text = display = f"error: {name} took longer than {spec.timeout if spec and spec.timeout else timeout:g} s"
+            ok = False
+        except Exception as exc:  # a tool's own bug (often a custom tool): one failed step, not a failed turn
+            log.exception("tool %s failed", name)
+            text = f"error: {name} failed unexpectedly ({type(exc).__name__}: {exc})"
+            display = f"error: {name} failed unexpectedly ({type(exc).__name__}; details in the bot's log)"
             ok = False
         return ToolResult(name, ok, truncate(text, max_chars), truncate(display, 400), time.perf_counter() - started)
 

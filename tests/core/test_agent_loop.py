@@ -160,6 +160,25 @@ async def test_a_slow_tool_times_out_and_the_loop_goes_on(fake_ollama, make_sett
     assert second.ok and final_answer(events) == "247 days."
 
 
+async def test_a_crashing_tool_is_one_failed_step_and_the_model_sees_why(fake_ollama, make_settings):
+    @tool
+    async def flaky_lookup(text: str) -> str:
+        """Look something up with a bug.
+
+        Args:
+            text: what to look up
+        """
+        raise RuntimeError("index corrupted")
+
+    fake_ollama.script(task("look", "flaky_lookup", text="x"), MESSI_TASK, complete(), "247 days.")
+    settings = make_settings(llm={"host": fake_ollama.url})
+    events = await run_turn(agent_for(settings, tools=ToolRegistry([flaky_lookup, *TIME_TOOLS])))
+    assert not [e for e in events if isinstance(e, Failed)]
+    first, second = [e for e in events if isinstance(e, ToolFinished)]
+    assert not first.ok and second.ok and final_answer(events) == "247 days."
+    assert "failed unexpectedly (RuntimeError: index corrupted)" in fake_ollama.prompts()[1]
+
+
 async def test_prompt_budget_trims_memory_in_the_middle_never_rules_or_goal(fake_ollama, make_settings):
     class HugeMemory(ConversationBuffer):
         async def recall(self, audience, query, *, turns, limit):

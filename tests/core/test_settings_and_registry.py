@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 import pytest
@@ -90,6 +91,36 @@ async def test_output_is_truncated_to_the_budget():
 
     result = await ToolRegistry([chatty]).invoke("chatty", {}, CTX, max_chars=100)
     assert len(result.text) == 100 and result.text.endswith("…[truncated]")
+
+
+async def test_a_tool_that_crashes_is_a_failed_result_not_an_exception(caplog):
+    @tool
+    async def buggy(text: str) -> str:
+        """Fail in an unplanned way.
+
+        Args:
+            text: anything
+        """
+        return {"a": 1}[text]
+
+    result = await ToolRegistry([buggy]).invoke("buggy", {"text": "zz"}, CTX)
+    assert not result.ok and result.text == "error: buggy failed unexpectedly (KeyError: 'zz')"
+    assert "'zz'" not in result.display and "bot's log" in result.display
+    assert "tool buggy failed" in caplog.text and "KeyError" in caplog.text
+
+
+async def test_unknown_tool_and_timeout_are_results():
+    @tool(timeout=0.05)
+    async def sleepy() -> str:
+        """Sleep."""
+        await asyncio.sleep(2)
+        return "late"
+
+    registry = ToolRegistry([sleepy])
+    missing = await registry.invoke("nope", {}, CTX)
+    assert not missing.ok and "there is no tool named 'nope'; available: sleepy" in missing.text
+    late = await registry.invoke("sleepy", {}, CTX, timeout=30)
+    assert not late.ok and "sleepy took longer than 0.05 s" in late.text  # the tool's own limit wins
 
 
 def test_sync_functions_are_refused():
