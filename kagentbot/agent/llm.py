@@ -203,7 +203,7 @@ class OpenAICompatibleClient:
     def _params(self, messages, model, options) -> dict[str, Any]:
         extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx")}
         return {
-            "model": model, "messages": list(messages),
+            "model": model, "messages": _openai_messages(messages),
             "temperature": options.get("temperature"), "top_p": options.get("top_p"),
             "extra_body": extra or None,
         }
@@ -263,6 +263,34 @@ class OpenAICompatibleClient:
         if isinstance(exc, openai.APIStatusError):
             return LLMError(f"the server at {self.host} answered {exc.status_code}: {exc.message}")
         return None
+
+
+def _openai_messages(messages: Sequence[Message]) -> list[Message]:
+    """The loop keeps Ollama's message shape (arguments as an object, tool results by name);
+    chat-completions servers want each call's id, arguments as a JSON string, and each tool
+    result tied to its call by `tool_call_id`."""
+    converted: list[Message] = []
+    pending: list[str] = []  # ids of calls not yet answered, in order
+    for message in messages:
+        message = dict(message)
+        if message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = call.get("function", {})
+                arguments = function.get("arguments", {})
+                call_id = call.get("id") or f"call_{len(converted)}_{len(calls)}"
+                calls.append({"id": call_id, "type": "function", "function": {
+                    "name": function.get("name", ""),
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False),
+                }})
+            message["tool_calls"] = calls
+            pending = [c["id"] for c in calls]
+        elif message.get("role") == "tool":
+            message.pop("tool_name", None)
+            if "tool_call_id" not in message and pending:
+                message["tool_call_id"] = pending.pop(0)
+        converted.append(message)
+    return converted
 
 
 def _json_object(text: str | None) -> dict[str, Any]:

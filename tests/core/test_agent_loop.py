@@ -78,6 +78,12 @@ async def test_seed_showcase_through_the_openai_compatible_backend(make_settings
         assert "247" in final_answer(events)
         assert any(e.ok and "247" in e.result for e in events if isinstance(e, ToolFinished))
         assert server.requests[0]["temperature"] == 0.1 and server.requests[0]["top_k"] == 40
+        if mode == "native":  # the fake refuses tool messages that real servers refuse (ids, string arguments)
+            assert [t["function"]["name"] for t in server.requests[0]["tools"]] == [t.__name__ for t in TIME_TOOLS]
+            call, result = server.requests[1]["messages"][-2:]
+            assert json.loads(call["tool_calls"][0]["function"]["arguments"])["end_time"] == "1988-02-26"
+            assert result["role"] == "tool" and result["tool_call_id"] == call["tool_calls"][0]["id"]
+            assert '"total_days":247' in result["content"]
 
 
 async def test_chinese_question_gets_the_chinese_prompt_with_the_lunar_date(fake_ollama, make_settings):

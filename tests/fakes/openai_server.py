@@ -45,6 +45,10 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        problem = _message_problem(body.get("messages", []))
+        if problem:  # what OpenAI, vLLM and llama.cpp refuse: 400 invalid_request_error
+            return web.json_response({"error": {"message": problem, "type": "invalid_request_error", "code": 400}},
+                                     status=400)
         if body.get("model") not in self.models:
             return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                                 "type": "NotFoundError", "code": 404}}, status=404)
@@ -80,3 +84,20 @@ class FakeOpenAI:
         await response.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
         await response.write_eof()
         return response
+
+
+def _message_problem(messages: list[dict[str, Any]]) -> str:
+    """The chat-completions message rules a real server enforces on tool calls."""
+    call_ids: set[str] = set()
+    for i, message in enumerate(messages):
+        for call in message.get("tool_calls") or ():
+            if not isinstance(call.get("id"), str) or call.get("type") != "function":
+                return f"messages[{i}].tool_calls: each call needs an 'id' and type 'function'"
+            arguments = call.get("function", {}).get("arguments")
+            if not isinstance(arguments, str):
+                return f"messages[{i}].tool_calls: 'function.arguments' must be a JSON string"
+            json.loads(arguments)
+            call_ids.add(call["id"])
+        if message.get("role") == "tool" and message.get("tool_call_id") not in call_ids:
+            return f"messages[{i}]: a 'tool' message must answer a preceding tool call by its tool_call_id"
+    return ""
