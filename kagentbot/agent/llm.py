@@ -154,11 +154,16 @@ class OllamaClient:
                     f"the model {model!r} is not on the Ollama server at {self.host}: "
                     f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
                 )
-            return LLMError(f"Ollama at {self.host} answered {exc.status_code}: {exc.error}")
+            return LLMError(f"Ollama at {self.host} answered {exc.status_code} for the model {model!r}: {exc.error}")
         if isinstance(exc, httpx.TimeoutException):
             return LLMTimeout(
                 f"Ollama at {self.host} did not answer within {self._settings.timeout:g} s: the model may still be "
                 "loading; try again, or raise KAGENTBOT_LLM__TIMEOUT"
+            )
+        if _broke_off(exc):
+            return LLMUnavailable(
+                f"the connection to Ollama at {self.host} broke off while {model!r} was answering: try again; "
+                "if it keeps happening, check the server's log (it may have run out of memory or restarted)"
             )
         if isinstance(exc, (ConnectionError, httpx.TransportError)):
             return LLMUnavailable(
@@ -254,6 +259,11 @@ class OpenAICompatibleClient:
         openai = self._openai
         if isinstance(exc, openai.APITimeoutError):
             return LLMTimeout(f"the server at {self.host} did not answer within {self._settings.timeout:g} s")
+        if _broke_off(exc):
+            return LLMUnavailable(
+                f"the connection to the server at {self.host} broke off while {model!r} was answering: try again; "
+                "if it keeps happening, check the server's log"
+            )
         if isinstance(exc, openai.APIConnectionError):
             return LLMUnavailable(
                 f"cannot reach the OpenAI-compatible server at {self.host}: start it, or fix KAGENTBOT_LLM__HOST"
@@ -261,8 +271,23 @@ class OpenAICompatibleClient:
         if isinstance(exc, openai.NotFoundError):
             return ModelNotFound(f"the server at {self.host} does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
         if isinstance(exc, openai.APIStatusError):
-            return LLMError(f"the server at {self.host} answered {exc.status_code}: {exc.message}")
+            body = exc.body if isinstance(exc.body, dict) else {}
+            detail = body.get("message") or exc.message  # the server's own words, without the SDK's prefix
+            return LLMError(f"the server at {self.host} answered {exc.status_code} for the model {model!r}: {detail}")
         return None
+
+
+def _broke_off(exc: BaseException) -> bool:
+    """The server was reached, then the connection dropped mid-reply. The SDKs wrap the cause, and
+    not always in the same httpx (the openai SDK may ship its own copy): match by class name."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if type(seen).__name__ in ("RemoteProtocolError", "ReadError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _openai_messages(messages: Sequence[Message]) -> list[Message]:

@@ -75,7 +75,10 @@ class FakeOpenAI:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         pieces = [reply.content[i : i + reply.chunk] for i in range(0, len(reply.content), reply.chunk)]
-        for piece in pieces:
+        for n, piece in enumerate(pieces):
+            if reply.cut_stream and n == len(pieces) // 2:
+                request.transport.close()  # type: ignore[union-attr]
+                return response
             chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
