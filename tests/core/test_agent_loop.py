@@ -63,6 +63,41 @@ async def test_seed_showcase_in_native_mode(fake_ollama, make_settings):
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "time_delta"
 
 
+async def test_native_mode_honours_max_steps_then_concludes_from_the_tasks(fake_ollama, make_settings):
+    def reply(body):
+        if body.get("tools"):  # a planning call: ask for one more year's solar terms each time
+            year = 2020 + sum(1 for m in body["messages"] if m["role"] == "tool")
+            return Scripted(tool_calls=[{"name": "get_solar_terms_info", "arguments": {"year": year}}])
+        return Scripted("Here are the terms.")
+
+    fake_ollama.responder = reply
+    settings = make_settings(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 2})
+    events = await run_turn(agent_for(settings), "List the solar terms of 2020 and 2021")
+    assert [e.args for e in events if isinstance(e, StepPlanned)] == [{"year": 2020}, {"year": 2021}]
+    assert final_answer(events) == "Here are the terms."
+    concluding = fake_ollama.chat_requests()[-1]
+    assert not concluding.get("tools") and concluding["stream"] is True
+    assert "concluding stage" in concluding["messages"][0]["content"] and "2021-03-20" in concluding["messages"][0]["content"]
+
+
+async def test_native_mode_repeat_is_rejected(fake_ollama, make_settings):
+    call = Scripted(tool_calls=[{"name": "time_delta", "arguments": {"start_time": "1987-06-24", "end_time": "1988-02-26"}}])
+    fake_ollama.script(call, call, "247 days.")
+    events = await run_turn(agent_for(make_settings(llm={"host": fake_ollama.url, "mode": "native"})))
+    assert len([e for e in events if isinstance(e, ToolFinished)]) == 1
+    assert "repeat step 1" in next(e for e in events if isinstance(e, PlanRejected)).reason
+    assert final_answer(events) == "247 days."
+
+
+async def test_native_mode_in_chinese(fake_ollama, make_settings):
+    fake_ollama.script("梅西比安东内拉大247天。")
+    events = await run_turn(agent_for(make_settings(llm={"host": fake_ollama.url, "mode": "native"})), "梅西比安东内拉大多少天？")
+    system, user = fake_ollama.chat_requests()[0]["messages"]
+    assert system["role"] == "system" and "农历" in system["content"] and "缺少事实时调用工具" in system["content"]
+    assert user == {"role": "user", "content": "梅西比安东内拉大多少天？"}
+    assert final_answer(events) == "梅西比安东内拉大247天。"
+
+
 @pytest.mark.parametrize("mode", ["kagent", "native"])
 async def test_seed_showcase_through_the_openai_compatible_backend(make_settings, mode):
     async with FakeOpenAI() as server:
