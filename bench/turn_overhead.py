@@ -183,8 +183,9 @@ async def main():
     from kagentbot.memory.store import MemoryStore
     from kagentbot.memory.types import Audience
     store = await MemoryStore.open(settings); lap("open the memory store")
-    await store.recall(Audience("user:console:bench"), "warm up", turns=4, limit=4); lap("first recall (loads the embedder)")
-    await store.recall(Audience("user:console:bench"), "again", turns=4, limit=4); lap("a later recall")
+    me = kagentbot.cli.console_message("x", kagentbot.cli._os_user()).audience  # whose rows `ask` wrote
+    await store.recall(me, "warm up", turns=4, limit=4); lap("first recall (loads the embedder)")
+    await store.recall(me, "again", turns=4, limit=4); lap("a later recall")
     store.close()
 asyncio.run(main())
 last = t0
