@@ -24,7 +24,7 @@ from kagentbot.agent.events import (
     ToolStarted,
 )
 from kagentbot.agent.llm import LLMClient, LLMError, sampling_options
-from kagentbot.agent.parsing import Plan, PlanParseError, parse_plan
+from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona
@@ -157,7 +157,7 @@ class Agent:
         specs = [t.function_spec() for t in turn.tools.tools()]
         reply = await self.llm.complete(turn.messages, model=turn.model, options=turn.options, tools=specs or None)
         if not reply.tool_calls:
-            turn.native_answer = reply.content
+            turn.native_answer = strip_thinking(reply.content)
             return None
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
@@ -223,8 +223,12 @@ class Agent:
             history = prompts.conversation_text(turn.recall, turn.language)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
         messages = [{"role": "user", "content": parts.render(budget)}]
+        thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
         async for delta in self.llm.stream(messages, model=turn.model, options=turn.options):
-            yield delta
+            if visible := thinking.feed(delta):
+                yield visible
+        if rest := thinking.flush():
+            yield rest
 
 
 def _error_id() -> str:

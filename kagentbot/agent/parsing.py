@@ -212,3 +212,56 @@ def _call_syntax(text: str) -> tuple[str, dict[str, Any]] | None:
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     return _tool_name(match.group(1)), args
+
+
+def strip_thinking(text: str) -> str:
+    """A whole reply without its `<think>` blocks."""
+    return _THINK.sub("", text).strip()
+
+
+class ThinkFilter:
+    """Drops `<think>…</think>` from a streamed answer as it arrives; a tag may be split across
+    chunks, so a possible start of one is held back until the next chunk decides."""
+
+    _OPEN, _CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._inside = False
+        self._started = False  # leading blank lines after a think block are not shown
+
+    def feed(self, chunk: str) -> str:
+        self._pending += chunk
+        out: list[str] = []
+        while True:
+            tag = self._CLOSE if self._inside else self._OPEN
+            found = self._pending.find(tag)
+            if found < 0:
+                break
+            if not self._inside:
+                out.append(self._pending[:found])
+            self._pending = self._pending[found + len(tag) :]
+            self._inside = not self._inside
+        held = _partial_tag(self._pending, self._CLOSE if self._inside else self._OPEN)
+        if not self._inside:
+            out.append(self._pending[: len(self._pending) - held])
+        self._pending = self._pending[len(self._pending) - held :]
+        return self._visible("".join(out))
+
+    def flush(self) -> str:
+        rest, self._pending = ("" if self._inside else self._pending), ""
+        return self._visible(rest)
+
+    def _visible(self, text: str) -> str:
+        if not self._started:
+            text = text.lstrip()
+            self._started = bool(text)
+        return text
+
+
+def _partial_tag(text: str, tag: str) -> int:
+    """How many characters at the end of `text` could begin `tag`."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:size]):
+            return size
+    return 0

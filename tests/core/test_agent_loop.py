@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished
+from kagentbot.agent.events import AnswerDelta, AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished
 from kagentbot.agent.llm import make_client
 from kagentbot.agent.loop import Agent, TurnRequest, collect, final_answer
 from kagentbot.memory.types import Audience, ConversationBuffer, Passage, Recall
@@ -127,6 +127,20 @@ async def test_chinese_question_gets_the_chinese_prompt_with_the_lunar_date(fake
     prompt = fake_ollama.prompts()[0]
     assert "任务规划阶段" in prompt and "农历" in prompt and "GOAL: 梅西比安东内拉大多少天？" in prompt
     assert "新任务" in prompt
+
+
+@pytest.mark.parametrize("mode", ["kagent", "native"])
+async def test_a_reasoning_models_thinking_is_not_shown(fake_ollama, make_settings, mode):
+    thinking = "<think>\nThe user asks about {birthdays}; maybe search first?\n</think>\n\n"
+    plan = task("gap", "time_delta", start_time="1987-06-24", end_time="1988-02-26")
+    if mode == "kagent":
+        fake_ollama.script(thinking + plan, thinking + complete(), Scripted(thinking + "Messi is older by 247 days.", chunk=3))
+    else:
+        fake_ollama.script(Scripted(thinking + "Messi is older by 247 days."))
+    events = await run_turn(agent_for(make_settings(llm={"host": fake_ollama.url, "mode": mode})))
+    answer = final_answer(events)
+    assert answer == "Messi is older by 247 days."
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == answer
 
 
 async def test_no_task_path_asks_directly_with_the_conversation(fake_ollama, make_settings):

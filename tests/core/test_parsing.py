@@ -63,3 +63,18 @@ def test_the_draft_inside_a_think_block_is_not_the_plan():
 def test_a_long_garbage_reply_is_refused():
     with pytest.raises(PlanParseError):
         parse_plan("{ not json " * 2000)
+
+
+@pytest.mark.parametrize("text,shown", [
+    ("<think>\nplan {x}\n</think>\n\nThe answer.", "The answer."),
+    ("No thinking, a < b and <b>bold</b>, ends with <thi", "No thinking, a < b and <b>bold</b>, ends with <thi"),
+    ("<think>cut off before it closed", ""),
+    ("one <think>x</think>two", "one two"),
+])
+@pytest.mark.parametrize("size", [1, 2, 5, 1000])
+def test_think_filter_on_any_chunking(text, shown, size):
+    from kagentbot.agent.parsing import ThinkFilter
+
+    thinking = ThinkFilter()
+    out = "".join(thinking.feed(text[i : i + size]) for i in range(0, len(text), size)) + thinking.flush()
+    assert out == shown
