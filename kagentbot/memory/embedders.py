@@ -25,6 +25,10 @@ class Embedder(Protocol):
 
     async def dimension(self) -> int: ...
 
+    def preload(self) -> None:
+        """Start getting ready in the background (load weights); never blocks."""
+        ...
+
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """L2-normalised float32 rows, one per text, in order."""
         ...
@@ -51,6 +55,16 @@ class BuiltinEmbedder:
 
     async def dimension(self) -> int:
         return self._DIM
+
+    def preload(self) -> None:
+        """Load the model in a daemon thread (~1 s: weights and tokenizer) so that it is ready
+        by the first query; `embed` waits for it through the lock instead of loading twice."""
+        if self._model is None:
+            threading.Thread(target=self._preload, name="embedder-preload", daemon=True).start()
+
+    def _preload(self) -> None:
+        with self._lock:
+            self._load().encode([" "])  # the weights and the tokenizer load on first use
 
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         return await asyncio.to_thread(self._embed_all, list(texts), progress)
@@ -99,6 +113,9 @@ class OllamaEmbedder:
         self._batch_size = batch_size
         self._timeout = timeout
         self._dim: int | None = None
+
+    def preload(self) -> None:
+        return None  # the model lives in the Ollama server
 
     async def dimension(self) -> int:
         if self._dim is None:

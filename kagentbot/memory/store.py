@@ -230,6 +230,11 @@ class MemoryStore:
         self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
         self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-fulltext")
         self._rrf = _rrf()
+        # Scopes seen holding knowledge or task rows. Only positives are cached: rows can appear
+        # from another process at any time, and a stale positive merely costs one embedding.
+        self._searchable: set[frozenset[str]] = set()
+        if self._knowledge.count_rows() or self._tasks.count_rows():
+            embedder.preload()  # a query will need the model: load it while start-up goes on
 
     def _set_generation(self, meta: dict[str, Any]) -> None:
         self._meta = meta
@@ -381,6 +386,10 @@ class MemoryStore:
         self._legs.shutdown(wait=False, cancel_futures=True)
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
+        if not await asyncio.to_thread(self._has_searchable, audience.readable):
+            # Nothing to rank: skip the query embedding (and so the model load on a cold start).
+            conversation = await asyncio.to_thread(self._last_turns, audience.conversation_key, turns)
+            return Recall(conversation=tuple(conversation))
         vector = (await self._embedder.embed([query or " "]))[0]
         knowledge, conversation, tasks = await asyncio.gather(
             asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if query.strip() else _nothing(),
@@ -388,6 +397,17 @@ class MemoryStore:
             asyncio.to_thread(self._related_tasks, vector, audience.readable),
         )
         return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks))
+
+    def _has_searchable(self, scopes: Sequence[str]) -> bool:
+        """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
+        key = frozenset(scopes)
+        if key in self._searchable:
+            return True
+        where = scope_filter(scopes)
+        found = any(table.count_rows(where) for table in (self._knowledge, self._tasks))
+        if found:
+            self._searchable.add(key)
+        return found
 
     def _last_turns(self, key: str, turns: int) -> list[Turn]:
         if turns <= 0:
