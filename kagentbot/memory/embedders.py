@@ -51,6 +51,7 @@ class BuiltinEmbedder:
         self._threads = threads
         self._window = window_chars
         self._model: Any = None
+        self._preloading = False
         self._lock = threading.Lock()  # one forward pass at a time: BLAS threads are already shared
 
     async def dimension(self) -> int:
@@ -59,7 +60,8 @@ class BuiltinEmbedder:
     def preload(self) -> None:
         """Load the model in a daemon thread (~1 s: weights and tokenizer) so that it is ready
         by the first query; `embed` waits for it through the lock instead of loading twice."""
-        if self._model is None:
+        if self._model is None and not self._preloading:
+            self._preloading = True
             threading.Thread(target=self._preload, name="embedder-preload", daemon=True).start()
 
     def _preload(self) -> None:
