@@ -386,10 +386,9 @@ class MemoryStore:
         self._legs.shutdown(wait=False, cancel_futures=True)
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
-        if not await asyncio.to_thread(self._has_searchable, audience.readable):
-            # Nothing to rank: skip the query embedding (and so the model load on a cold start).
-            conversation = await asyncio.to_thread(self._last_turns, audience.conversation_key, turns)
-            return Recall(conversation=tuple(conversation))
+        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns)
+        if unranked is not None:
+            return unranked
         vector = (await self._embedder.embed([query or " "]))[0]
         knowledge, conversation, tasks = await asyncio.gather(
             asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if query.strip() else _nothing(),
@@ -397,6 +396,14 @@ class MemoryStore:
             asyncio.to_thread(self._related_tasks, vector, audience.readable),
         )
         return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks))
+
+    def _recall_unranked(self, audience: Audience, turns: int) -> Recall | None:
+        """When the readable scopes hold no knowledge or tasks there is nothing to rank: the
+        recall is the last turns alone, and the query embedding (a model load on a cold start)
+        is skipped. One thread hop, like the path it replaces. None: rank as usual."""
+        if self._has_searchable(audience.readable):
+            return None
+        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns)))
 
     def _has_searchable(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
