@@ -177,6 +177,46 @@ async def quality(root: Path, embedder: BuiltinEmbedder) -> None:
     settings = load_settings(environ={}, data_dir=root / "quality")
     hit1, hit5 = await measure(await MemoryStore.open(settings, embedder=embedder))
     print(f"quality (self-made zh+en set): hit@1={hit1:.3f} hit@5={hit5:.3f}")
+    settings = load_settings(environ={}, data_dir=root / "packed")
+    hit1, hit5 = await packed_quality(await MemoryStore.open(settings, embedder=embedder))
+    print(f"quality, facts inside full-size chunks (start/middle/end): hit@1={hit1:.3f} hit@5={hit5:.3f}")
+
+
+FILLER = [
+    "This page is part of the staff handbook and is reviewed every year by the office team.",
+    "Questions about this page can be sent to the helpdesk, which answers within two working days.",
+    "本页面属于员工手册的一部分，每年由行政团队审阅更新。",
+    "如对本页内容有疑问，请联系服务台，一般两个工作日内答复。",
+    "Older versions of this page are kept in the archive for reference only.",
+    "以往版本仅作存档参考，不再适用。",
+]
+
+
+def packed_text(fact: str, position: int, size: int = 760) -> str:
+    """One chunk-sized text holding `fact` at its start, middle or end among neutral filler:
+    the short documents of the quality set each fit in a fraction of a chunk, real ones do not."""
+    filler, i = [], position
+    while sum(map(len, filler)) + len(fact) < size - 90:
+        filler.append(FILLER[i % len(FILLER)])
+        i += 1
+    at = (0, len(filler) // 2, len(filler))[position % 3]
+    return " ".join([*filler[:at], fact, *filler[at:]])
+
+
+async def packed_quality(store: MemoryStore) -> tuple[float, float]:
+    from tests.memory.retrieval_set import DOCUMENTS, QUERIES
+
+    titles = {}
+    for n, (key, fact) in enumerate(DOCUMENTS.items()):
+        document = from_text(packed_text(fact, n), store.settings.memory, title=key)
+        titles[(await store.add_document(document, "global")).document.id] = key
+    asker = Audience("user:console:eval")
+    hit1 = hit5 = 0
+    for query, expected in QUERIES:
+        ranked = [titles[p.id.split("-")[0]] for p in await store.search(asker, query, 5)]
+        hit1 += ranked[:1] == [expected]
+        hit5 += expected in ranked
+    return hit1 / len(QUERIES), hit5 / len(QUERIES)
 
 
 async def main() -> None:
@@ -185,10 +225,13 @@ async def main() -> None:
     parser.add_argument("--million", action="store_true", help="add the 1M-chunk case")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--window", type=int, default=None, help="embed.window_chars (default: the setting's)")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
     root = Path(tempfile.mkdtemp(prefix="kagentbot-bench-", dir="/tmp"))
-    embedder = BuiltinEmbedder()
+    window = load_settings(environ={}).embed.window_chars if args.window is None else args.window
+    embedder = BuiltinEmbedder(window_chars=window)
+    print(f"builtin embedder, window_chars={window or 'whole text'}")
     try:
         if not args.skip_ingest:
             await quality(root, embedder)

@@ -3,6 +3,7 @@ client, the tool registry, memory, the shared HTTP session. The only place that 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,16 @@ class Services:
         from kagentbot.memory.store import MemoryStore
         from kagentbot.tools.catalog import build_registry
 
-        tools = build_registry(settings)
-        personas = await PersonaStore.open(settings)
-        memory = await MemoryStore.open(settings)
-        return cls(settings=settings, llm=make_client(settings.llm), tools=tools, memory=memory, personas=personas)
+        # Opening the store (importing LanceDB, ~1 s) runs in a thread while the rest is built.
+        opening = asyncio.create_task(MemoryStore.open(settings))
+        try:
+            tools = build_registry(settings)
+            llm = make_client(settings.llm)
+            personas = await PersonaStore.open(settings)
+        except BaseException:
+            opening.cancel()
+            raise
+        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas)
 
     async def persona_for(self, message: Any) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""

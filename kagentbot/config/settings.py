@@ -74,6 +74,9 @@ class EmbedSettings(Section):
     backend: Literal["builtin", "ollama"] = "builtin"
     model: str = ""  # ollama backend: e.g. bge-m3, nomic-embed-text
     batch_size: int = Field(64, ge=1)
+    # builtin backend: embed only each text's first N characters (0: all). The forward pass is
+    # linear in length, so this bounds ingestion cost; full-text search still sees whole chunks.
+    window_chars: int = Field(0, ge=0)
 
 
 class MemorySettings(Section):

