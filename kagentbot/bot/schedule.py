@@ -93,10 +93,34 @@ def parse_when(when: str, tz: str, start: datetime | None = None) -> Any:
             raise ScheduleError(f"{when!r} is not a valid time ({exc}). {ACCEPTED}") from exc
     if len(text.split(" ")) == 5:
         try:
-            return CronTrigger.from_crontab(text, timezone=tzinfo)
+            return CronTrigger.from_crontab(cron_weekdays(text), timezone=tzinfo)
         except ValueError as exc:
             raise ScheduleError(f"{when!r} is not a valid cron expression ({exc}). {ACCEPTED}") from exc
     raise ScheduleError(f"I don't understand the time {when!r}. {ACCEPTED}")
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_weekdays(expression: str) -> str:
+    """Cron numbers weekdays from Sunday=0 (or 7); APScheduler 3 from Monday=0. Names mean the
+    same to both, so numeric weekdays become names."""
+    fields = expression.split(" ")
+
+    def name(number: str) -> str:
+        return _CRON_DAYS[int(number)] if number.isdigit() and int(number) < 8 else number
+
+    def part(item: str) -> str:
+        span, _, step = item.partition("/")
+        low, dash, high = span.partition("-")
+        if dash and low == "0" and high.isdigit() and int(high) >= 1:
+            # "0-5" would become the backwards range sun-fri: split off Sunday.
+            return "sun," + part(f"1-{high}" + (f"/{step}" if step else ""))
+        converted = name(low) + (f"-{name(high)}" if dash else "")
+        return converted + (f"/{step}" if step else "")
+
+    fields[4] = ",".join(part(item) for item in fields[4].split(","))
+    return " ".join(fields)
 
 
 def split_when(text: str) -> tuple[str, str]:
@@ -121,7 +145,7 @@ def next_runs(trigger: Any, after: datetime, count: int) -> list[datetime]:
     """The next `count` fire times strictly after `after`."""
     runs: list[datetime] = []
     previous = None
-    now = after
+    now = after + timedelta(microseconds=1)
     for _ in range(count):
         fire = trigger.get_next_fire_time(previous, now)
         if fire is None:
@@ -203,7 +227,8 @@ class ScheduleBook:
         now = now or datetime.now(timezone.utc)
         trigger = parse_when(when, tz, now)
         check_interval(trigger, limits.min_interval_minutes, now)
-        if not next_runs(trigger, now, 1):
+        upcoming = next_runs(trigger, now, 1)
+        if not upcoming or upcoming[0] <= now:
             raise ScheduleError("That time is in the past.")
         spec = JobSpec(uuid.uuid4().hex[:8], owner, platform, chat_id, thread_id, is_dm, question.strip(),
                        when, tz, created=now.isoformat())
