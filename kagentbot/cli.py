@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
-COMMAND_MODULES: tuple[str, ...] = ("kagentbot.bot.kb_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +105,8 @@ async def run_ask(args: argparse.Namespace, settings: Any) -> int:
     console = Console(highlight=False)
     async with await Services.open(settings) as services:
         message = console_message(args.question, args.user)
-        events = services.agent().run(TurnRequest(args.question, message.audience))
+        persona = await services.persona_for(message)
+        events = services.agent().run(TurnRequest(args.question, message.audience, persona))
         ok = await ConsoleRenderer(console, show_steps=not args.quiet).render(events)
     return 0 if ok else 1
 
@@ -113,12 +116,15 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
 
     from kagentbot.adapters.console_adapter import ConsoleRenderer
     from kagentbot.agent.loop import TurnRequest
+    from kagentbot.bot.app import default_router
+    from kagentbot.bot.commands import CommandContext, CommandRouter
     from kagentbot.bot.services import Services
 
     console = Console(highlight=False)
-    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Empty line or Ctrl-D to quit.")
+    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Commands: /help. Empty line or Ctrl-D to quit.")
     async with await Services.open(settings) as services:
         renderer = ConsoleRenderer(console)
+        router = default_router()
         while True:
             try:
                 question = (await asyncio.to_thread(console.input, "[bold green]you>[/] ")).strip()
@@ -127,7 +133,12 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
             if not question or question in ("exit", "quit", "/quit"):
                 break
             message = console_message(question, args.user)
-            await renderer.render(services.agent().run(TurnRequest(question, message.audience)))
+            if CommandRouter.is_command(question):  # /kb, /persona, /help typed at the terminal
+                context = CommandContext(message, services, is_admin=True)  # the operator owns the data dir
+                console.print((await router.dispatch(context)).text, markup=False)
+                continue
+            persona = await services.persona_for(message)
+            await renderer.render(services.agent().run(TurnRequest(question, message.audience, persona)))
     return 0
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -130,10 +130,12 @@ class Agent:
         query = turn.request.question
         if turn.completed:
             query = f"{query} {turn.completed[-1].task_name}"
-        agent = self.settings.agent
-        turn.recall = await self.memory.recall(
-            turn.request.audience, query, turns=agent.history_turns, limit=self.settings.memory.top_k
-        )
+        # the conversation does not change within a turn: read it on the first step only
+        turns = 0 if turn.completed else self.settings.agent.history_turns
+        recall = await self.memory.recall(turn.request.audience, query, turns=turns, limit=self.settings.memory.top_k)
+        if turn.completed:
+            recall = replace(recall, conversation=turn.recall.conversation)
+        turn.recall = recall
 
     async def _plan_kagent(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
         specs = [t.function_spec() for t in turn.tools.tools()]

@@ -174,9 +174,11 @@ def conversation_key(message: IncomingMessage) -> str:
 def default_router() -> CommandRouter:
     """Every chat command the features provide."""
     from kagentbot.bot.kb_commands import kb_command
+    from kagentbot.bot.persona_commands import persona_command
     from kagentbot.bot.schedule_commands import schedule_command
 
     router = CommandRouter()
     router.add(kb_command())
+    router.add(persona_command())
     router.add(schedule_command())
     return router

@@ -131,11 +131,20 @@ def describe_scope(scope: str) -> str:
     return "private to you"
 
 
+PRIVATE_HINT = "(Your private documents are not shown in a shared chat: DM me /kb list to see them.)"
+
+
+def listing_audience(ctx: CommandContext):
+    """A reply in a shared chat is seen by everyone there: show only what they may all read."""
+    return ctx.audience if ctx.message.is_dm else ctx.audience.shared()
+
+
 async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
-    documents = await store.list_documents(ctx.audience.readable)
+    documents = await store.list_documents(listing_audience(ctx).readable)
+    hint = "" if ctx.message.is_dm else f"\n{PRIVATE_HINT}"
     if not documents:
-        return Reply("Your knowledge base is empty. Add something with /kb add.", private=True)
-    lines = [f"{len(documents)} document(s) you can read:"]
+        return Reply(f"No documents to show. Add something with /kb add.{hint}", private=True)
+    lines = [f"{len(documents)} document(s) you can read:{hint}"]
     lines += [
         f"• {d.id} — {d.title} ({d.chunks} chunk(s), {describe_scope(d.scope)}, added {d.added_at[:10]})"
         for d in documents
@@ -147,9 +156,10 @@ async def _search(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     query = " ".join(args).strip()
     if not query:
         raise CommandError("Say what to search for.")
-    passages = await store.search(ctx.audience, query, store.settings.memory.top_k)
+    passages = await store.search(listing_audience(ctx), query, store.settings.memory.top_k)
     if not passages:
-        return Reply(f"Nothing in your knowledge base matches {query!r}.", private=True)
+        hint = "" if ctx.message.is_dm else f" {PRIVATE_HINT}"
+        return Reply(f"Nothing in the knowledge base matches {query!r}.{hint}", private=True)
     lines = [f"Top {len(passages)} for {query!r}:"]
     for p in passages:
         excerpt = " ".join(p.text.split())[:EXCERPT_CHARS]

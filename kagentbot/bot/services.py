@@ -10,7 +10,8 @@ from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import MemoryView
-from kagentbot.persona.model import DEFAULT_PERSONA, Persona
+from kagentbot.persona.model import Persona
+from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry
 
 
@@ -20,6 +21,7 @@ class Services:
     llm: LLMClient
     tools: ToolRegistry
     memory: MemoryView
+    personas: PersonaStore
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     extras: dict[str, Any] = field(default_factory=dict)
     scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
@@ -30,12 +32,13 @@ class Services:
         from kagentbot.tools.catalog import build_registry
 
         tools = build_registry(settings)
+        personas = await PersonaStore.open(settings)
         memory = await MemoryStore.open(settings)
-        return cls(settings=settings, llm=make_client(settings.llm), tools=tools, memory=memory)
+        return cls(settings=settings, llm=make_client(settings.llm), tools=tools, memory=memory, personas=personas)
 
     async def persona_for(self, message: Any) -> Persona:
-        """The persona for a turn (the persona store decides once it is wired in)."""
-        return DEFAULT_PERSONA
+        """The persona for a turn: the user's choice, else the chat's, else the default."""
+        return await self.personas.persona_for(message)
 
     def http(self) -> Any:
         """The HTTP session network tools share (opened lazily: most turns need none)."""

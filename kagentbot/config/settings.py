@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -33,7 +33,13 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode]
 
 
-class LLMSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section: an unknown key is a typo, refused at start rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(Section):
     backend: Literal["ollama", "openai"] = "ollama"
     host: str = ""  # empty: OLLAMA_HOST, else DEFAULT_OLLAMA_HOST (filled in by Settings)
     model: str = "kagentlm"
@@ -56,7 +62,7 @@ class LLMSettings(BaseModel):
         return value.rstrip("/")
 
 
-class AgentSettings(BaseModel):
+class AgentSettings(Section):
     max_steps: int = Field(5, ge=1, le=20)
     tool_timeout: float = Field(30.0, gt=0)
     history_turns: int = Field(4, ge=0, le=50)
@@ -64,13 +70,13 @@ class AgentSettings(BaseModel):
     tool_output_chars: int = Field(3000, ge=200)
 
 
-class EmbedSettings(BaseModel):
+class EmbedSettings(Section):
     backend: Literal["builtin", "ollama"] = "builtin"
     model: str = ""  # ollama backend: e.g. bge-m3, nomic-embed-text
     batch_size: int = Field(64, ge=1)
 
 
-class MemorySettings(BaseModel):
+class MemorySettings(Section):
     uri: str = ""  # empty: <data_dir>/lancedb; s3://... for scale-out
     top_k: int = Field(4, ge=1, le=50)
     max_upload_mb: float = Field(20.0, gt=0)
@@ -88,7 +94,7 @@ class MemorySettings(BaseModel):
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
 
 
-class ToolsSettings(BaseModel):
+class ToolsSettings(Section):
     enabled: CsvList = Field(default_factory=list)  # empty: every registered tool
     custom: CsvList = Field(default_factory=list)  # module paths of user tools
     search_backend: Literal["ddgs", "searxng"] = "ddgs"
@@ -116,12 +122,12 @@ class ToolsSettings(BaseModel):
     )
 
 
-class RenderSettings(BaseModel):
+class RenderSettings(Section):
     verbosity: Literal["thread", "summary", "off"] = "thread"
     broadcast_answer: bool = False
 
 
-class SlackSettings(BaseModel):
+class SlackSettings(Section):
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
@@ -130,7 +136,7 @@ class SlackSettings(BaseModel):
     port: int = Field(3000, ge=1, le=65535)
 
 
-class TelegramSettings(BaseModel):
+class TelegramSettings(Section):
     token: SecretStr | None = None
     base_url: str = "https://api.telegram.org/bot"  # a local Bot API server: http://HOST:8081/bot
     base_file_url: str = ""  # empty: base_url with /bot → /file/bot
@@ -149,7 +155,7 @@ class TelegramSettings(BaseModel):
         return value.rstrip("/")
 
 
-class DiscordSettings(BaseModel):
+class DiscordSettings(Section):
     token: SecretStr | None = None
     # Discord allows about 5 messages per 5 s per channel, edits included
     send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
@@ -158,14 +164,14 @@ class DiscordSettings(BaseModel):
     ephemeral_commands: bool = True  # slash command replies only the invoker sees
 
 
-class SchedulerSettings(BaseModel):
+class SchedulerSettings(Section):
     timezone: str = "UTC"
     max_jobs_per_user: int = Field(10, ge=1)
     min_interval_minutes: int = Field(15, ge=1)
     misfire_grace_seconds: int = Field(3600, ge=1)
 
 
-class PersonaSettings(BaseModel):
+class PersonaSettings(Section):
     default: str = "assistant"
 
 

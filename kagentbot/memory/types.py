@@ -22,6 +22,13 @@ class Audience:
         scopes.append("global")
         return tuple(scopes)
 
+    def shared(self) -> Audience:
+        """What everyone in this chat may read: the chat's scope and global, not the asker's own.
+        Used for listings shown in a shared channel."""
+        if not self.chat_scope:
+            return self
+        return Audience(user_scope=self.chat_scope)
+
     @property
     def conversation_key(self) -> str:
         return self.chat_scope or self.user_scope

@@ -156,7 +156,7 @@ async def test_slash_commands_are_synced_at_start_and_the_gateway_asks_for_messa
     h = await discord_bot(router)
 
     names = {c["name"]: c for c in h.http.synced_commands}
-    assert set(names) == {"help", "kb", "schedule"}
+    assert set(names) == set(router.names()) == {"help", "kb", "persona", "schedule"}
     assert [(o["name"], o["type"]) for o in names["kb"]["options"]] == [("args", 3), ("file", 11)]
     [identify] = [p for p in h.http.gateways[-1].received if p["op"] == 2]
     intents = discord.Intents._from_value(identify["d"]["intents"])

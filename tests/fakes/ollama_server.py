@@ -211,3 +211,25 @@ def task(name: str, tool: str, **args: Any) -> str:
 
 def complete(reason: str = "enough information") -> str:
     return task("finish", "task_complete", reason=reason)
+
+
+def _serve_forever(port: int) -> None:
+    """`python -m tests.fakes.ollama_server PORT`: a fake for trying the CLI by hand. Planning
+    prompts get `task_complete`; everything else gets an answer quoting the prompt's last line."""
+
+    async def main() -> None:
+        fake = FakeOllama()
+        fake.responder = lambda body: Scripted(
+            complete() if "A new Task:" in body["messages"][-1]["content"]
+            else "(fake model) " + body["messages"][-1]["content"].strip().splitlines()[-1][:200]
+        )
+        print(await fake.start(port), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve_forever(int(sys.argv[1]) if len(sys.argv) > 1 else 11434)

@@ -50,7 +50,7 @@ async def test_add_list_search_remove_in_a_dm(send):
     assert "= " in (await send("/kb add 年假政策：员工每年享有十五天带薪年假。", dm=True, chat="D1")).text
     removed = await send(f"/kb remove {doc_id}", dm=True, chat="D1")
     assert removed.text.startswith("Removed")
-    assert "empty" in (await send("/kb list", dm=True, chat="D1")).text
+    assert "No documents" in (await send("/kb list", dm=True, chat="D1")).text
 
 
 async def test_attachments_are_added_and_bad_ones_explained(send):
@@ -61,8 +61,12 @@ async def test_attachments_are_added_and_bad_ones_explained(send):
     lines = reply.text.splitlines()
     assert lines[0].startswith("✓ Added memo.docx")
     assert lines[1].startswith("✗ broken.pdf: not added.") and "could not read the PDF" in lines[1]
-    assert "Hangzhou" in (await send("/kb search offsite location")).text
-    assert "broken.pdf" not in (await send("/kb list")).text
+    assert "Hangzhou" in (await send("/kb search offsite location", dm=True, chat="D1")).text
+    assert "broken.pdf" not in (await send("/kb list", dm=True, chat="D1")).text
+    # in the shared channel, the private memo is neither listed nor quoted for everyone to see
+    in_channel = await send("/kb search offsite location")
+    assert "Hangzhou" not in in_channel.text and "DM me" in in_channel.text
+    assert "memo.docx" not in (await send("/kb list")).text
 
 
 async def test_scope_rules(send):

@@ -1,0 +1,195 @@
+"""What kagentbot itself costs per turn, with a model that answers instantly, and how long
+`kagentbot ask` takes from a cold start to its first LLM request.
+
+    python bench/turn_overhead.py [--turns 300] [--cold 5]
+
+A turn is the seed showcase: plan `time_delta`, run it, plan `task_complete`, stream the answer.
+Rows, side by side in one run:
+  agent, in-process model    the loop, prompts, parsing and tool with a zero-latency LLMClient
+  agent, fake Ollama (HTTP)  the same through the real ollama client to a loopback server
+  bot + in-memory platform   router, per-conversation queue, renderer, adapter, in-process model
+  bot + LanceDB memory       the same with the real memory store (recall and remember each turn)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kagentbot.agent.llm import ChatReply, ModelInfo, make_client  # noqa: E402
+from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
+from kagentbot.bot.app import Bot  # noqa: E402
+from kagentbot.bot.messages import IncomingMessage  # noqa: E402
+from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.config.settings import load_settings  # noqa: E402
+from kagentbot.memory.types import Audience, ConversationBuffer  # noqa: E402
+from kagentbot.tools.catalog import build_registry  # noqa: E402
+from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
+from tests.fakes.ollama_server import FakeOllama, Scripted, complete, task  # noqa: E402
+
+PLAN = task("Messi's age gap", "time_delta", start_time="1987-06-24", end_time="1988-02-26")
+DONE = complete()
+ANSWER = "Messi is older than Antonela Roccuzzo by 247 days."
+QUESTION = "How many days older is Messi than Antonela Roccuzzo?"
+
+
+class InstantModel:
+    """A zero-latency LLMClient: plan, complete, then stream the answer in a few pieces."""
+
+    host = "in-process"
+
+    def __init__(self) -> None:
+        self._step = 0
+
+    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+        self._step += 1
+        return ChatReply(PLAN if self._step % 2 else DONE)
+
+    async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
+        for i in range(0, len(ANSWER), 8):
+            yield ANSWER[i : i + 8]
+
+    async def describe(self, model: str) -> ModelInfo:
+        return ModelInfo(model, 8192, False)
+
+    async def list_models(self) -> list[str]:
+        return ["kagentlm"]
+
+    async def close(self) -> None:
+        return None
+
+
+def scripted(server: FakeOllama) -> None:
+    server.responder = lambda body: Scripted(
+        ANSWER if body.get("stream") else (DONE if '"total_days' in body["messages"][0]["content"] else PLAN), chunk=8
+    )
+
+
+async def time_turns(run_one, turns: int) -> list[float]:
+    samples = []
+    for _ in range(turns):
+        started = time.perf_counter()
+        await run_one()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def agent_rows(settings, turns: int) -> dict[str, list[float]]:
+    tools = build_registry(settings)
+    rows = {}
+    agent = Agent(settings, InstantModel(), tools, ConversationBuffer())
+    request = TurnRequest(QUESTION, Audience("user:bench:1"))
+
+    async def in_process() -> None:
+        async for _ in agent.run(request):
+            pass
+
+    await time_turns(in_process, 20)  # warm-up: lazy imports, first prompt build
+    rows["agent, in-process model"] = await time_turns(in_process, turns)
+    async with FakeOllama() as server:
+        scripted(server)
+        http_settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"host": server.url})})
+        client = make_client(http_settings.llm)
+        over_http = Agent(http_settings, client, tools, ConversationBuffer())
+
+        async def via_http() -> None:
+            async for _ in over_http.run(request):
+                pass
+
+        await time_turns(via_http, 10)
+        rows["agent, fake Ollama (HTTP)"] = await time_turns(via_http, turns)
+        await client.close()
+    return rows
+
+
+async def bot_row(settings, turns: int, memory: str) -> list[float]:
+    services = await Services.open(settings)
+    if memory == "buffer":
+        await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
+        services.memory = ConversationBuffer()
+    services.llm = InstantModel()
+    chat = ChatAdapter()
+    bot = Bot(services, [chat])
+    await bot.start()
+    counter = iter(range(10**9))
+
+    async def one_turn() -> None:
+        n = next(counter)
+        chat.deliver(IncomingMessage("testchat", f"D{n % 50}", f"U{n % 50}", QUESTION, message_id=str(n), is_dm=True))
+        await bot.idle()
+
+    await time_turns(one_turn, 20)
+    samples = await time_turns(one_turn, turns)
+    await bot.stop()
+    return samples
+
+
+async def cold_start(runs: int) -> list[float]:
+    """Process start → first /api/chat request at the server, for `kagentbot ask`."""
+    samples = []
+    async with FakeOllama() as server:
+        scripted(server)
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as data:
+                arrived = asyncio.get_running_loop().create_future()
+                original = server.responder
+
+                def first(body, arrived=arrived, original=original):
+                    if not arrived.done():
+                        arrived.set_result(time.perf_counter())
+                    return original(body)
+
+                server.responder = first
+                env = {**os.environ, "KAGENTBOT_LLM__HOST": server.url, "KAGENTBOT_DATA_DIR": data, "PYTHONPATH": str(ROOT)}
+                started = time.perf_counter()
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "kagentbot.cli", "ask", QUESTION, env=env,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                )
+                first_request = await asyncio.wait_for(arrived, 60)
+                await process.wait()
+                server.responder = original
+                samples.append((first_request - started) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--cold", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data:
+        settings = load_settings(data_dir=Path(data), render={"verbosity": "thread"})
+        rows = await agent_rows(settings, args.turns)
+        rows["bot + in-memory platform"] = await bot_row(settings, args.turns, "buffer")
+        rows["bot + LanceDB memory"] = await bot_row(settings, max(args.turns // 3, 30), "lancedb")
+    base = statistics.median(rows["agent, in-process model"])
+    print(f"per-turn overhead, zero-latency model ({args.turns} turns; 2-step task)")
+    print(f"{'path':32} {'median ms':>10} {'p99 ms':>8} {'× agent':>8}")
+    for name, samples in rows.items():
+        median, p99 = summary(samples)
+        print(f"{name:32} {median:10.2f} {p99:8.2f} {median / base:8.1f}")
+    print("goal: median < 5 ms, p99 < 20 ms")
+    if args.cold:
+        cold = await cold_start(args.cold)
+        print(f"\n`kagentbot ask` cold start → first LLM request: median {statistics.median(cold):.0f} ms "
+              f"(min {min(cold):.0f}, max {max(cold):.0f}, {len(cold)} runs); goal < 1500 ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
