@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
-COMMAND_MODULES: tuple[str, ...] = ("kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,9 +44,33 @@ class Bot:
         for adapter in self.adapters:
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
+        await self._start_scheduler()
+
+    async def _start_scheduler(self) -> None:
+        from kagentbot.bot.schedule import Scheduler
+
+        self.services.scheduler = Scheduler(self.services.settings, self._scheduled, self.services.memory)
+        await self.services.scheduler.start()
+
+    async def _scheduled(self, spec) -> None:
+        """A scheduled question runs as its owner asking it in its chat, like a live message."""
+        user_id = spec.owner.split(":", 1)[1]
+        message = IncomingMessage(spec.platform, spec.chat_id, user_id, spec.question,
+                                  thread_id=spec.thread_id, is_dm=spec.is_dm)
+        self.ask_as(spec.platform, message)
+
+    def ask_as(self, platform: str, message: IncomingMessage) -> None:
+        """Hand a message to the bot as if it arrived on `platform`'s adapter."""
+        adapter = next((a for a in self.adapters if a.platform == platform), None)
+        if adapter is None:
+            raise LookupError(f"no {platform} adapter is running")
+        self.receive(adapter, message)
 
     async def stop(self) -> None:
         self._running = False
+        if self.services.scheduler is not None:
+            self.services.scheduler.shutdown()
+            self.services.scheduler = None
         for adapter in self.adapters:
             await adapter.stop()
         tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
@@ -151,8 +175,10 @@ def default_router() -> CommandRouter:
     """Every chat command the features provide."""
     from kagentbot.bot.kb_commands import kb_command
     from kagentbot.bot.persona_commands import persona_command
+    from kagentbot.bot.schedule_commands import schedule_command
 
     router = CommandRouter()
     router.add(kb_command())
     router.add(persona_command())
+    router.add(schedule_command())
     return router

@@ -25,6 +25,7 @@ class Services:
     personas: PersonaStore
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     extras: dict[str, Any] = field(default_factory=dict)
+    scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:

@@ -50,9 +50,12 @@ async def test_mention_gets_steps_and_answer_in_a_thread_on_the_message(discord_
 
 
 async def test_each_question_in_a_channel_is_answered_in_its_own_thread(discord_bot, fake_ollama):
-    fake_ollama.responder = lambda body: Scripted(
-        "First answer." if "first question" in body["messages"][-1]["content"] else "Second answer."
-    )
+    # The question being asked comes last in the prompt; an earlier turn may appear before it as history.
+    def last_asked(body) -> str:
+        content = body["messages"][-1]["content"]
+        return "first" if content.rfind("first question") > content.rfind("second question") else "second"
+
+    fake_ollama.responder = lambda body: Scripted("First answer." if last_asked(body) == "first" else "Second answer.")
     h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
     first = await dpytest.message(f"<@!{h.adapter.client.user.id}> first question", channel=h.channel, member=h.alice)
     second = await dpytest.message(f"{h.mention()} second question", channel=h.channel, member=h.alice)
@@ -156,7 +159,7 @@ async def test_slash_commands_are_synced_at_start_and_the_gateway_asks_for_messa
     h = await discord_bot(router)
 
     names = {c["name"]: c for c in h.http.synced_commands}
-    assert set(names) == set(router.names()) == {"help", "kb", "persona"}
+    assert set(names) == set(router.names()) == {"help", "kb", "persona", "schedule"}
     assert [(o["name"], o["type"]) for o in names["kb"]["options"]] == [("args", 3), ("file", 11)]
     [identify] = [p for p in h.http.gateways[-1].received if p["op"] == 2]
     intents = discord.Intents._from_value(identify["d"]["intents"])

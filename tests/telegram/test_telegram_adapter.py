@@ -72,7 +72,7 @@ async def test_start_registers_the_command_menu_and_polls(api, running):
     await running(router)
     assert api.called("getMe") and api.called("deleteWebhook")
     (menu,) = api.called("setMyCommands")
-    assert [c["command"] for c in menu["commands"]] == router.names() == ["help", "kb", "persona"]
+    assert [c["command"] for c in menu["commands"]] == router.names() == ["help", "kb", "persona", "schedule"]
     assert menu["commands"][1]["description"] == "add, list, search or remove knowledge"
     await api.wait_for(lambda: len(api.called("getUpdates")) >= 1)
     assert api.called("getUpdates")[0]["allowed_updates"] == ["message"]

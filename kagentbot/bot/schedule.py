@@ -1,0 +1,394 @@
+"""Scheduled questions and upkeep: readable `<when>` phrases or cron, a JSON job file in the data
+directory, and an APScheduler 3 AsyncIOScheduler running in the bot's event loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = (
+    "Accepted forms: a cron expression in quotes (\"30 8 * * 1-5\"), "
+    "\"every day at 08:30\", \"every weekday at 9:00\", \"every monday at 10:00\", "
+    "\"every 30 minutes\", \"every 2 hours\", \"at 2026-12-24 18:00\"."
+)
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_TIME = r"(\d{1,2}):(\d{2})"
+_PHRASES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("day", re.compile(rf"every day at {_TIME}", re.I)),
+    ("weekday", re.compile(rf"every weekday at {_TIME}", re.I)),
+    ("dow", re.compile(rf"every ({'|'.join(DAYS)}) at {_TIME}", re.I)),
+    ("minutes", re.compile(r"every (\d+) minutes?", re.I)),
+    ("hours", re.compile(r"every (\d+) hours?", re.I)),
+    ("at", re.compile(rf"at (\d{{4}}-\d{{2}}-\d{{2}}) {_TIME}", re.I)),
+)
+
+
+class ScheduleError(ValueError):
+    """Bad input or a refused request; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    owner: str  # user key, "slack:U1"
+    platform: str
+    chat_id: str
+    thread_id: str
+    is_dm: bool
+    question: str
+    when: str
+    timezone: str
+    paused: bool = False
+    created: str = ""  # ISO time
+    last_run: str = ""  # ISO time of the last firing ("" never)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin.") from exc
+
+
+def parse_when(when: str, tz: str, start: datetime | None = None) -> Any:
+    """The APScheduler trigger for `when` in zone `tz` (intervals count from `start`, default now).
+    Raises ScheduleError listing the accepted forms."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.date import DateTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tzinfo = zone(tz)
+    text = " ".join(when.split())
+    for kind, pattern in _PHRASES:
+        match = pattern.fullmatch(text)
+        if not match:
+            continue
+        g = match.groups()
+        try:
+            if kind == "day":
+                return CronTrigger(hour=int(g[0]), minute=int(g[1]), timezone=tzinfo)
+            if kind == "weekday":
+                return CronTrigger(day_of_week="mon-fri", hour=int(g[0]), minute=int(g[1]), timezone=tzinfo)
+            if kind == "dow":
+                return CronTrigger(day_of_week=g[0].lower()[:3], hour=int(g[1]), minute=int(g[2]), timezone=tzinfo)
+            if kind in ("minutes", "hours"):
+                if int(g[0]) < 1:
+                    raise ValueError("interval must be positive")
+                return IntervalTrigger(**{kind: int(g[0])}, start_date=start, timezone=tzinfo)
+            at = datetime.strptime(f"{g[0]} {g[1]}:{g[2]}", "%Y-%m-%d %H:%M").replace(tzinfo=tzinfo)
+            return DateTrigger(run_date=at, timezone=tzinfo)
+        except ValueError as exc:
+            raise ScheduleError(f"{when!r} is not a valid time ({exc}). {ACCEPTED}") from exc
+    if len(text.split(" ")) == 5:
+        try:
+            return CronTrigger.from_crontab(cron_weekdays(text), timezone=tzinfo)
+        except ValueError as exc:
+            raise ScheduleError(f"{when!r} is not a valid cron expression ({exc}). {ACCEPTED}") from exc
+    raise ScheduleError(f"I don't understand the time {when!r}. {ACCEPTED}")
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_weekdays(expression: str) -> str:
+    """Cron numbers weekdays from Sunday=0 (or 7); APScheduler 3 from Monday=0. Names mean the
+    same to both, so numeric weekdays become names."""
+    fields = expression.split(" ")
+
+    def name(number: str) -> str:
+        return _CRON_DAYS[int(number)] if number.isdigit() and int(number) < 8 else number
+
+    def part(item: str) -> str:
+        span, _, step = item.partition("/")
+        low, dash, high = span.partition("-")
+        if dash and low == "0" and high.isdigit() and int(high) >= 1:
+            # "0-5" would become the backwards range sun-fri: split off Sunday.
+            return "sun," + part(f"1-{high}" + (f"/{step}" if step else ""))
+        converted = name(low) + (f"-{name(high)}" if dash else "")
+        return converted + (f"/{step}" if step else "")
+
+    fields[4] = ",".join(part(item) for item in fields[4].split(","))
+    return " ".join(fields)
+
+
+def split_when(text: str) -> tuple[str, str]:
+    """Split `<when> <question>`: a quoted cron expression, or the longest phrase at the start."""
+    text = text.strip()
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        if end < 0:
+            raise ScheduleError(f"The quoted time has no closing quote. {ACCEPTED}")
+        return text[1:end].strip(), text[end + 1 :].strip()
+    best = ""
+    for _, pattern in _PHRASES:
+        match = pattern.match(text)
+        if match and len(match.group(0)) > len(best) and (len(text) == match.end() or text[match.end()].isspace()):
+            best = match.group(0)
+    if not best:
+        raise ScheduleError(f"Start with when to ask. {ACCEPTED}")
+    return best, text[len(best) :].strip()
+
+
+def next_runs(trigger: Any, after: datetime, count: int) -> list[datetime]:
+    """The next `count` fire times strictly after `after`."""
+    runs: list[datetime] = []
+    previous = None
+    now = after + timedelta(microseconds=1)
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        runs.append(fire)
+        previous, now = fire, fire + timedelta(microseconds=1)
+    return runs
+
+
+def check_interval(trigger: Any, min_minutes: int, now: datetime) -> None:
+    """Refuse triggers that would fire more often than every `min_minutes`."""
+    runs = next_runs(trigger, now, 50)
+    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    if gaps and min(gaps) < timedelta(minutes=min_minutes):
+        raise ScheduleError(f"That fires more often than every {min_minutes} minutes, the allowed minimum.")
+
+
+# ----- persistence ---------------------------------------------------------------------------------
+
+
+class JobFile:
+    """Job definitions and per-user time zones in one JSON file, replaced atomically on each write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.jobs: dict[str, JobSpec] = {}
+        self.timezones: dict[str, str] = {}
+        self.load()
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        self.jobs = {j["id"]: JobSpec(**j) for j in data.get("jobs", [])}
+        self.timezones = dict(data.get("timezones", {}))
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"jobs": [asdict(j) for j in self.jobs.values()], "timezones": self.timezones}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".schedules-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+
+def job_file_path(settings: Any) -> Path:
+    return Path(settings.data_dir) / "schedules.json"
+
+
+# ----- the schedule book: rules shared by chat and CLI -------------------------------------------
+
+
+class ScheduleBook:
+    """Adds, lists and changes jobs under the limits and ownership rules; knows nothing of timing."""
+
+    def __init__(self, settings: Any, file: JobFile | None = None) -> None:
+        self.settings = settings
+        self.file = file or JobFile(job_file_path(settings))
+
+    def timezone_for(self, owner: str) -> str:
+        return self.file.timezones.get(owner, self.settings.scheduler.timezone)
+
+    def set_timezone(self, owner: str, name: str) -> str:
+        zone(name)
+        self.file.timezones[owner] = name
+        self.file.save()
+        return name
+
+    def add(self, owner: str, platform: str, chat_id: str, when: str, question: str, *,
+            thread_id: str = "", is_dm: bool = False, now: datetime | None = None) -> JobSpec:
+        if not question.strip():
+            raise ScheduleError("Add the question to ask after the time.")
+        limits = self.settings.scheduler
+        if len(self.owned_by(owner)) >= limits.max_jobs_per_user:
+            raise ScheduleError(f"You already have {limits.max_jobs_per_user} scheduled questions, the limit; remove one first.")
+        tz = self.timezone_for(owner)
+        now = now or datetime.now(timezone.utc)
+        trigger = parse_when(when, tz, now)
+        check_interval(trigger, limits.min_interval_minutes, now)
+        upcoming = next_runs(trigger, now, 1)
+        if not upcoming or upcoming[0] <= now:
+            raise ScheduleError("That time is in the past.")
+        spec = JobSpec(uuid.uuid4().hex[:8], owner, platform, chat_id, thread_id, is_dm, question.strip(),
+                       when, tz, created=now.isoformat())
+        self.file.jobs[spec.id] = spec
+        self.file.save()
+        return spec
+
+    def owned_by(self, owner: str) -> list[JobSpec]:
+        return [j for j in self.file.jobs.values() if j.owner == owner]
+
+    def visible(self, owner: str, is_admin: bool) -> list[JobSpec]:
+        return list(self.file.jobs.values()) if is_admin else self.owned_by(owner)
+
+    def get(self, job_id: str, owner: str, is_admin: bool) -> JobSpec:
+        spec = self.file.jobs.get(job_id)
+        # Someone else's job reads as missing: ids of others' jobs are not theirs to learn.
+        if spec is None or (spec.owner != owner and not is_admin):
+            raise ScheduleError(f"No scheduled question {job_id} of yours.")
+        return spec
+
+    def remove(self, job_id: str, owner: str, is_admin: bool) -> JobSpec:
+        spec = self.get(job_id, owner, is_admin)
+        del self.file.jobs[job_id]
+        self.file.save()
+        return spec
+
+    def set_paused(self, job_id: str, owner: str, is_admin: bool, paused: bool) -> JobSpec:
+        spec = replace(self.get(job_id, owner, is_admin), paused=paused)
+        self.file.jobs[job_id] = spec
+        self.file.save()
+        return spec
+
+    def mark_run(self, job_id: str, at: datetime) -> None:
+        spec = self.file.jobs.get(job_id)
+        if spec is not None:
+            self.file.jobs[job_id] = replace(spec, last_run=at.isoformat())
+            self.file.save()
+
+    def next_run(self, spec: JobSpec, now: datetime | None = None) -> datetime | None:
+        if spec.paused:
+            return None
+        now = now or datetime.now(timezone.utc)
+        runs = next_runs(trigger_of(spec), now, 1)
+        return runs[0] if runs else None
+
+    def missed(self, now: datetime) -> list[JobSpec]:
+        """Jobs whose time passed while the bot was down, within the grace period: each once."""
+        grace = timedelta(seconds=self.settings.scheduler.misfire_grace_seconds)
+        due = []
+        for spec in self.file.jobs.values():
+            if spec.paused:
+                continue
+            since = datetime.fromisoformat(spec.last_run or spec.created)
+            # Coalesce: however many times were missed, one run, and only if one fell within the grace.
+            runs = next_runs(trigger_of(spec), max(since, now - grace - timedelta(microseconds=1)), 1)
+            if runs and runs[0] <= now:
+                due.append(spec)
+        return due
+
+
+def trigger_of(spec: JobSpec) -> Any:
+    return parse_when(spec.when, spec.timezone, datetime.fromisoformat(spec.created) if spec.created else None)
+
+
+def describe(spec: JobSpec, next_run: datetime | None) -> str:
+    when = next_run.astimezone(zone(spec.timezone)).strftime("%Y-%m-%d %H:%M %Z") if next_run else "—"
+    state = " (paused)" if spec.paused else ""
+    return f"{spec.id} · {spec.when} · {spec.timezone} · next {when}{state} · {spec.owner} in {spec.chat_id}: {spec.question}"
+
+
+# ----- the running scheduler ----------------------------------------------------------------------
+
+Fire = Callable[[JobSpec], Awaitable[None]]
+
+
+class Scheduler:
+    """Owned by the Bot: loads the job file at start, runs missed jobs once, then fires on time."""
+
+    def __init__(self, settings: Any, fire: Fire, memory: Any = None) -> None:
+        self.settings = settings
+        self.book = ScheduleBook(settings)
+        self._fire = fire
+        self._memory = memory
+        self._aps: Any = None
+
+    async def start(self, now: datetime | None = None) -> list[JobSpec]:
+        """Start timing; returns the missed jobs it ran once."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self._aps = AsyncIOScheduler(timezone=zone(self.settings.scheduler.timezone))
+        self._aps.start()
+        for spec in self.book.file.jobs.values():
+            self._plan(spec)
+        self._plan_upkeep()
+        missed = self.book.missed(now or datetime.now(timezone.utc))
+        for spec in missed:
+            await self.run_job(spec.id)
+        return missed
+
+    def shutdown(self) -> None:
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
+        self._aps = None
+
+    def _plan(self, spec: JobSpec) -> None:
+        if self._aps is None:
+            return
+        if self._aps.get_job(spec.id):
+            self._aps.remove_job(spec.id)
+        if spec.paused:
+            return
+        self._aps.add_job(self.run_job, trigger_of(spec), args=[spec.id], id=spec.id,
+                          coalesce=True, max_instances=1,
+                          misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
+
+    def _plan_upkeep(self) -> None:
+        if self._memory is None or not hasattr(self._memory, "optimize"):
+            return
+        from apscheduler.triggers.cron import CronTrigger
+
+        self._aps.add_job(self.upkeep, CronTrigger(hour=3, minute=17, timezone=zone(self.settings.scheduler.timezone)),
+                          id="upkeep", coalesce=True, max_instances=1,
+                          misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
+
+    async def run_job(self, job_id: str) -> None:
+        spec = self.book.file.jobs.get(job_id)
+        if spec is None or spec.paused:
+            return
+        self.book.mark_run(job_id, datetime.now(timezone.utc))
+        log.info("running scheduled question %s for %s", job_id, spec.owner)
+        try:
+            await self._fire(spec)
+        except Exception:
+            log.exception("scheduled question %s failed", job_id)
+
+    async def upkeep(self) -> dict[str, Any]:
+        return await run_upkeep(self._memory, self.settings)
+
+    # chat-facing changes keep the timing in step with the file
+    def add(self, *args: Any, **kw: Any) -> JobSpec:
+        spec = self.book.add(*args, **kw)
+        self._plan(spec)
+        return spec
+
+    def remove(self, job_id: str, owner: str, is_admin: bool) -> JobSpec:
+        spec = self.book.remove(job_id, owner, is_admin)
+        if self._aps is not None and self._aps.get_job(job_id):
+            self._aps.remove_job(job_id)
+        return spec
+
+    def set_paused(self, job_id: str, owner: str, is_admin: bool, paused: bool) -> JobSpec:
+        spec = self.book.set_paused(job_id, owner, is_admin, paused)
+        self._plan(spec)
+        return spec
+
+
+async def run_upkeep(memory: Any, settings: Any) -> dict[str, Any]:
+    """Compaction and index upkeep, then retention pruning; logs and returns what it did."""
+    report: dict[str, Any] = dict(await memory.optimize())
+    report["conversation_pruned"] = await memory.prune_conversation(settings.memory.conversation_retention_days)
+    report["tasks_pruned"] = await memory.prune_tasks(settings.memory.task_retention_days)
+    log.info("memory upkeep: %s", report)
+    return report
