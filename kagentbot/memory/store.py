@@ -5,6 +5,7 @@ the query (prefilter), so nobody's top-k is ever computed over someone else's ro
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import time
 import uuid
@@ -117,6 +118,9 @@ def _meta_row(embedder_id: str, dim: int, generation: int) -> list[dict[str, Any
 
 
 def _connect(uri: str) -> Any:
+    # lance's Rust core logs routine events (e.g. "No existing dataset ... will be created") as
+    # warnings on stderr; only real errors should reach a user's terminal unless they ask for more.
+    os.environ.setdefault("LANCEDB_LOG", "error")
     import lancedb
 
     # Another process (the CLI) may write while the bot runs: re-check the table version this often.
