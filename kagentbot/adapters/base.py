@@ -28,6 +28,8 @@ class Destination:
     chat_id: str
     thread_id: str = ""  # Slack thread_ts, Discord thread channel id, Telegram topic id
     reply_to: str = ""  # the message to reply to, where the platform threads by reply
+    broadcast: bool = False  # also show a threaded reply in the channel (Slack reply_broadcast)
+    private_to: str = ""  # show only to this user where the platform can (Slack ephemeral messages)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage
@@ -98,6 +98,7 @@ class TurnRenderer:
     outbox: Outbox
     where: Destination
     verbosity: Verbosity = "thread"
+    broadcast: bool = False  # the answer's first message also shows in the channel
     _steps: dict[int, SentMessage] = field(default_factory=dict)
     _step_lines: dict[int, str] = field(default_factory=dict)
     _summary: SentMessage | None = None
@@ -170,4 +171,5 @@ class TurnRenderer:
             if i < len(self._answer_messages):
                 await self.outbox.edit(self._answer_messages[i], piece)
             else:
-                self._answer_messages.append(await self.outbox.send(self.where, piece))
+                where = replace(self.where, broadcast=self.broadcast and not self._answer_messages)
+                self._answer_messages.append(await self.outbox.send(where, piece))

@@ -129,14 +129,15 @@ class Bot:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
         request = TurnRequest(message.text, message.audience, persona)
-        renderer = TurnRenderer(self._outboxes[id(adapter)], where, self.services.settings.render.verbosity)
+        render = self.services.settings.render
+        renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         return await renderer.render(self.services.agent().run(request))
 
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
         async def run() -> None:
             context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
             reply = await self.router.dispatch(context)
-            await self._say(adapter, message, reply.text)
+            await self._say(adapter, message, reply.text, private=reply.private)
 
         await self._guarded(adapter, message, run())
 
@@ -153,9 +154,11 @@ class Bot:
             log.exception("handling a message failed (error id %s)", error_id)
             await self._say(adapter, message, f"Sorry, something went wrong on my side (error id {error_id}).")
 
-    async def _say(self, adapter: Adapter, message: IncomingMessage, text: str) -> None:
-        """A reply to the message itself (commands, notices): converted and split for the platform."""
-        where = Destination(message.chat_id, message.thread_id, message.message_id)
+    async def _say(self, adapter: Adapter, message: IncomingMessage, text: str, private: bool = False) -> None:
+        """A reply to the message itself (commands, notices): converted and split for the platform;
+        private replies are shown to the asker alone where the platform can."""
+        where = Destination(message.chat_id, message.thread_id, message.message_id,
+                            private_to=message.user_id if private and not message.is_dm else "")
         caps = adapter.capabilities
         try:
             for piece in split_text(text, int(caps.max_length * 0.85)):

@@ -134,9 +134,17 @@ class SlackSettings(Section):
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
-    api_url: str = "https://slack.com/api/"
+    api_url: str = "https://slack.com/api/"  # Web API base: GovSlack (https://slack-gov.com/api/), tests
     mode: Literal["socket", "http"] = "socket"
-    port: int = Field(3000, ge=1, le=65535)
+    listen: str = "0.0.0.0"  # HTTP mode: address the events server binds
+    port: int = Field(3000, ge=1, le=65535)  # HTTP mode: Slack posts to https://HOST/slack/events
+    send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
+    edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
+
+    @field_validator("api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/") + "/"  # slack_sdk joins the method name straight on
 
 
 class TelegramSettings(Section):
