@@ -19,6 +19,7 @@ from kagentbot.bot.services import Services
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
+SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
 
 
 @dataclass
@@ -66,11 +67,16 @@ class Bot:
             raise LookupError(f"no {platform} adapter is running")
         self.receive(adapter, message)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Take no new messages, give turns under way `grace` seconds to finish (an answer cut
+        off mid-stream would stay half-written in the chat), then close everything."""
         self._running = False
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()
             self.services.scheduler = None
+        tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
         for adapter in self.adapters:
             await adapter.stop()
         tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]

@@ -114,10 +114,7 @@ def check_platforms(settings: Settings) -> list[Finding]:
                              "set KAGENTBOT_SLACK__APP_TOKEN (xapp-...), or KAGENTBOT_SLACK__MODE=http"))
     if settings.slack.bot_token and settings.slack.mode == "http" and not settings.slack.signing_secret:
         found.append(Finding("fail", "slack", "HTTP mode needs the signing secret", "set KAGENTBOT_SLACK__SIGNING_SECRET"))
-    if settings.slack.bot_token:
-        found.append(Finding("fail", "slack", "the Slack adapter is not built yet: Slack credentials are not used",
-                             "use Discord, Telegram or `kagentbot chat` for now"))
     if not found:
-        found.append(Finding("warn", "platforms", "no Discord or Telegram credentials are set",
+        found.append(Finding("warn", "platforms", "no Slack, Discord or Telegram credentials are set",
                              "see the README's 'Connect a chat platform'; `kagentbot chat` works without any"))
     return found

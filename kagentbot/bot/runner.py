@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # platform name → module with configured(settings) and create(settings, router) -> Adapter
 PLATFORMS = {
+    "slack": "kagentbot.adapters.slack_adapter",
     "telegram": "kagentbot.adapters.telegram_adapter",
     "discord": "kagentbot.adapters.discord_adapter",
 }
@@ -25,6 +26,7 @@ PLATFORMS = {
 NOTHING_CONFIGURED = (
     "kagentbot: no chat platform is configured, so there is nothing to run.\n"
     "Set the credentials of at least one platform, e.g.\n"
+    "  KAGENTBOT_SLACK__BOT_TOKEN=xoxb-...  and  KAGENTBOT_SLACK__APP_TOKEN=xapp-...\n"
     "  KAGENTBOT_TELEGRAM__TOKEN=123456:ABC...\n"
     "  KAGENTBOT_DISCORD__TOKEN=...\n"
     "(see the README, section 'Connect a chat platform'), or talk to the bot in the terminal\n"
