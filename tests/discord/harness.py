@@ -1,5 +1,5 @@
 """The real Bot with the real DiscordAdapter (discord.py's client) on dpytest's fake Discord,
-extended in fake_discord.py. Used by the tests and by bench/discord_latency.py."""
+extended in fake_discord.py. Used by the tests and by bench/chat_latency.py."""
 
 from __future__ import annotations
 

@@ -56,6 +56,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.messages: list[Posted] = []  # chat.postMessage, in order; edits applied
+        self._by_ts: dict[tuple[str, str], Posted] = {}
         self.ephemeral: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # what arrived at response_urls
         self.acks: dict[str, tuple[float, dict[str, Any]]] = {}  # envelope_id → (monotonic time, body)
@@ -212,13 +213,14 @@ class FakeSlack:
         broadcast = str(params.get("reply_broadcast", "")).lower() in ("true", "1")
         posted = Posted(channel, self._next_ts(), text, str(params.get("thread_ts") or ""), broadcast)
         self.messages.append(posted)
+        self._by_ts[(channel, posted.ts)] = posted
         message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": text, "ts": posted.ts}
         if posted.thread_ts:
             message["thread_ts"] = posted.thread_ts
         return {"ok": True, "channel": channel, "ts": posted.ts, "message": message}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        found = next((m for m in self.messages if m.channel == params.get("channel") and m.ts == params.get("ts")), None)
+        found = self._by_ts.get((str(params.get("channel")), str(params.get("ts"))))
         if found is None:
             return {"ok": False, "error": "message_not_found"}
         found.text = str(params.get("text", ""))
