@@ -82,7 +82,6 @@ class SlackAdapter:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._commands: OrderedDict[str, tuple[str, float]] = OrderedDict()  # key → (response_url, deadline)
         self.bot_user_id = ""
-        self.team_id = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
@@ -139,7 +138,7 @@ class SlackAdapter:
                                "check KAGENTBOT_SLACK__BOT_TOKEN") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise RuntimeError(f"cannot reach the Slack Web API at {self.settings.slack.api_url}: {exc}") from exc
-        self.bot_user_id, self.team_id = identity.get("user_id", ""), identity.get("team_id", "")
+        self.bot_user_id = identity.get("user_id", "")
 
     def _build_app(self) -> AsyncApp:
         from slack_bolt.async_app import AsyncApp

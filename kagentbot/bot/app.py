@@ -101,6 +101,10 @@ class Bot:
             self._spawn(self._command(adapter, message))
             return
         if not message.text.strip():
+            if message.attachments:  # a file with no words: say how to add it rather than stay silent
+                names = ", ".join(a.name for a in message.attachments)
+                self._spawn(self._say(adapter, message, f"To add {names} to your knowledge base, send it again with "
+                                                        "the caption /kb add.", private=True))
             return
         key = conversation_key(message)
         conversation = self._conversations.setdefault(key, _Conversation())

@@ -351,3 +351,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+async def test_a_document_without_a_caption_gets_a_hint_not_silence(api, running):
+    api.add_file("plain-doc", b"notes", "documents/notes.txt")
+    bot, _ = await running()
+    upload = api.push(tg.document("plain-doc", "notes.txt", 5, caption=""))["message"]
+    await replies_to(api, upload["message_id"])
+    await bot.idle()
+    (reply,) = sends_replying_to(api, upload["message_id"])
+    assert "notes.txt" in final_text(api, reply) and "/kb add" in final_text(api, reply)
+    assert api.called("getFile") == []
