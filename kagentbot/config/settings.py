@@ -74,6 +74,9 @@ class EmbedSettings(Section):
     backend: Literal["builtin", "ollama"] = "builtin"
     model: str = ""  # ollama backend: e.g. bge-m3, nomic-embed-text
     batch_size: int = Field(64, ge=1)
+    # builtin backend: "pooled" (token features looked up and summed, ~6x faster to ingest) or
+    # "full" (the whole forward pass). A store built with one needs `kb reindex` for the other.
+    builtin_model: Literal["pooled", "full"] = "pooled"
     # builtin backend: embed only each text's first N characters (0: all). The forward pass is
     # linear in length, so this bounds ingestion cost; full-text search still sees whole chunks.
     window_chars: int = Field(0, ge=0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from kagentbot.memory.embedders import Embedder, Progress, build_embedder
+from kagentbot.memory.embedders import Embedder, Progress, build_embedder, settings_for
 from kagentbot.memory.ingest import Document, chunk_document
 from kagentbot.memory.types import Audience, Passage, Recall, TaskRecord, Turn
 
@@ -268,7 +268,7 @@ class MemoryStore:
             raise EmbedderMismatch(
                 f"the memory store at {uri} was built with the embedder {meta['embedder']!r}, but "
                 f"{embedder.id!r} is configured. Run `kagentbot kb reindex` to rebuild it with the "
-                f"configured embedder, or set embed.backend/embed.model back."
+                f"configured embedder, or go back to {settings_for(meta['embedder'])}."
             )
         return await asyncio.to_thread(cls, db, embedder, settings, meta, uri)
 

