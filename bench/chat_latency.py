@@ -198,11 +198,11 @@ async def slack_concurrent(ollama: FakeOllama, data: Path, conversations: int, t
         finally:
             await bot.stop()
             ollama.responder = None
-        in_order = all(
-            [m.text for m in api.in_thread(channel, ts)] == [f"answer to question {n:05d}-{t}" for t in range(turns)]
-            for n, (channel, ts) in enumerate(threads)
-        )
-    return delivered, elapsed, in_order
+        wrong = [(n, [m.text[:80] for m in api.in_thread(channel, ts)]) for n, (channel, ts) in enumerate(threads)
+                 if [m.text for m in api.in_thread(channel, ts)] != [f"answer to question {n:05d}-{t}" for t in range(turns)]]
+    for n, texts in wrong[:3]:
+        print(f"  conversation {n} got: {texts}")
+    return delivered, elapsed, not wrong
 
 
 async def discord_concurrent(ollama: FakeOllama, data: Path, conversations: int) -> tuple[float, float, bool]:
