@@ -60,6 +60,9 @@ class Services:
         return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self)
 
     async def close(self) -> None:
+        flush = getattr(self.memory, "flush", None)
+        if flush is not None:
+            await flush()  # turns still being written in the background
         await self.llm.close()
         close_memory = getattr(self.memory, "close", None)
         if close_memory is not None:
