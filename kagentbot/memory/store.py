@@ -250,6 +250,8 @@ class MemoryStore:
         self._turns: dict[str, _CachedTurns] = {}
         self._turns_lock = threading.Lock()  # a read and our own commit must not interleave
         self._writes: dict[str, set[asyncio.Task[None]]] = {}  # write-behind, by conversation key
+        self._written = 0  # turns written in the background since the tables were last compacted
+        self._compacting = asyncio.Lock()
         if self._knowledge.count_rows() or self._tasks.count_rows():
             embedder.preload()  # a query will need the model: load it while start-up goes on
 
@@ -526,6 +528,23 @@ class MemoryStore:
         except Exception:
             # Nobody awaits this task: say what was lost rather than let it vanish.
             log.exception("could not store a turn of %s in memory", audience.conversation_key)
+            return
+        self._written += 1
+        if self._written >= self._settings.compact_every and not self._compacting.locked():
+            self._written = 0
+            async with self._compacting:
+                await asyncio.to_thread(self._compact)
+
+    def _compact(self) -> None:
+        """Each commit adds a small file, and every read opens each file: reads slow down as turns
+        pile up (a task search goes from 2.5 ms at 1 file to 17 ms at 100). Fold them into one."""
+        try:
+            self._tasks.optimize()
+            # Not under the turns lock (it would hold up recalls): compaction commits new versions,
+            # which void the cached turns by themselves, and _add_turn sees them as foreign.
+            self._conversation.optimize()
+        except Exception:  # a failed compaction loses nothing; upkeep tries again later
+            log.exception("could not compact the memory tables")
 
     def _write_done(self, key: str, task: asyncio.Task[None]) -> None:
         pending = self._writes.get(key)
