@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kagentbot.memory.embedders import Embedder, Progress, build_embedder
@@ -130,6 +131,17 @@ def _connect(uri: str) -> Any:
 
     # Another process (the CLI) may write while the bot runs: re-check the table version this often.
     return lancedb.connect(uri, read_consistency_interval=timedelta(seconds=2))
+
+
+def _holds_vectors(uri: str) -> bool:
+    """Whether a local store has had knowledge or task rows (files in those tables' data folders):
+    a look at the disk, before LanceDB (~1 s to import) is loaded."""
+    if "://" in uri:
+        return False
+    try:
+        return any(any(folder.iterdir()) for folder in Path(uri).glob("*_g*.lance/data"))
+    except OSError:
+        return False
 
 
 def _table_names(db: Any) -> set[str]:
@@ -270,6 +282,8 @@ class MemoryStore:
         the tables were built by another embedder, unless `reindexing` (then call `reindex`)."""
         embedder = embedder or build_embedder(settings)
         uri = settings.memory_uri
+        if _holds_vectors(uri):
+            embedder.preload()  # the first recall will embed: load the model while LanceDB imports
         try:
             db = await asyncio.to_thread(_connect, uri)
             meta = await asyncio.to_thread(_read_meta, db)
