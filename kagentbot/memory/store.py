@@ -423,11 +423,11 @@ class MemoryStore:
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
         await self._settled(audience.readable)
-        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns)
+        unranked, has_knowledge = await asyncio.to_thread(self._recall_unranked, audience, turns)
         if unranked is not None:
             return unranked
         vector = (await self._embedder.embed([query or " "]))[0]
-        search_knowledge = query.strip() and await asyncio.to_thread(self._knowledge_in, audience.readable)
+        search_knowledge = query.strip() and has_knowledge
         knowledge, conversation, tasks = await asyncio.gather(
             asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if search_knowledge else _nothing(),
             asyncio.to_thread(self._last_turns, audience.conversation_key, turns),
@@ -448,13 +448,14 @@ class MemoryStore:
         self._has_knowledge[key] = (version, found)
         return found
 
-    def _recall_unranked(self, audience: Audience, turns: int) -> Recall | None:
+    def _recall_unranked(self, audience: Audience, turns: int) -> tuple[Recall | None, bool]:
         """When the readable scopes hold no knowledge or tasks there is nothing to rank: the
         recall is the last turns alone, and the query embedding (a model load on a cold start)
-        is skipped. One thread hop, like the path it replaces. None: rank as usual."""
+        is skipped. None: rank as usual; with it, whether there is knowledge to search. One
+        thread hop for both questions."""
         if self._has_searchable(audience.readable):
-            return None
-        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns)))
+            return None, self._knowledge_in(audience.readable)
+        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns))), False
 
     def _has_searchable(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
