@@ -249,7 +249,7 @@ class MemoryStore:
         self._set_generation(meta)
         self._conversation = db.open_table(CONVERSATION)
         self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
-        self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-fulltext")
+        self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-search")
         self._rrf = _rrf()
         # Scopes seen holding knowledge or task rows. Only positives are cached: rows can appear
         # from another process at any time, and a stale positive merely costs one embedding.
@@ -423,17 +423,31 @@ class MemoryStore:
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
         await self._settled(audience.readable)
-        unranked, has_knowledge = await asyncio.to_thread(self._recall_unranked, audience, turns)
+        embed_now = getattr(self._embedder, "embed_now", None)
+        if embed_now is not None:
+            # The model runs in this process: the whole recall is one thread hop (each hop costs
+            # ~1 ms of wake-up latency on a busy machine, and a recall used to take five).
+            return await asyncio.to_thread(self._recall_now, audience, query, turns, limit, embed_now)
+        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns)
         if unranked is not None:
             return unranked
         vector = (await self._embedder.embed([query or " "]))[0]
-        search_knowledge = query.strip() and has_knowledge
-        knowledge, conversation, tasks = await asyncio.gather(
-            asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit) if search_knowledge else _nothing(),
-            asyncio.to_thread(self._last_turns, audience.conversation_key, turns),
-            asyncio.to_thread(self._related_tasks, vector, audience.readable),
-        )
-        return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks))
+        return await asyncio.to_thread(self._ranked, audience, query, turns, limit, vector)
+
+    def _recall_now(self, audience: Audience, query: str, turns: int, limit: int, embed_now: Callable[[list[str]], Any]) -> Recall:
+        unranked = self._recall_unranked(audience, turns)
+        if unranked is not None:
+            return unranked
+        return self._ranked(audience, query, turns, limit, embed_now([query or " "])[0])
+
+    def _ranked(self, audience: Audience, query: str, turns: int, limit: int, vector: Any) -> Recall:
+        """Task records, last turns and knowledge at once: the task search runs on a search
+        thread (a leaf: it submits nothing, so the pool cannot deadlock) beside the other two."""
+        scopes = audience.readable
+        tasks = self._legs.submit(self._related_tasks, vector, scopes)
+        conversation = self._last_turns(audience.conversation_key, turns)
+        knowledge = self._hybrid(vector, query, scopes, limit) if query.strip() and self._knowledge_in(scopes) else []
+        return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks.result()))
 
     def _knowledge_in(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks; a hybrid search of none finds nothing.
@@ -448,14 +462,13 @@ class MemoryStore:
         self._has_knowledge[key] = (version, found)
         return found
 
-    def _recall_unranked(self, audience: Audience, turns: int) -> tuple[Recall | None, bool]:
+    def _recall_unranked(self, audience: Audience, turns: int) -> Recall | None:
         """When the readable scopes hold no knowledge or tasks there is nothing to rank: the
         recall is the last turns alone, and the query embedding (a model load on a cold start)
-        is skipped. None: rank as usual; with it, whether there is knowledge to search. One
-        thread hop for both questions."""
+        is skipped. None: rank as usual."""
         if self._has_searchable(audience.readable):
-            return None, self._knowledge_in(audience.readable)
-        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns))), False
+            return None
+        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns)))
 
     def _has_searchable(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
@@ -690,10 +703,6 @@ def _rrf() -> Any:
 def _task_text(question: str, task_name: str, result: str) -> str:
     """What a task record is found by: the question it served and what it returned."""
     return f"{question}\n{task_name}: {result[:1000]}"
-
-
-async def _nothing() -> list[Any]:
-    return []
 
 
 @dataclass(frozen=True)
