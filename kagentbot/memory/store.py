@@ -560,8 +560,14 @@ class MemoryStore:
         self._written += 1
         if self._written >= self._settings.compact_every and not self._compacting.locked():
             self._written = 0
-            async with self._compacting:
-                await asyncio.to_thread(self._compact)
+            # Its own task, under no conversation's key: flush waits for it, recalls do not.
+            task = asyncio.get_running_loop().create_task(self._compact_soon())
+            self._writes.setdefault("", set()).add(task)
+            task.add_done_callback(lambda done: self._write_done("", done))
+
+    async def _compact_soon(self) -> None:
+        async with self._compacting:
+            await asyncio.to_thread(self._compact)
 
     def _compact(self) -> None:
         """Each commit adds a small file, and every read opens each file: reads slow down as turns
