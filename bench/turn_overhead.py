@@ -8,7 +8,11 @@ Rows, side by side in one run:
   agent, in-process model    the loop, prompts, parsing and tool with a zero-latency LLMClient
   agent, fake Ollama (HTTP)  the same through the real ollama client to a loopback server
   bot + in-memory platform   router, per-conversation queue, renderer, adapter, in-process model
-  bot + LanceDB memory       the same with the real memory store (recall and remember each turn)
+  bot + LanceDB memory       the same with the real memory store (recall and remember each turn),
+                             turns back to back: the store's background writes and compactions
+                             of one turn run during the next, so this row is throughput-bound
+  … 50 ms between turns      the same turns with a 50 ms pause (untimed) after each, as when a
+                             model takes time to answer: what one turn itself costs
 """
 
 from __future__ import annotations
@@ -75,12 +79,14 @@ def scripted(server: FakeOllama) -> None:
     )
 
 
-async def time_turns(run_one, turns: int) -> list[float]:
+async def time_turns(run_one, turns: int, pause: float = 0.0) -> list[float]:
     samples = []
     for _ in range(turns):
         started = time.perf_counter()
         await run_one()
         samples.append((time.perf_counter() - started) * 1000)
+        if pause:
+            await asyncio.sleep(pause)  # not timed: background work of the turn may finish
     return samples
 
 
@@ -112,7 +118,7 @@ async def agent_rows(settings, turns: int) -> dict[str, list[float]]:
     return rows
 
 
-async def bot_row(settings, turns: int, memory: str) -> list[float]:
+async def bot_row(settings, turns: int, memory: str, pause: float = 0.0) -> list[float]:
     services = await Services.open(settings)
     if memory == "buffer":
         await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
@@ -128,8 +134,8 @@ async def bot_row(settings, turns: int, memory: str) -> list[float]:
         chat.deliver(IncomingMessage("testchat", f"D{n % 50}", f"U{n % 50}", QUESTION, message_id=str(n), is_dm=True))
         await bot.idle()
 
-    await time_turns(one_turn, 20)
-    samples = await time_turns(one_turn, turns)
+    await time_turns(one_turn, 20, pause)
+    samples = await time_turns(one_turn, turns, pause)
     await bot.stop()
     return samples
 
@@ -243,6 +249,9 @@ async def main() -> None:
         rows = await agent_rows(settings, args.turns)
         rows["bot + in-memory platform"] = await bot_row(settings, args.turns, "buffer")
         rows["bot + LanceDB memory"] = await bot_row(settings, max(args.turns // 3, 30), "lancedb")
+    with tempfile.TemporaryDirectory() as data:  # a fresh store: the same number of rows as above
+        settings = load_settings(data_dir=Path(data), render={"verbosity": "thread"})
+        rows["… 50 ms between turns"] = await bot_row(settings, max(args.turns // 3, 30), "lancedb", 0.05)
     base = statistics.median(rows["agent, in-process model"])
     print(f"per-turn overhead, zero-latency model ({args.turns} turns; 2-step task)")
     print(f"{'path':32} {'median ms':>10} {'p99 ms':>8} {'× agent':>8}")

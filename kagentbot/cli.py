@@ -103,7 +103,7 @@ async def run_ask(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.bot.services import Services
 
     console = Console(highlight=False)
-    async with await Services.open(settings) as services:
+    async with await Services.open(settings, defer_memory=True) as services:
         message = console_message(args.question, args.user)
         persona = await services.persona_for(message)
         events = services.agent().run(TurnRequest(args.question, message.audience, persona))
@@ -122,7 +122,7 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
 
     console = Console(highlight=False)
     console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Commands: /help. Empty line or Ctrl-D to quit.")
-    async with await Services.open(settings) as services:
+    async with await Services.open(settings, defer_memory=True) as services:
         renderer = ConsoleRenderer(console)
         router = default_router()
         while True:

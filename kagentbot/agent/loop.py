@@ -108,8 +108,17 @@ class Agent:
             answer += delta
             yield AnswerDelta(delta)
         if self.memory is not None:
-            await self.memory.remember(request.audience, request.question, answer, turn.completed)
+            await self._remember(request, answer, turn.completed)
         yield AnswerDone(answer, len(turn.completed), time.perf_counter() - started)
+
+    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord]) -> None:
+        # A store that can write in the background (and waits for it before the next read of
+        # these scopes) lets the turn end as soon as its answer is out.
+        soon = getattr(self.memory, "remember_soon", None)
+        if soon is not None:
+            soon(request.audience, request.question, answer, tuple(completed))
+        else:
+            await self.memory.remember(request.audience, request.question, answer, completed)
 
     def _start(self, request: TurnRequest) -> _Turn:
         persona = request.persona

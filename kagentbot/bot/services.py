@@ -28,12 +28,20 @@ class Services:
     scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
-        from kagentbot.memory.store import MemoryStore
+    async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
+        """`defer_memory`: when the store does not exist yet, do not open (create) it before the
+        first turn needs it; `kagentbot ask` then reaches the model without importing LanceDB."""
+        from kagentbot.memory.deferred import DeferredStore, store_absent
         from kagentbot.tools.catalog import build_registry
 
-        # Opening the store (importing LanceDB, ~1 s) runs in a thread while the rest is built.
-        opening = asyncio.create_task(MemoryStore.open(settings))
+        if defer_memory and store_absent(settings):
+            opening: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            opening.set_result(DeferredStore(settings))
+        else:
+            from kagentbot.memory.store import MemoryStore
+
+            # Opening the store (importing LanceDB, ~1 s) runs in a thread while the rest is built.
+            opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
             llm = make_client(settings.llm)
@@ -60,6 +68,9 @@ class Services:
         return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self)
 
     async def close(self) -> None:
+        flush = getattr(self.memory, "flush", None)
+        if flush is not None:
+            await flush()  # turns still being written in the background
         await self.llm.close()
         close_memory = getattr(self.memory, "close", None)
         if close_memory is not None:

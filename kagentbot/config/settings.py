@@ -98,6 +98,7 @@ class MemorySettings(Section):
     # ngram: 2-3 character n-grams, matches any substring (e.g. 熊猫 inside 大熊猫) but is slower.
     fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
+    compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many turns written")
 
 
 class ToolsSettings(Section):

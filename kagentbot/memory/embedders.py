@@ -85,6 +85,10 @@ class BuiltinEmbedder:
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         return await asyncio.to_thread(self._embed_all, list(texts), progress)
 
+    def embed_now(self, texts: Sequence[str]) -> np.ndarray:
+        """`embed`, blocking: for a caller already on a worker thread (the store's recall)."""
+        return self._embed_all(list(texts), None)
+
     def _embed_all(self, texts: list[str], progress: Progress | None) -> np.ndarray:
         import numpy as np
 

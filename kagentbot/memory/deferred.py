@@ -1,0 +1,110 @@
+"""The memory of a data directory that has no store yet, for `kagentbot ask` and `chat`.
+
+Importing LanceDB costs about a second, most of a cold start. When the store does not exist on
+disk there is nothing to recall, so the first turn is planned without it: the store is opened in
+the background from the first recall on, and everything that writes or lists waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kagentbot.memory.types import Audience, Passage, Recall, TaskRecord
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
+    from kagentbot.memory.store import MemoryStore
+
+
+def store_absent(settings: Settings) -> bool:
+    """Whether the configured store is local and not created yet (no meta table on disk)."""
+    uri = settings.memory_uri
+    return "://" not in uri and not (Path(uri) / "meta.lance").exists()
+
+
+class DeferredStore:
+    """Stands in for a `MemoryStore` that is opened (created) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._opening: asyncio.Task[MemoryStore] | None = None
+        self._written = False  # a turn went to the store: recalls must see it from then on
+        self._handovers: set[asyncio.Task[None]] = set()  # turns waiting for the store to open
+
+    def start(self) -> asyncio.Task[MemoryStore]:
+        if self._opening is None:
+            from kagentbot.memory.store import MemoryStore
+
+            self._opening = asyncio.get_running_loop().create_task(MemoryStore.open(self.settings))
+        return self._opening
+
+    async def store(self) -> MemoryStore:
+        return await self.start()
+
+    async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
+        opening = self.start()
+        if not opening.done() and not self._written:
+            # The store did not exist when this process started and nothing was written since;
+            # rows another process adds meanwhile are missed as if read a moment earlier.
+            return Recall()
+        return await (await opening).recall(audience, query, turns=turns, limit=limit)
+
+    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+        self._written = True
+        await (await self.store()).remember(audience, question, answer, tasks)
+
+    def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+        self._written = True
+        opening = self.start()
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            opening.result().remember_soon(audience, question, answer, tasks)
+            return
+        # Still opening: hand the turn over once it is open; flush() waits for the hand-over.
+        handover = asyncio.get_running_loop().create_task(self._remember_when_open(audience, question, answer, tuple(tasks)))
+        self._handovers.add(handover)
+        handover.add_done_callback(self._handovers.discard)
+
+    async def _remember_when_open(self, audience: Audience, question: str, answer: str, tasks: tuple[TaskRecord, ...]) -> None:
+        (await self.store()).remember_soon(audience, question, answer, tasks)
+
+    async def flush(self) -> None:
+        if self._handovers:
+            await asyncio.gather(*self._handovers)
+        if self._opening is not None:
+            await (await self._opening).flush()
+
+    def close(self) -> None:
+        if self._opening is None:
+            return
+        if self._opening.done() and not self._opening.cancelled() and self._opening.exception() is None:
+            self._opening.result().close()
+        else:
+            self._opening.cancel()
+
+    def for_audience(self, audience: Audience) -> DeferredKnowledge:
+        return DeferredKnowledge(self, audience)
+
+    def __getattr__(self, name: str) -> Any:
+        """The store's other (async) methods: add_document, list_documents, optimize, ... open it first."""
+        from kagentbot.memory.store import MemoryStore
+
+        if name.startswith("_") or not asyncio.iscoroutinefunction(getattr(MemoryStore, name, None)):
+            raise AttributeError(name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await getattr(await self.store(), name)(*args, **kwargs)
+
+        return call
+
+
+class DeferredKnowledge:
+    """`KnowledgeView` over a store still to be opened."""
+
+    def __init__(self, deferred: DeferredStore, audience: Audience) -> None:
+        self._deferred = deferred
+        self.audience = audience
+
+    async def search_knowledge(self, query: str, limit: int) -> list[Passage]:
+        return await (await self._deferred.store()).search(self.audience, query, limit)
