@@ -19,6 +19,7 @@ class Capabilities:
     send_interval: float  # seconds between messages to one chat the platform tolerates
     edit_interval: float  # seconds between edits of one message
     markup: Markup = "plain"
+    reorder_window: float = 0.0  # seconds one message may overtake an earlier one on its way in
 
 
 @dataclass(frozen=True)

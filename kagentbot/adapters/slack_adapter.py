@@ -40,6 +40,7 @@ MAX_LENGTH = 4000  # Slack's advice for one message's text (the hard cut is 40,0
 SEEN_EVENTS = 4096  # (channel, ts) pairs remembered to handle retried or doubled events once
 RESPONSE_URL_LIFETIME = 30 * 60  # seconds a slash command's response_url accepts replies
 REMEMBERED_COMMANDS = 512
+REORDER_WINDOW = 0.03  # seconds
 _ACCEPTED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # the rest are edits, joins, bots...
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _KB_ADD = re.compile(r"^/?kb\s+add\b", re.I)
@@ -73,6 +74,9 @@ class SlackAdapter:
             send_interval=settings.slack.send_interval,
             edit_interval=settings.slack.edit_interval,
             markup="slack",
+            # Socket Mode envelopes and HTTP events are handled concurrently, so a follow-up sent
+            # right after a question can reach the bot first; the Bot restores Slack's ts order.
+            reorder_window=REORDER_WINDOW,
         )
         self._receive: Receiver | None = None
         self._client: AsyncWebClient | None = None

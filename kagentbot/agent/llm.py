@@ -97,7 +97,10 @@ class OllamaClient:
         self._settings = settings
         self._ollama = ollama
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
-        self._client = ollama.AsyncClient(host=settings.host, timeout=timeout)
+        # every pooled connection kept alive: with many conversations at once, httpx's default
+        # (20 kept) closes and reopens connections for most requests
+        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
+        self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=limits)
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
@@ -203,7 +206,11 @@ class OpenAICompatibleClient:
         base = settings.host if settings.host.rstrip("/").endswith("/v1") else settings.host + "/v1"
         self.host = base
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1)
+        import httpx
+
+        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
+        self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
+                                          http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
     def _params(self, messages, model, options) -> dict[str, Any]:
         extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx")}

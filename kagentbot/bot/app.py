@@ -4,7 +4,9 @@ per conversation (many conversations at once), runs the agent and renders the ev
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,8 @@ SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
 
 @dataclass
 class _Conversation:
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    # waiting turns as a heap of (platform order, arrival number, adapter, message)
+    waiting: list[tuple[float, int, Adapter, IncomingMessage]] = field(default_factory=list)
     worker: asyncio.Task | None = None
 
 
@@ -37,6 +40,7 @@ class Bot:
         self.router = router or default_router()
         self._outboxes = {id(a): Outbox(a) for a in self.adapters}
         self._conversations: dict[str, _Conversation] = {}
+        self._arrivals = 0  # breaks ties in the platform order: first come, first answered
         self._tasks: set[asyncio.Task] = set()
         self._running = False
 
@@ -108,10 +112,11 @@ class Bot:
             return
         key = conversation_key(message)
         conversation = self._conversations.setdefault(key, _Conversation())
-        if conversation.queue.qsize() >= MAX_QUEUED_PER_CONVERSATION:
+        if len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
             self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
             return
-        conversation.queue.put_nowait((adapter, message))
+        self._arrivals += 1
+        heapq.heappush(conversation.waiting, (_platform_order(message), self._arrivals, adapter, message))
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
 
@@ -121,11 +126,17 @@ class Bot:
         task.add_done_callback(self._tasks.discard)
 
     async def _drain(self, key: str, conversation: _Conversation) -> None:
-        """One turn at a time for this conversation; the worker ends when its queue is empty."""
-        while not conversation.queue.empty():
-            adapter, message = conversation.queue.get_nowait()
+        """One turn at a time for this conversation, in the order the platform gives the
+        messages (where events can overtake each other, as Slack's do, the first turn waits the
+        adapter's reorder window for any earlier message still on its way); the worker ends when
+        nothing is waiting."""
+        window = conversation.waiting[0][2].capabilities.reorder_window
+        if window > 0:
+            await asyncio.sleep(window)
+        while conversation.waiting:
+            _, _, adapter, message = heapq.heappop(conversation.waiting)
             await self._guarded(adapter, message, self.answer(adapter, message))
-        if self._conversations.get(key) is conversation and conversation.queue.empty():
+        if self._conversations.get(key) is conversation and not conversation.waiting:
             del self._conversations[key]
 
     async def idle(self) -> None:
@@ -175,6 +186,16 @@ class Bot:
                 await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
         except DeliveryFailed:
             log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
+
+
+def _platform_order(message: IncomingMessage) -> float:
+    """Where messages of one conversation stand in the platform's own order: Slack's ts, and
+    Telegram's and Discord's ids, grow with time. Messages without one (scheduled questions)
+    go after those already waiting, in arrival order."""
+    try:
+        return float(message.message_id)
+    except ValueError:
+        return math.inf
 
 
 def conversation_key(message: IncomingMessage) -> str:

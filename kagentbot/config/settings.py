@@ -53,6 +53,7 @@ class LLMSettings(Section):
     keep_alive: str = "10m"
     timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
     connect_timeout: float = Field(5.0, gt=0)
+    max_connections: int = Field(64, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
 
     @field_validator("host")
     @classmethod
@@ -98,7 +99,7 @@ class MemorySettings(Section):
     # ngram: 2-3 character n-grams, matches any substring (e.g. 熊猫 inside 大熊猫) but is slower.
     fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
-    compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many turns written")
+    compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many background commits (each a batch of turns)")
 
 
 class ToolsSettings(Section):

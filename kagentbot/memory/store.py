@@ -261,8 +261,10 @@ class MemoryStore:
         # version they are exact for (see _last_turns and _add_turn).
         self._turns: dict[str, _CachedTurns] = {}
         self._turns_lock = threading.Lock()  # a read and our own commit must not interleave
-        self._writes: dict[str, set[asyncio.Task[None]]] = {}  # write-behind, by conversation key
-        self._written = 0  # turns written in the background since the tables were last compacted
+        self._writes: dict[str, set[asyncio.Future[None]]] = {}  # write-behind, by conversation key
+        self._queue: list[_PendingTurn] = []  # turns waiting for the next batch
+        self._writer: asyncio.Task[None] | None = None
+        self._written = 0  # batches written in the background since the tables were last compacted
         self._compacting = asyncio.Lock()
         if self._knowledge.count_rows() or self._tasks.count_rows():
             embedder.preload()  # a query will need the model: load it while start-up goes on
@@ -484,16 +486,21 @@ class MemoryStore:
     def _last_turns(self, key: str, turns: int) -> list[Turn]:
         """The last `turns` turns of a conversation. Served from memory while the conversation
         table is at the version they were read (or written by us) at; any other commit, from this
-        process or another, changes the version and the turns are read again."""
+        process or another, changes the version and the turns are read again. No lock is held
+        while reading the table: hundreds of conversations recall at once."""
         if turns <= 0:
             return []
+        version = self._conversation.version
         with self._turns_lock:
-            version = self._conversation.version
             cached = self._turns.get(key)
-            if cached is None or cached.version != version or not cached.covers(turns):
-                cached = self._read_turns(key, version, max(turns, _TURNS_CACHED))
-                self._turns[key] = cached
-            return list(cached.turns[-turns:])
+        if cached is None or cached.version != version or not cached.covers(turns):
+            cached = self._read_turns(key, version, max(turns, _TURNS_CACHED))
+            if self._conversation.version == version:  # else a commit landed meanwhile: don't keep it
+                with self._turns_lock:
+                    current = self._turns.get(key)
+                    if current is None or current.version <= version:
+                        self._turns[key] = cached
+        return list(cached.turns[-turns:])
 
     def _read_turns(self, key: str, version: int, depth: int) -> _CachedTurns:
         query = self._conversation.search().where(f"scope = {_quote(key)}").select(["question", "answer", "at_ms"]).limit(None)
@@ -501,23 +508,26 @@ class MemoryStore:
         kept = tuple(Turn(r["question"], r["answer"], _iso(r["at_ms"])) for r in rows[-depth:])
         return _CachedTurns(version, kept, depth, complete=len(rows) <= depth)
 
-    def _add_turn(self, row: dict[str, Any]) -> None:
-        """Commit one turn. When the commit lands right after the version we last saw, nothing
-        but it changed: the cached turns stay exact, moved to the new version, with it appended."""
+    def _add_turns(self, rows: list[dict[str, Any]]) -> None:
+        """Commit turns in one commit. When it lands right after the version we last saw, nothing
+        but it changed: the cached turns stay exact, moved to the new version, with ours appended.
+        The lock guards the cache only, not the commit, so recalls go on meanwhile."""
+        before = self._conversation.version
+        after = getattr(self._conversation.add(rows), "version", None)
         with self._turns_lock:
-            before = self._conversation.version
-            after = getattr(self._conversation.add([row]), "version", None)
             if after != before + 1:
                 self._turns.clear()  # someone else committed in between: read afresh
                 return
-            turn = Turn(row["question"], row["answer"], _iso(row["at_ms"]))
             for key, cached in list(self._turns.items()):
+                if cached.version == after:
+                    continue  # read after our commit: it has our turns already
                 if cached.version != before:
                     del self._turns[key]
-                elif key == row["scope"]:
-                    self._turns[key] = cached.appended(after, turn)
-                else:
-                    self._turns[key] = replace(cached, version=after)
+                    continue
+                for row in rows:
+                    if row["scope"] == key:
+                        cached = cached.appended(after, Turn(row["question"], row["answer"], _iso(row["at_ms"])))
+                self._turns[key] = replace(cached, version=after)
 
     def _related_tasks(self, vector: Any, scopes: Sequence[str]) -> list[TaskRecord]:
         query = (
@@ -533,37 +543,49 @@ class MemoryStore:
 
     async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
         """Store a finished turn; returns once it is committed."""
-        key = audience.conversation_key
-        at = _now_ms()
-        turn = {"id": uuid.uuid4().hex, "scope": key, "user_scope": audience.user_scope,
-                "question": question, "answer": answer, "at_ms": at}
-        await asyncio.to_thread(self._add_turn, turn)
-        if tasks:
-            await self._remember_tasks(key, question, tasks, at)
+        await self._commit([_PendingTurn(audience, question, answer, tuple(tasks), _now_ms())])
 
     def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
-        """`remember` in the background, so a turn ends when its answer is out (the write and the
-        task embeddings cost ~10 ms). Nothing reads around it: a recall over the scopes it writes
-        waits for it first, and `flush` (called by Services.close) waits for every one."""
+        """`remember` in the background, so a turn ends when its answer is out. Turns finished
+        while a batch is being written go into the next one: one commit per table per batch, so
+        hundreds of busy conversations cost a few commits, not hundreds. Nothing reads around
+        it: a recall over the scopes a pending turn writes waits for its batch first, and `flush`
+        (called by Services.close) waits for every one."""
+        loop = asyncio.get_running_loop()
         key = audience.conversation_key
-        task = asyncio.get_running_loop().create_task(self._remember_logged(audience, question, answer, tuple(tasks)))
-        self._writes.setdefault(key, set()).add(task)
-        task.add_done_callback(lambda done: self._write_done(key, done))
+        pending = _PendingTurn(audience, question, answer, tuple(tasks), _now_ms(), loop.create_future())
+        self._queue.append(pending)
+        self._writes.setdefault(key, set()).add(pending.done)
+        pending.done.add_done_callback(lambda done: self._write_done(key, done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_batches())
 
-    async def _remember_logged(self, audience: Audience, question: str, answer: str, tasks: tuple[TaskRecord, ...]) -> None:
-        try:
-            await self.remember(audience, question, answer, tasks)
-        except Exception:
-            # Nobody awaits this task: say what was lost rather than let it vanish.
-            log.exception("could not store a turn of %s in memory", audience.conversation_key)
-            return
-        self._written += 1
-        if self._written >= self._settings.compact_every and not self._compacting.locked():
-            self._written = 0
-            # Its own task, under no conversation's key: flush waits for it, recalls do not.
-            task = asyncio.get_running_loop().create_task(self._compact_soon())
-            self._writes.setdefault("", set()).add(task)
-            task.add_done_callback(lambda done: self._write_done("", done))
+    async def _write_batches(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._commit(batch)
+            except Exception:
+                # Nobody awaits these: say what was lost rather than let it vanish.
+                log.exception("could not store %d turn(s) in memory (%s)", len(batch),
+                              ", ".join(sorted({p.audience.conversation_key for p in batch})))
+            finally:
+                for pending in batch:
+                    pending.done.set_result(None)
+            self._written += 1
+            if self._written >= self._settings.compact_every and not self._compacting.locked():
+                self._written = 0
+                # Its own task, under no conversation's key: flush waits for it, recalls do not.
+                task = asyncio.get_running_loop().create_task(self._compact_soon())
+                self._writes.setdefault("", set()).add(task)
+                task.add_done_callback(lambda done: self._write_done("", done))
+
+    async def _commit(self, batch: Sequence[_PendingTurn]) -> None:
+        turns = [{"id": uuid.uuid4().hex, "scope": p.audience.conversation_key, "user_scope": p.audience.user_scope,
+                  "question": p.question, "answer": p.answer, "at_ms": p.at} for p in batch]
+        await asyncio.to_thread(self._add_turns, turns)
+        if any(p.tasks for p in batch):
+            await self._remember_tasks(batch)
 
     async def _compact_soon(self) -> None:
         async with self._compacting:
@@ -598,16 +620,16 @@ class MemoryStore:
         while self._writes:
             await asyncio.gather(*(t for tasks in list(self._writes.values()) for t in tasks), return_exceptions=True)
 
-    async def _remember_tasks(self, scope: str, question: str, tasks: Sequence[TaskRecord], at: int) -> None:
+    async def _remember_tasks(self, batch: Sequence[_PendingTurn]) -> None:
         import pyarrow as pa
 
-        texts = [_task_text(question, t.task_name, t.result) for t in tasks]
-        vectors = await self._embedder.embed(texts)
+        rows = [(p, t) for p in batch for t in p.tasks]
+        vectors = await self._embedder.embed([_task_text(p.question, t.task_name, t.result) for p, t in rows])
         data = {
-            "id": [uuid.uuid4().hex for _ in tasks], "scope": [scope] * len(tasks),
-            "question": [question] * len(tasks), "task_name": [t.task_name for t in tasks],
-            "command": [json.dumps(t.command, ensure_ascii=False, default=str) for t in tasks],
-            "result": [t.result for t in tasks], "at_ms": [at] * len(tasks),
+            "id": [uuid.uuid4().hex for _ in rows], "scope": [p.audience.conversation_key for p, _ in rows],
+            "question": [p.question for p, _ in rows], "task_name": [t.task_name for _, t in rows],
+            "command": [json.dumps(t.command, ensure_ascii=False, default=str) for _, t in rows],
+            "result": [t.result for _, t in rows], "at_ms": [p.at for p, _ in rows],
             "vector": self._vector_array(vectors),
         }
         await asyncio.to_thread(self._tasks.add, pa.table(data, schema=self._tasks.schema))
@@ -709,6 +731,16 @@ def _rrf() -> Any:
 def _task_text(question: str, task_name: str, result: str) -> str:
     """What a task record is found by: the question it served and what it returned."""
     return f"{question}\n{task_name}: {result[:1000]}"
+
+
+@dataclass(frozen=True)
+class _PendingTurn:
+    audience: Audience
+    question: str
+    answer: str
+    tasks: tuple[TaskRecord, ...]
+    at: int  # ms since the epoch, when the turn finished
+    done: asyncio.Future[None] | None = None  # resolved once its batch is committed (or failed)
 
 
 @dataclass(frozen=True)

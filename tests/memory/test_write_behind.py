@@ -91,3 +91,23 @@ async def test_ask_on_a_new_data_dir_plans_before_the_store_exists_and_keeps_the
     assert answers(await reopened.recall(ALICE, "leave", turns=2, limit=1)) == ["Fifteen days."]
     async with await Services.open(settings, defer_memory=True) as services:
         assert isinstance(services.memory, MemoryStore)  # it exists now: opened as usual
+
+
+async def test_turns_finished_together_are_written_in_few_commits_and_none_is_lost(settings, builtin):
+    store = await MemoryStore.open(settings, embedder=builtin)
+    rooms = [Audience("user:slack:ALICE", f"chat:slack:ROOM{n}") for n in range(40)]
+    for room in rooms[:10]:  # cached before the writes, so the cache must follow them
+        assert answers(await store.recall(room, "q", turns=4, limit=1)) == []
+    before = store._conversation.version
+    for turn in range(2):
+        for n, room in enumerate(rooms):
+            store.remember_soon(room, f"q{n}-{turn}", f"a{n}-{turn}", [TaskRecord("t", {"name": "t"}, f"r{n}-{turn}")])
+    await store.flush()
+    commits = store._conversation.version - before
+    assert 1 <= commits <= 4  # 80 turns: the first alone, the rest batched (plus compaction, if any)
+    for n, room in enumerate(rooms):
+        assert answers(await store.recall(room, "q", turns=4, limit=1)) == [f"a{n}-0", f"a{n}-1"]
+    store.close()
+    reopened = await MemoryStore.open(settings, embedder=builtin)
+    assert answers(await reopened.recall(rooms[7], "q", turns=4, limit=1)) == ["a7-0", "a7-1"]
+    assert reopened._tasks.count_rows() == 80

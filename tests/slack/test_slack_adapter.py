@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 
@@ -272,3 +273,20 @@ def slack_audience(user: str):
     from kagentbot.memory.types import Audience
 
     return Audience(user_scope=f"user:slack:{user}")
+
+
+async def test_a_follow_up_that_overtakes_its_question_is_still_answered_second(api, running, fake_ollama):
+    fake_ollama.responder = lambda body: Scripted("answer to " + re.findall(r"question [AB]", body["messages"][-1]["content"])[-1])
+    bot, _ = await running()
+    first = slack.app_mention(f"<@{slack.BOT_USER_ID}> question A")
+    follow = slack.app_mention(f"<@{slack.BOT_USER_ID}> question B", thread_ts=first["ts"], ts=_later(first["ts"]))
+    await api.push(slack.event_callback(follow))  # Slack delivered them out of order
+    await api.push(slack.event_callback(first))
+    await api.wait_for(lambda: len(api.messages) == 2)
+    await bot.idle()
+    assert [m.text for m in api.messages] == ["answer to question A", "answer to question B"]
+
+
+def _later(ts: str) -> str:
+    seconds, micro = ts.split(".")
+    return f"{seconds}.{int(micro) + 1:06d}"
