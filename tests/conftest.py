@@ -29,3 +29,23 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return load_settings(environ={}, **overrides)
 
     return build
+
+
+@pytest.fixture
+async def start_bot():
+    """`await start_bot(settings, adapters, router=None)`: the real Bot on real Services, started;
+    every bot started this way is stopped after the test."""
+    from kagentbot.bot.app import Bot
+    from kagentbot.bot.services import Services
+
+    started = []
+
+    async def start(settings: Settings, adapters: list, router=None):
+        bot = Bot(await Services.open(settings), adapters, router)
+        await bot.start()
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        await bot.stop()

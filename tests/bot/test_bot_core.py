@@ -23,20 +23,13 @@ def ask(text: str, chat: str = "C1", user: str = "U1", message_id: str = "m1", *
 
 
 @pytest.fixture
-async def running(fake_ollama, make_settings):
-    bots: list[Bot] = []
-
+def running(fake_ollama, make_settings, start_bot):
     async def start(adapter: ChatAdapter | None = None, **settings) -> tuple[Bot, ChatAdapter]:
         chat = adapter or ChatAdapter()
         settings["llm"] = {"host": fake_ollama.url, **settings.get("llm", {})}
-        bot = Bot(await Services.open(make_settings(**settings)), [chat])
-        await bot.start()
-        bots.append(bot)
-        return bot, chat
+        return await start_bot(make_settings(**settings), [chat]), chat
 
-    yield start
-    for bot in bots:
-        await bot.stop()
+    return start
 
 
 async def test_steps_then_answer_in_the_thread(running, fake_ollama):

@@ -15,7 +15,6 @@ import pytest
 
 from kagentbot.adapters.slack_adapter import SlackAdapter, _plain_text, configured
 from kagentbot.bot.app import Bot
-from kagentbot.bot.services import Services
 from tests.fakes.ollama_server import Scripted, complete, task
 from tests.slack import fake_slack as slack
 from tests.slack.fake_slack import FakeSlack
@@ -49,21 +48,13 @@ def slack_settings(api, fake_ollama, make_settings):
 
 
 @pytest.fixture
-async def running(slack_settings):
-    started: list[Bot] = []
-
+def running(slack_settings, start_bot):
     async def start(llm_mode: str = "native", render: dict | None = None, memory: dict | None = None,
                     **section) -> tuple[Bot, SlackAdapter]:
-        settings = slack_settings(llm_mode, render, memory, **section)
-        adapter = SlackAdapter(settings)
-        bot = Bot(await Services.open(settings), [adapter])
-        await bot.start()
-        started.append(bot)
-        return bot, adapter
+        adapter = SlackAdapter(slack_settings(llm_mode, render, memory, **section))
+        return await start_bot(adapter.settings, [adapter]), adapter
 
-    yield start
-    for bot in started:
-        await bot.stop()
+    return start
 
 
 async def post_event(adapter: SlackAdapter, body: dict | bytes, headers: dict | None = None,

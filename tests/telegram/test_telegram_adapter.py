@@ -13,7 +13,6 @@ from kagentbot.adapters.base import Destination, RateLimited
 from kagentbot.adapters.telegram_adapter import FileTooLarge, TelegramAdapter, configured, file_base_url
 from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import Command, Reply
-from kagentbot.bot.services import Services
 from tests.fakes.ollama_server import Scripted, complete, task
 from tests.telegram import updates as tg
 from tests.telegram.fake_bot_api import FakeBotAPI
@@ -37,21 +36,14 @@ def telegram_settings(api, fake_ollama, make_settings):
 
 
 @pytest.fixture
-async def running(telegram_settings):
+def running(telegram_settings, start_bot):
     """Start the real Bot with a Telegram adapter; stopped cleanly after the test."""
-    started: list[Bot] = []
 
     async def start(router=None, llm_mode: str = "native", **telegram) -> tuple[Bot, TelegramAdapter]:
-        settings = telegram_settings(llm_mode, **telegram)
-        adapter = TelegramAdapter(settings)
-        bot = Bot(await Services.open(settings), [adapter], router)
-        await bot.start()
-        started.append(bot)
-        return bot, adapter
+        adapter = TelegramAdapter(telegram_settings(llm_mode, **telegram))
+        return await start_bot(adapter.settings, [adapter], router), adapter
 
-    yield start
-    for bot in started:
-        await bot.stop()
+    return start
 
 
 def sends_replying_to(api: FakeBotAPI, message_id: int) -> list[dict]:
