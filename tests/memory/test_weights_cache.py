@@ -25,7 +25,9 @@ async def test_cached_weights_give_the_same_vectors_as_the_wheel(tmp_path: Path,
     assert (folder / TABLE).stat().st_size > 60_000_000
     again = await BuiltinEmbedder(weights_cache=folder).embed(TEXTS)  # loads the copy
     reference = await builtin.embed(TEXTS)  # no copy at all
-    assert np.array_equal(written, reference) and np.array_equal(again, reference)
+    # equal up to BLAS rounding: the shared reference embedder computed its token rows in other batches
+    assert np.allclose(written, reference, atol=1e-5) and np.allclose(again, reference, atol=1e-5)
+    assert np.array_equal(written, again)
 
 
 def test_the_copy_lives_in_the_data_directory_unless_turned_off(tmp_path: Path):
