@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
     _configure_logging("DEBUG" if args.verbose else settings.log_level)
-    from kagentbot.memory.store import StoreError
+    from kagentbot.memory.store import StoreError, start_import
+
+    if args.func in (run_ask, run_chat):
+        start_import(settings)  # their first turn recalls from the store: LanceDB loads meanwhile
     from kagentbot.tools.catalog import CatalogError
 
     try:

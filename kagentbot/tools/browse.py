@@ -9,11 +9,14 @@ import json
 import math
 import re
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from kagentbot.tools.framing import as_data
-from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, Page, guarded_fetch
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import output_budget, tool_settings
+
+if TYPE_CHECKING:
+    from kagentbot.tools.netguard import Page
 
 MAX_PDF_PAGES = 30
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
@@ -33,6 +36,9 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
         url: the page's full http(s) address
         question: what to look for on the page; empty for the page's beginning
     """
+    # netguard needs aiohttp (~0.1 s to import): loaded on the first fetch, not with the catalogue
+    from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
+
     settings = tool_settings(context)
     try:
         page = await guarded_fetch(url, FetchPolicy.from_settings(settings))

@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import aiohttp
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
+
+if TYPE_CHECKING:
+    import aiohttp  # annotations only
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z]+)?$")
 _EN_DATE = r"(\d{1,2} [A-Z][a-z]+ \d{3,4}|[A-Z][a-z]+ \d{1,2}, \d{3,4})"

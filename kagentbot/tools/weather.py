@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import aiohttp
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.timetools import parse_day
 from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
+
+if TYPE_CHECKING:
+    import aiohttp  # annotations only
 
 FORECAST_DAYS_AHEAD = 16
 FORECAST_DAYS_BACK = 90  # older days come from the archive

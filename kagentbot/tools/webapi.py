@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.tools.registry import ToolContext, ToolError
+
+if TYPE_CHECKING:
+    import aiohttp
+# aiohttp (~0.1 s to import) is imported by the functions that make requests, so building the
+# tool catalogue at start does not pay for it.
 
 
 def tool_settings(context: ToolContext) -> Any:
@@ -37,6 +40,8 @@ async def api_session(context: ToolContext) -> AsyncIterator[aiohttp.ClientSessi
     if context.http is not None:
         yield context.http
         return
+    import aiohttp
+
     headers = {"User-Agent": tool_settings(context).user_agent}
     async with aiohttp.ClientSession(headers=headers) as session:
         yield session
@@ -52,6 +57,8 @@ async def get_json(
     headers: dict[str, str] | None = None,
     user_agent: str = "",
 ) -> Any:
+    import aiohttp
+
     if user_agent and "User-Agent" not in session.headers:  # Wikimedia refuses anonymous clients
         headers = {"User-Agent": user_agent} | (headers or {})
     try:
@@ -69,6 +76,8 @@ async def get_json(
 
 async def _reason(response: aiohttp.ClientResponse) -> str:
     """Open-Meteo and others explain a 400 in a JSON `reason`; pass it on to the model."""
+    import aiohttp
+
     try:
         body = await response.json(content_type=None)
     except (ValueError, aiohttp.ClientError):
