@@ -50,6 +50,7 @@ from tests.telegram.fake_bot_api import FakeBotAPI  # noqa: E402
 STEP = task("count days", "time_delta", start_time="1987-06-24", end_time="1988-02-26")
 MODEL_DELAY = 0.2
 QUESTION = re.compile(r"question \d{5}-\d")
+WARM_UP = 2  # untimed turns first: the second loads the embedding model, as a running bot has done
 FIRST_STEP_GOAL_MS, ACK_GOAL_MS, THROUGHPUT_GOAL, RSS_GOAL_MB = 300, 100, 0.95, 1024
 
 
@@ -87,14 +88,15 @@ async def in_memory_turns(ollama: FakeOllama, data: Path, turns: int) -> list[fl
     await bot.start()
     timings = []
     try:
-        for turn in range(turns):
+        for turn in range(-WARM_UP, turns):
             ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
             before = len(chat.posted)
             started = time.perf_counter()
             chat.deliver(IncomingMessage("testchat", "C1", "U1", f"question {turn}", message_id=f"m{turn}", mentions_bot=True))
             while len(chat.posted) == before:
                 await asyncio.sleep(0.0005)
-            timings.append(time.perf_counter() - started)
+            if turn >= 0:
+                timings.append(time.perf_counter() - started)
             await bot.idle()
     finally:
         await bot.stop()
@@ -111,18 +113,18 @@ async def slack_turns(ollama: FakeOllama, data: Path, turns: int, mode: str) -> 
         firsts, acks = [], []
         try:
             async with aiohttp.ClientSession() as session:
-                for turn in range(turns):
+                for turn in range(-WARM_UP, turns):
                     ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
                     event = slack.app_mention(f"<@{slack.BOT_USER_ID}> question {turn}")
                     started = time.perf_counter()
                     if mode == "http":
-                        acks.append(await signed_post(session, settings.slack.port, slack.event_callback(event)))
+                        acked = await signed_post(session, settings.slack.port, slack.event_callback(event))
                     else:
                         envelope = await api.push(slack.event_callback(event))
                     await api.wait_for(lambda: api.in_thread(event["channel"], event["ts"]))
-                    firsts.append(time.perf_counter() - started)
-                    if mode == "socket":
-                        acks.append(api.acks[envelope][0] - started)
+                    if turn >= 0:
+                        firsts.append(time.perf_counter() - started)
+                        acks.append(api.acks[envelope][0] - started if mode == "socket" else acked)
                     await bot.idle()
         finally:
             await bot.stop()
@@ -136,13 +138,14 @@ async def telegram_turns(ollama: FakeOllama, data: Path, turns: int) -> list[flo
         await bot.start()
         timings = []
         try:
-            for turn in range(turns):
+            for turn in range(-WARM_UP, turns):
                 ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
                 started = time.perf_counter()
                 asked = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, f"question {turn}")))["message"]
                 await api.wait_for(lambda: any(p.get("reply_parameters", {}).get("message_id") == asked["message_id"]
                                                for p in api.called("sendMessage")))
-                timings.append(time.perf_counter() - started)
+                if turn >= 0:
+                    timings.append(time.perf_counter() - started)
                 await bot.idle()
         finally:
             await bot.stop()
@@ -153,12 +156,13 @@ async def discord_turns(ollama: FakeOllama, data: Path, turns: int) -> list[floa
     h = await start_discord_bot(settings_for(ollama, data, discord={"token": "bench-token"}), default_router())
     timings = []
     try:
-        for turn in range(turns):
+        for turn in range(-WARM_UP, turns):
             ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
             started = time.perf_counter()
             asked = await dpytest.message(f"{h.mention()} question {turn}", channel=h.channel, member=h.alice)
             await until(lambda: any(channel == asked.id for channel, _ in h.http.sent_payloads), step=0.0005)
-            timings.append(time.perf_counter() - started)
+            if turn >= 0:
+                timings.append(time.perf_counter() - started)
             await h.bot.idle()
     finally:
         await h.bot.stop()

@@ -140,37 +140,6 @@ async def bot_row(settings, turns: int, memory: str, pause: float = 0.0) -> list
     return samples
 
 
-async def cold_start(runs: int, data: str | None) -> list[float]:
-    """Process start → first /api/chat request at the server, for `kagentbot ask`. With `data`,
-    every run uses that data directory (one in use); without, each run gets a fresh one."""
-    samples = []
-    async with FakeOllama() as server:
-        scripted(server)
-        for _ in range(runs):
-            with tempfile.TemporaryDirectory() as fresh:
-                arrived = asyncio.get_running_loop().create_future()
-                original = server.responder
-
-                def first(body, arrived=arrived, original=original):
-                    if not arrived.done():
-                        arrived.set_result(time.perf_counter())
-                    return original(body)
-
-                server.responder = first
-                env = {**os.environ, "KAGENTBOT_LLM__HOST": server.url, "KAGENTBOT_DATA_DIR": data or fresh,
-                       "PYTHONPATH": str(ROOT)}
-                started = time.perf_counter()
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "kagentbot.cli", "ask", QUESTION, env=env,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                )
-                first_request = await asyncio.wait_for(arrived, 60)
-                await process.wait()
-                server.responder = original
-                samples.append((first_request - started) * 1000)
-    return samples
-
-
 # What `kagentbot ask` does before its first LLM request, step by step, in a fresh interpreter.
 PHASES = """
 import asyncio, sys, time
@@ -189,7 +158,7 @@ async def main():
     from kagentbot.memory.store import MemoryStore
     from kagentbot.memory.types import Audience
     store = await MemoryStore.open(settings); lap("open the memory store")
-    me = kagentbot.cli.console_message("x", kagentbot.cli._os_user()).audience  # whose rows `ask` wrote
+    me = kagentbot.cli.console_message("x", sys.argv[2]).audience  # whose documents the data directory holds
     await store.recall(me, "warm up", turns=4, limit=4); lap("first recall (loads the embedder)")
     await store.recall(me, "again", turns=4, limit=4); lap("a later recall")
     store.close()
@@ -200,10 +169,10 @@ for name, at in marks:
 """
 
 
-async def phases(data: str) -> list[tuple[str, float]]:
+async def phases(data: str, user: str) -> list[tuple[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", PHASES, data, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        sys.executable, "-c", PHASES, data, user, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     out, _ = await process.communicate()
     rows = [line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line]
@@ -221,16 +190,22 @@ async def interpreter_start(runs: int) -> float:
 
 
 async def report_cold_start(runs: int) -> None:
-    print(f"\n`kagentbot ask` cold start → first LLM request ({runs} runs each; goal < 1500 ms)")
-    fresh = await cold_start(runs, None)
-    print(f"  fresh data directory     median {statistics.median(fresh):6.0f} ms (min {min(fresh):.0f}, max {max(fresh):.0f})")
-    with tempfile.TemporaryDirectory() as data:
-        await cold_start(1, data)  # one turn in: a conversation row and a task record to recall
-        used = await cold_start(runs, data)
-        print(f"  data directory in use    median {statistics.median(used):6.0f} ms (min {min(used):.0f}, max {max(used):.0f})")
-        print(f"  python -c pass           median {await interpreter_start(runs):6.0f} ms (the floor)")
-        print("  where the time goes (one run, in-process marks, data directory in use):")
-        for name, ms in await phases(data):
+    """The spawned `kagentbot ask` runs of bench/cold_start.py, then where the time goes."""
+    from bench import cold_start
+
+    print(f"\n`kagentbot ask` cold start → first LLM request ({runs} runs each)")
+    with tempfile.TemporaryDirectory(prefix="kagentbot-cold-") as tmp:
+        root = Path(tmp)
+        template = root / "seeded"
+        await cold_start.seed(template)
+        async with FakeOllama() as server:
+            empty = await cold_start.series(server, runs, None, root / "empty")
+            seeded = await cold_start.series(server, runs, template, root / "docs")
+        print("  " + cold_start.line("empty data dir:", empty))
+        print("  " + cold_start.line(f"data dir with 4 documents of {cold_start.USER}:", seeded))
+        print(f"  python -c pass: median {await interpreter_start(runs):.0f} ms (the floor)")
+        print("  where the time goes (one run, in-process marks, the data dir with documents):")
+        for name, ms in await phases(str(template), cold_start.USER):
             print(f"    {ms:6.0f} ms  {name}")
 
 

@@ -50,7 +50,11 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         print(NOTHING_CONFIGURED, file=sys.stderr)
         return 2
     stop = stop or _stop_on_signals()
-    bot = Bot(await Services.open(settings), adapters, router)
+    services = await Services.open(settings)
+    warm = getattr(services.memory, "warm", None)
+    if warm is not None:
+        warm()
+    bot = Bot(services, adapters, router)
     try:
         await bot.start()
         print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "

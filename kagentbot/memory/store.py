@@ -433,6 +433,13 @@ class MemoryStore:
 
     # ----- MemoryView -----
 
+    def warm(self) -> None:
+        """Load the embedding model in the background now (a long-running bot), rather than on
+        the first recall that needs it, which would stall that message by the model load."""
+        preload = getattr(self._embedder, "preload", None)
+        if preload is not None:
+            preload()
+
     def close(self) -> None:
         """Stop the full-text worker threads (the bot calls it on shutdown, after `flush`)."""
         if self._writes:
