@@ -4,6 +4,7 @@ message names the host or model and says what to do."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -97,14 +98,12 @@ class OllamaClient:
         self._settings = settings
         self._ollama = ollama
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
-        # every pooled connection kept alive: with many conversations at once, httpx's default
-        # (20 kept) closes and reopens connections for most requests
-        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
-        self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=limits)
+        self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=_pool_limits(settings))
+        self._in_flight = asyncio.Semaphore(settings.max_connections)
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
-        async with self._errors(model):
+        async with self._in_flight, self._errors(model):
             response = await self._client.chat(
                 model=model, messages=list(messages), options=options, tools=tool_specs,
                 keep_alive=self._settings.keep_alive, stream=False,
@@ -116,7 +115,7 @@ class OllamaClient:
         return ChatReply(response.message.content or "", calls)
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._errors(model):
+        async with self._in_flight, self._errors(model):
             parts = await self._client.chat(
                 model=model, messages=list(messages), options=options,
                 keep_alive=self._settings.keep_alive, stream=True,
@@ -206,11 +205,9 @@ class OpenAICompatibleClient:
         base = settings.host if settings.host.rstrip("/").endswith("/v1") else settings.host + "/v1"
         self.host = base
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        import httpx
-
-        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
         self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
-                                          http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+                                          http_client=openai.DefaultAsyncHttpxClient(limits=_pool_limits(settings)))
+        self._in_flight = asyncio.Semaphore(settings.max_connections)
 
     def _params(self, messages, model, options) -> dict[str, Any]:
         extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx")}
@@ -224,7 +221,7 @@ class OpenAICompatibleClient:
         params = self._params(messages, model, options)
         if tools:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
-        async with self._errors(model):
+        async with self._in_flight, self._errors(model):
             response = await self._client.chat.completions.create(**params)
         message = response.choices[0].message
         calls = tuple(
@@ -233,7 +230,7 @@ class OpenAICompatibleClient:
         return ChatReply(message.content or "", calls)
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._errors(model):
+        async with self._in_flight, self._errors(model):
             chunks = await self._client.chat.completions.create(
                 **self._params(messages, model, options), stream=True
             )
@@ -282,6 +279,15 @@ class OpenAICompatibleClient:
             detail = body.get("message") or exc.message  # the server's own words, without the SDK's prefix
             return LLMError(f"the server at {self.host} answered {exc.status_code} for the model {model!r}: {detail}")
         return None
+
+
+def _pool_limits(settings: LLMSettings) -> Any:
+    """As many pooled connections as requests we let be in flight (the rest wait on a semaphore
+    before httpx sees them), all kept alive. httpx's pool scans every connection for each queued
+    request, so hundreds of requests queued inside it cost more than the model calls."""
+    import httpx
+
+    return httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
 
 
 def _broke_off(exc: BaseException) -> bool:

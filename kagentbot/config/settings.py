@@ -53,7 +53,7 @@ class LLMSettings(Section):
     keep_alive: str = "10m"
     timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
     connect_timeout: float = Field(5.0, gt=0)
-    max_connections: int = Field(64, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
+    max_connections: int = Field(32, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
 
     @field_validator("host")
     @classmethod
