@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user(chat)
     chat.set_defaults(func=run_chat)
 
-    run = sub.add_parser("run", help="start the bot on every chat platform that has credentials")
+    run = sub.add_parser(
+        "run", help="start the bot on every chat platform that has credentials",
+        description="Start the bot on every chat platform with credentials in the environment or "
+                    "kagentbot.toml, and answer there until Ctrl-C: Slack (KAGENTBOT_SLACK__BOT_TOKEN and "
+                    "KAGENTBOT_SLACK__APP_TOKEN, or MODE=http with SIGNING_SECRET), Discord "
+                    "(KAGENTBOT_DISCORD__TOKEN), Telegram (KAGENTBOT_TELEGRAM__TOKEN). "
+                    "`kagentbot doctor` checks the setup first.")
     run.set_defaults(func=run_platforms)
 
     doctor = sub.add_parser("doctor", help="check the LLM server, the model, the data directory and credentials")

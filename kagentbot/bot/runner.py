@@ -59,6 +59,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await bot.start()
         print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "
               f"{settings.llm.model} at {settings.llm.host}. Ctrl-C stops it.", file=sys.stderr)
+        await _warn_if_llm_missing(settings)
         await stop.wait()
     except RuntimeError as exc:  # adapters raise these for a rejected token or an unreachable API
         print(f"kagentbot: {exc}", file=sys.stderr)
@@ -66,6 +67,16 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     finally:
         await bot.stop()
     return 0
+
+
+async def _warn_if_llm_missing(settings: Settings) -> None:
+    """The bot keeps running without its model (each question then gets a clear error, and the
+    server may come up later), but whoever started it should hear about it now."""
+    from kagentbot.bot.doctor import check_llm
+
+    for finding in await check_llm(settings):
+        if finding.level == "fail":
+            print(f"kagentbot: warning: {finding.message}" + (f" ({finding.fix})" if finding.fix else ""), file=sys.stderr)
 
 
 def _stop_on_signals() -> asyncio.Event:

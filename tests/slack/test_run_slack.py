@@ -55,3 +55,18 @@ def test_the_app_manifest_asks_for_exactly_what_the_adapter_uses():
     commands = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert sorted(commands) == sorted(f"/{name}" for name in default_router().names())
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+
+
+async def test_run_warns_at_start_when_the_model_server_is_down(api, slack_settings, make_settings, capsys):
+    settings = slack_settings().model_copy(update={"llm": make_settings(llm={"host": "http://127.0.0.1:9", "connect_timeout": 1}).llm})
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_bot(settings, stop=stop))
+    err = ""
+    for _ in range(100):
+        err += capsys.readouterr().err
+        if "warning" in err:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    assert await asyncio.wait_for(running, 10) == 0
+    assert "running on slack" in err and "warning: cannot reach Ollama at http://127.0.0.1:9" in err
