@@ -42,6 +42,9 @@ class StoreError(Exception):
     """The store cannot do what was asked; the message says what to do."""
 
 
+META_CHECK_INTERVAL = 1.0  # seconds between looks for a reindex done by another process
+
+
 class EmbedderMismatch(StoreError):
     pass
 
@@ -264,6 +267,9 @@ class MemoryStore:
         self._settings: MemorySettings = settings.memory
         self._uri = uri
         self._set_generation(meta)
+        self._meta_table = db.open_table(META)
+        self._meta_version = self._meta_table.version
+        self._meta_checked = time.monotonic()
         self._conversation = db.open_table(CONVERSATION)
         self._write_lock = asyncio.Lock()  # dedup check + add of one document must not interleave
         self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-search")
@@ -292,6 +298,33 @@ class MemoryStore:
         self._knowledge = self._db.open_table(f"knowledge_g{generation}")
         _ensure_fts(self._knowledge, self._settings.fts_tokenizer)
         self._tasks = self._db.open_table(f"tasks_g{generation}")
+
+    async def _current(self) -> None:
+        """`kagentbot kb reindex` in another process moves the store to a new generation of tables
+        and drops the old one: follow it, checking at most once a second (one version read), so a
+        running bot needs no restart."""
+        if time.monotonic() >= self._meta_checked + META_CHECK_INTERVAL:
+            self._meta_checked = time.monotonic()
+            await asyncio.to_thread(self._follow_generation)
+
+    def _follow_generation(self) -> None:
+        version = self._meta_table.version
+        if version == self._meta_version:
+            return
+        meta = _read_meta(self._db)
+        if meta is None or int(meta["generation"]) == int(self._meta["generation"]):
+            self._meta_version = version
+            return
+        if meta["embedder"] != self._embedder.id:
+            raise EmbedderMismatch(
+                f"the memory store was rebuilt with the embedder {meta['embedder']!r}, but this process runs "
+                f"{self._embedder.id!r}: restart it with {settings_for(meta['embedder'])}"
+            )
+        self._set_generation(meta)
+        self._meta_version = version
+        self._searchable.clear()
+        self._has_knowledge.clear()
+        log.info("memory: following the store to table generation %s", meta["generation"])
 
     @classmethod
     async def open(
@@ -333,6 +366,7 @@ class MemoryStore:
         self, document: Document, scope: str, progress: Progress | None = None
     ) -> AddResult:
         """Chunk, embed and store one document in `scope`, all or nothing."""
+        await self._current()
         chunks = await asyncio.to_thread(chunk_document, document, self._settings)
         doc_hash = document.content_hash
         async with self._write_lock:
@@ -374,6 +408,7 @@ class MemoryStore:
 
     async def list_documents(self, scopes: Sequence[str]) -> list[DocumentInfo]:
         """Documents in `scopes`, newest first."""
+        await self._current()
         documents = await self._documents(f"{scope_filter(scopes)} AND chunk_no = 0")
         return sorted(documents, key=lambda d: d.added_at, reverse=True)
 
@@ -391,6 +426,7 @@ class MemoryStore:
         exists in another scope or not, so ids reveal nothing."""
         if not doc_id.isalnum():
             raise NotFound(f"no document with id {doc_id!r} in your knowledge base")
+        await self._current()
         found = await self._documents(f"doc_id = {_quote(doc_id)} AND chunk_no = 0 AND {scope_filter(audience.readable)}")
         if not found:
             raise NotFound(f"no document with id {doc_id!r} in your knowledge base")
@@ -405,6 +441,7 @@ class MemoryStore:
         """Hybrid (vector + n-gram full text, fused by RRF) top-`limit` over readable scopes."""
         if not query.strip():
             return []
+        await self._current()
         vector = (await self._embedder.embed([query]))[0]
         return await asyncio.to_thread(self._hybrid, vector, query, audience.readable, limit)
 
@@ -449,6 +486,7 @@ class MemoryStore:
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
         await self._settled(audience.readable)
+        await self._current()
         embed_now = getattr(self._embedder, "embed_now", None)
         if embed_now is not None:
             # The model runs in this process: the whole recall is one thread hop (each hop costs
@@ -609,6 +647,7 @@ class MemoryStore:
                   "question": p.question, "answer": p.answer, "at_ms": p.at} for p in batch]
         await asyncio.to_thread(self._add_turns, turns)
         if any(p.tasks for p in batch):
+            await self._current()
             await self._remember_tasks(batch)
 
     async def _compact_soon(self) -> None:

@@ -92,6 +92,31 @@ async def test_a_different_embedder_is_refused_until_reindex(tmp_path, embed_ser
         await MemoryStore.open(settings, embedder=ollama)
 
 
+async def test_a_running_store_follows_a_reindex_done_elsewhere(tmp_path, builtin):
+    """`kagentbot kb reindex` in another process drops the tables the bot had open; the bot's
+    store moves to the new ones by itself instead of failing until a restart."""
+    settings = make_settings(tmp_path)
+    bot = await MemoryStore.open(settings, embedder=builtin)
+    doc = await bot.add_document(from_text("Tea is grown on the hills of Yunnan.", settings.memory), ALICE.user_scope)
+    await bot.remember(ALICE, "where is tea grown", "Yunnan", [TaskRecord("kb", {}, "Yunnan hills")])
+    cli = await MemoryStore.open(settings, embedder=builtin, reindexing=True)
+    await cli.reindex()
+    deadline = asyncio.get_running_loop().time() + 8  # LanceDB looks for other writers every 2 s
+    while True:
+        try:
+            hits = await bot.search(ALICE, "tea Yunnan", 3)
+            recall = await bot.recall(ALICE, "where is tea grown", turns=2, limit=2)
+            break
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+    assert [h.id.split("-")[0] for h in hits] == [doc.document.id] and recall.tasks[0].result == "Yunnan hills"
+    added = await bot.add_document(from_text("Coffee grows in Pu'er.", settings.memory), ALICE.user_scope)
+    fresh = await MemoryStore.open(settings, embedder=builtin)  # what a restart would see
+    assert [d.id for d in await fresh.list_documents([ALICE.user_scope])] == [added.document.id, doc.document.id]
+
+
 @pytest.mark.parametrize(("version", "message"), [(99, "newer kagentbot"), (0, "no migration")])
 async def test_other_schema_versions_are_explained(tmp_path, builtin, version, message):
     import lancedb
