@@ -88,7 +88,10 @@ class EmbedSettings(Section):
 
 
 class MemorySettings(Section):
-    uri: str = ""  # empty: <data_dir>/lancedb; s3://... for scale-out
+    uri: str = ""  # empty: <data_dir>/lancedb; s3://bucket/prefix (or gs://, az://) for scale-out
+    # object store options for such a uri, as LanceDB names them: aws_endpoint, aws_region,
+    # allow_http, aws_access_key_id, aws_secret_access_key, timeout... (empty: the AWS environment)
+    storage_options: dict[str, SecretStr] = Field(default_factory=dict)
     top_k: int = Field(4, ge=1, le=50)
     max_upload_mb: float = Field(20.0, gt=0)
     max_pages: int = Field(500, ge=1)

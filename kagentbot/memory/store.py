@@ -146,11 +146,32 @@ def start_import(settings: Settings) -> None:
     threading.Thread(target=_import_lancedb, name="lancedb-import", daemon=True).start()
 
 
-def _connect(uri: str) -> Any:
+def _connect(uri: str, options: dict[str, Any]) -> Any:
     lancedb = _import_lancedb()
 
     # Another process (the CLI) may write while the bot runs: re-check the table version this often.
-    return lancedb.connect(uri, read_consistency_interval=timedelta(seconds=2))
+    storage = {key: value.get_secret_value() for key, value in options.items()} or None
+    return lancedb.connect(uri, read_consistency_interval=timedelta(seconds=2), storage_options=storage)
+
+
+_OBJECT_STORE_ERRORS = (  # what the object store's nested Rust error means, by a marker in it
+    (("<Code>NoSuchBucket</Code>",), "the bucket does not exist"),
+    (("<Code>AccessDenied</Code>", "<Code>InvalidAccessKeyId</Code>", "<Code>SignatureDoesNotMatch</Code>",
+      "status: 403"), "access denied: check the credentials in memory.storage_options or the AWS environment"),
+    (("kind: Connect", "ConnectError", "dns error"), "the endpoint cannot be reached: check memory.storage_options.aws_endpoint"),
+    (("kind: Timeout", "timed out"), "the endpoint did not answer in time"),
+)
+
+
+def _open_error(uri: str, exc: BaseException) -> str:
+    """Object store errors carry a page of nested Rust debug output: say what it means."""
+    text = str(exc)
+    if "://" in uri:
+        for markers, meaning in _OBJECT_STORE_ERRORS:
+            if any(marker in text for marker in markers):
+                return f"cannot open the memory store at {uri}: {meaning} (memory.uri, memory.storage_options)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"cannot open the memory store at {uri}: {first if len(first) <= 300 else first[:300] + '…'}"
 
 
 def _holds_vectors(uri: str) -> bool:
@@ -337,13 +358,13 @@ class MemoryStore:
         if _holds_vectors(uri):
             embedder.preload()  # the first recall will embed: load the model while LanceDB imports
         try:
-            db = await asyncio.to_thread(_connect, uri)
+            db = await asyncio.to_thread(_connect, uri, settings.memory.storage_options)
             meta = await asyncio.to_thread(_read_meta, db)
+            if meta is None:
+                dim = await embedder.dimension()
+                meta = await asyncio.to_thread(_initialise, db, embedder.id, dim, settings.memory.fts_tokenizer)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise StoreError(f"cannot open the memory store at {uri}: {exc}") from None
-        if meta is None:
-            dim = await embedder.dimension()
-            meta = await asyncio.to_thread(_initialise, db, embedder.id, dim, settings.memory.fts_tokenizer)
+            raise StoreError(_open_error(uri, exc)) from None
         meta = await asyncio.to_thread(_migrate, db, meta, uri)
         if meta["embedder"] != embedder.id and not reindexing:
             raise EmbedderMismatch(
