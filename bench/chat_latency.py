@@ -82,53 +82,67 @@ async def signed_post(session: aiohttp.ClientSession, port: int, payload: dict) 
 
 
 # -- 1. arrival → first step -----------------------------------------------------------------------
+async def timed_turns(ollama: FakeOllama, bot: Bot, turns: int, ask, shown) -> list[float]:
+    """WARM_UP untimed turns, then `turns` timed ones: `await ask(n)` sends question n, and
+    `await shown(asked)` returns once the first step in reply to it is visible."""
+    timings = []
+    for turn in range(-WARM_UP, turns):
+        ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
+        started = time.perf_counter()
+        await shown(await ask(turn))
+        if turn >= 0:
+            timings.append(time.perf_counter() - started)
+        await bot.idle()
+    return timings
+
+
 async def in_memory_turns(ollama: FakeOllama, data: Path, turns: int) -> list[float]:
     chat = ChatAdapter()
     bot = Bot(await Services.open(settings_for(ollama, data)), [chat])
     await bot.start()
-    timings = []
+
+    async def ask(turn: int) -> int:
+        before = len(chat.posted)
+        chat.deliver(IncomingMessage("testchat", "C1", "U1", f"question {turn}", message_id=f"m{turn}", mentions_bot=True))
+        return before
+
+    async def shown(before: int) -> None:
+        while len(chat.posted) == before:
+            await asyncio.sleep(0.0005)
+
     try:
-        for turn in range(-WARM_UP, turns):
-            ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
-            before = len(chat.posted)
-            started = time.perf_counter()
-            chat.deliver(IncomingMessage("testchat", "C1", "U1", f"question {turn}", message_id=f"m{turn}", mentions_bot=True))
-            while len(chat.posted) == before:
-                await asyncio.sleep(0.0005)
-            if turn >= 0:
-                timings.append(time.perf_counter() - started)
-            await bot.idle()
+        return await timed_turns(ollama, bot, turns, ask, shown)
     finally:
         await bot.stop()
-    return timings
 
 
 async def slack_turns(ollama: FakeOllama, data: Path, turns: int, mode: str) -> tuple[list[float], list[float]]:
     """First-step times and acknowledgement times, Socket Mode or HTTP."""
-    async with FakeSlack() as api:
+    async with FakeSlack() as api, aiohttp.ClientSession() as session:
         extra = {"mode": "http", "signing_secret": slack.SIGNING_SECRET, "listen": "127.0.0.1", "port": free_port()} if mode == "http" else {}
         settings = settings_for(ollama, data, slack=slack_section(api, **extra))
         bot = Bot(await Services.open(settings), [SlackAdapter(settings)])
         await bot.start()
-        firsts, acks = [], []
+        acks: list = []  # seconds (HTTP), or (envelope id, time sent) to look up (Socket Mode)
+
+        async def ask(turn: int) -> dict:
+            event = slack.app_mention(f"<@{slack.BOT_USER_ID}> question {turn}")
+            sent = time.perf_counter()
+            if mode == "http":
+                acks.append(await signed_post(session, settings.slack.port, slack.event_callback(event)))
+            else:
+                acks.append((await api.push(slack.event_callback(event)), sent))
+            return event
+
+        async def shown(event: dict) -> None:
+            await api.wait_for(lambda: api.in_thread(event["channel"], event["ts"]))
+
         try:
-            async with aiohttp.ClientSession() as session:
-                for turn in range(-WARM_UP, turns):
-                    ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
-                    event = slack.app_mention(f"<@{slack.BOT_USER_ID}> question {turn}")
-                    started = time.perf_counter()
-                    if mode == "http":
-                        acked = await signed_post(session, settings.slack.port, slack.event_callback(event))
-                    else:
-                        envelope = await api.push(slack.event_callback(event))
-                    await api.wait_for(lambda: api.in_thread(event["channel"], event["ts"]))
-                    if turn >= 0:
-                        firsts.append(time.perf_counter() - started)
-                        acks.append(api.acks[envelope][0] - started if mode == "socket" else acked)
-                    await bot.idle()
+            firsts = await timed_turns(ollama, bot, turns, ask, shown)
         finally:
             await bot.stop()
-    return firsts, acks
+    acks = acks[WARM_UP:]
+    return firsts, acks if mode == "http" else [api.acks[envelope][0] - sent for envelope, sent in acks]
 
 
 async def telegram_turns(ollama: FakeOllama, data: Path, turns: int) -> list[float]:
@@ -136,37 +150,33 @@ async def telegram_turns(ollama: FakeOllama, data: Path, turns: int) -> list[flo
         settings = settings_for(ollama, data, telegram={"token": api.token, "base_url": api.base_url})
         bot = Bot(await Services.open(settings), [TelegramAdapter(settings)])
         await bot.start()
-        timings = []
+
+        async def ask(turn: int) -> dict:
+            return api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, f"question {turn}")))["message"]
+
+        async def shown(asked: dict) -> None:
+            await api.wait_for(lambda: any(p.get("reply_parameters", {}).get("message_id") == asked["message_id"]
+                                           for p in api.called("sendMessage")))
+
         try:
-            for turn in range(-WARM_UP, turns):
-                ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
-                started = time.perf_counter()
-                asked = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, f"question {turn}")))["message"]
-                await api.wait_for(lambda: any(p.get("reply_parameters", {}).get("message_id") == asked["message_id"]
-                                               for p in api.called("sendMessage")))
-                if turn >= 0:
-                    timings.append(time.perf_counter() - started)
-                await bot.idle()
+            return await timed_turns(ollama, bot, turns, ask, shown)
         finally:
             await bot.stop()
-    return timings
 
 
 async def discord_turns(ollama: FakeOllama, data: Path, turns: int) -> list[float]:
     h = await start_discord_bot(settings_for(ollama, data, discord={"token": "bench-token"}), default_router())
-    timings = []
+
+    async def ask(turn: int):
+        return await dpytest.message(f"{h.mention()} question {turn}", channel=h.channel, member=h.alice)
+
+    async def shown(asked) -> None:
+        await until(lambda: any(channel == asked.id for channel, _ in h.http.sent_payloads), step=0.0005)
+
     try:
-        for turn in range(-WARM_UP, turns):
-            ollama.script(STEP, "247 days.")  # max_steps=1: plan, run, conclude
-            started = time.perf_counter()
-            asked = await dpytest.message(f"{h.mention()} question {turn}", channel=h.channel, member=h.alice)
-            await until(lambda: any(channel == asked.id for channel, _ in h.http.sent_payloads), step=0.0005)
-            if turn >= 0:
-                timings.append(time.perf_counter() - started)
-            await h.bot.idle()
+        return await timed_turns(ollama, h.bot, turns, ask, shown)
     finally:
         await h.bot.stop()
-    return timings
 
 
 # -- 3. many conversations at once ---------------------------------------------------------------
