@@ -3,18 +3,19 @@ directory, and an APScheduler 3 AsyncIOScheduler running in the bot's event loop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kagentbot.config.files import atomic_write, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +168,16 @@ def check_interval(trigger: Any, min_minutes: int, now: datetime) -> None:
 
 
 class JobFile:
-    """Job definitions and per-user time zones in one JSON file, replaced atomically on each write."""
+    """Job definitions and per-user time zones in one JSON file, replaced atomically on each
+    write. The CLI and a running bot both change it: every change re-reads the file under an
+    exclusive lock first (`changing`), so neither loses the other's jobs."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.jobs: dict[str, JobSpec] = {}
         self.timezones: dict[str, str] = {}
+        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read or written
+        self._outside = False  # another process changed the file since the last refresh
         self.load()
 
     def load(self) -> None:
@@ -181,16 +186,38 @@ class JobFile:
         data = json.loads(self.path.read_text(encoding="utf-8"))
         self.jobs = {j["id"]: JobSpec(**j) for j in data.get("jobs", [])}
         self.timezones = dict(data.get("timezones", {}))
+        self._seen = self._stamp()
+
+    def refresh(self) -> bool:
+        """Re-read the file if another process changed it; True when one did since the last
+        refresh (also when a change of ours was what read it in)."""
+        if self._stamp() != self._seen:
+            self.load()
+            self._outside = True
+        outside, self._outside = self._outside, False
+        return outside
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Read the latest file, let the caller change `jobs` / `timezones`, write it back."""
+        with exclusive(self.path.with_name(".schedules.lock")):
+            if self._stamp() != self._seen:
+                self._outside = True
+            self.load()
+            yield
+            self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"jobs": [asdict(j) for j in self.jobs.values()], "timezones": self.timezones}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".schedules-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(data, indent=1))
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
 
 
 def job_file_path(settings: Any) -> Path:
@@ -212,8 +239,8 @@ class ScheduleBook:
 
     def set_timezone(self, owner: str, name: str) -> str:
         zone(name)
-        self.file.timezones[owner] = name
-        self.file.save()
+        with self.file.changing():
+            self.file.timezones[owner] = name
         return name
 
     def add(self, owner: str, platform: str, chat_id: str, when: str, question: str, *,
@@ -232,8 +259,10 @@ class ScheduleBook:
             raise ScheduleError("That time is in the past.")
         spec = JobSpec(uuid.uuid4().hex[:8], owner, platform, chat_id, thread_id, is_dm, question.strip(),
                        when, tz, created=now.isoformat())
-        self.file.jobs[spec.id] = spec
-        self.file.save()
+        with self.file.changing():
+            if len(self.owned_by(owner)) >= limits.max_jobs_per_user:  # counted again on the latest file
+                raise ScheduleError(f"You already have {limits.max_jobs_per_user} scheduled questions, the limit; remove one first.")
+            self.file.jobs[spec.id] = spec
         return spec
 
     def owned_by(self, owner: str) -> list[JobSpec]:
@@ -250,22 +279,22 @@ class ScheduleBook:
         return spec
 
     def remove(self, job_id: str, owner: str, is_admin: bool) -> JobSpec:
-        spec = self.get(job_id, owner, is_admin)
-        del self.file.jobs[job_id]
-        self.file.save()
+        with self.file.changing():
+            spec = self.get(job_id, owner, is_admin)
+            del self.file.jobs[job_id]
         return spec
 
     def set_paused(self, job_id: str, owner: str, is_admin: bool, paused: bool) -> JobSpec:
-        spec = replace(self.get(job_id, owner, is_admin), paused=paused)
-        self.file.jobs[job_id] = spec
-        self.file.save()
+        with self.file.changing():
+            spec = replace(self.get(job_id, owner, is_admin), paused=paused)
+            self.file.jobs[job_id] = spec
         return spec
 
     def mark_run(self, job_id: str, at: datetime) -> None:
-        spec = self.file.jobs.get(job_id)
-        if spec is not None:
-            self.file.jobs[job_id] = replace(spec, last_run=at.isoformat())
-            self.file.save()
+        with self.file.changing():
+            spec = self.file.jobs.get(job_id)
+            if spec is not None:
+                self.file.jobs[job_id] = replace(spec, last_run=at.isoformat())
 
     def next_run(self, spec: JobSpec, now: datetime | None = None) -> datetime | None:
         if spec.paused:
@@ -323,6 +352,8 @@ class Scheduler:
         for spec in self.book.file.jobs.values():
             self._plan(spec)
         self._plan_upkeep()
+        self._aps.add_job(self.sync, "interval", seconds=self.settings.scheduler.reload_seconds, id="reload",
+                          coalesce=True, max_instances=1)
         missed = self.book.missed(now or datetime.now(timezone.utc))
         for spec in missed:
             await self.run_job(spec.id)
@@ -353,7 +384,25 @@ class Scheduler:
                           id="upkeep", coalesce=True, max_instances=1,
                           misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
 
+    def sync(self) -> bool:
+        """Follow changes another process (`kagentbot schedule ...`) made to the job file; True
+        when there were any. Runs every scheduler.reload_seconds and before each job."""
+        if not self.book.file.refresh():
+            return False
+        self._replan()
+        return True
+
+    def _replan(self) -> None:
+        if self._aps is None:
+            return
+        planned = {job.id for job in self._aps.get_jobs()} - {"upkeep", "reload"}
+        for job_id in planned - self.book.file.jobs.keys():
+            self._aps.remove_job(job_id)
+        for spec in self.book.file.jobs.values():
+            self._plan(spec)
+
     async def run_job(self, job_id: str) -> None:
+        self.sync()  # removed or paused from the CLI a moment ago: don't run it
         spec = self.book.file.jobs.get(job_id)
         if spec is None or spec.paused:
             return
@@ -367,21 +416,21 @@ class Scheduler:
     async def upkeep(self) -> dict[str, Any]:
         return await run_upkeep(self._memory, self.settings)
 
-    # chat-facing changes keep the timing in step with the file
+    # chat-facing changes keep the timing in step with the file (which they re-read: the CLI's
+    # changes made since come along)
     def add(self, *args: Any, **kw: Any) -> JobSpec:
         spec = self.book.add(*args, **kw)
-        self._plan(spec)
+        self._replan()
         return spec
 
     def remove(self, job_id: str, owner: str, is_admin: bool) -> JobSpec:
         spec = self.book.remove(job_id, owner, is_admin)
-        if self._aps is not None and self._aps.get_job(job_id):
-            self._aps.remove_job(job_id)
+        self._replan()
         return spec
 
     def set_paused(self, job_id: str, owner: str, is_admin: bool, paused: bool) -> JobSpec:
         spec = self.book.set_paused(job_id, owner, is_admin, paused)
-        self._plan(spec)
+        self._replan()
         return spec
 
 

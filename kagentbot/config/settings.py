@@ -192,6 +192,7 @@ class SchedulerSettings(Section):
     max_jobs_per_user: int = Field(10, ge=1)
     min_interval_minutes: int = Field(15, ge=1)
     misfire_grace_seconds: int = Field(3600, ge=1)
+    reload_seconds: int = Field(30, ge=1, description="how often a running bot picks up `kagentbot schedule` changes")
 
 
 class PersonaSettings(Section):

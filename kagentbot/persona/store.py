@@ -14,13 +14,13 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from kagentbot.config.files import atomic_write, exclusive
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class PersonaStore:
                 raise PersonaStoreError(f"A persona named {persona.name!r} already exists; use edit to change it.")
             if mode == "edit" and before is None and not exists_custom:
                 raise PersonaStoreError(f"There is no persona named {persona.name!r} to edit; use create.")
-            await asyncio.to_thread(_atomic_write, self._custom_path(persona.name), persona_to_toml(persona))
+            await asyncio.to_thread(atomic_write, self._custom_path(persona.name), persona_to_toml(persona))
             await self._record(actor, mode, persona.name, _dump(before), _dump(persona))
             return before
 
@@ -224,18 +224,14 @@ class PersonaStore:
     def _update_selection(self, kind: str, key: str, name: str | None) -> str | None:
         """Read, change and rewrite selections.json under a file lock, so the CLI and a running
         bot never lose each other's changes."""
-        import fcntl
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".selections.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(self.root / ".selections.lock"):
             selections = self._read_selections()
             before = selections[kind].get(key)
             if name is None:
                 selections[kind].pop(key, None)
             else:
                 selections[kind][key] = name
-            _atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
+            atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
             return before
 
     def _append_audit(self, line: str) -> None:
@@ -267,16 +263,3 @@ def _dump(persona: Persona | None) -> dict[str, Any] | None:
     return None if persona is None else persona.model_dump(mode="json")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write a temp file beside the target and rename it over: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -3,6 +3,8 @@ fake Ollama; upkeep keeps retrieval results unchanged."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from kagentbot.bot.app import Bot
@@ -122,3 +124,20 @@ async def test_a_job_missed_while_down_runs_once_when_the_bot_starts(fake_ollama
         assert [p.final for p in chat.in_chat("C5")] == ["Fresh snow."]
     finally:
         await running.stop()
+
+
+async def test_the_cli_and_a_running_bot_change_the_job_file_without_losing_each_others_jobs(bot):
+    running, _ = bot
+    scheduler = running.services.scheduler
+    reply = await command(bot, "/schedule add every day at 08:30 the bot's job")
+    (bots_job,) = scheduler.book.file.jobs
+    cli = ScheduleBook(running.services.settings)  # `kagentbot schedule add`, another process
+    cli_job = cli.add("console:ops", "testchat", "C9", "every day at 09:00", "the CLI's job")
+    scheduler.book.mark_run(bots_job, datetime.now(timezone.utc))
+    assert ScheduleBook(running.services.settings).file.jobs.keys() == {bots_job, cli_job.id}  # not lost
+    assert scheduler._aps.get_job(cli_job.id) is None  # read while marking the run, not planned yet
+    assert scheduler.sync() is True and scheduler._aps.get_job(cli_job.id) is not None
+    assert scheduler.sync() is False
+    cli.remove(cli_job.id, "console:ops", is_admin=False)
+    assert scheduler.sync() is True and scheduler._aps.get_job(cli_job.id) is None
+    assert "Scheduled:" in reply
