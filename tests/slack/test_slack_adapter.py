@@ -121,6 +121,16 @@ async def test_a_follow_up_in_the_thread_continues_that_thread(api, running, fak
     assert [(m.text, m.thread_ts) for m in api.messages] == [("First.", first["ts"]), ("Second.", first["ts"])]
 
 
+async def test_code_in_an_answer_is_escaped_so_slack_shows_it_and_pings_nobody(api, running, fake_ollama):
+    fake_ollama.script("Use `List<String>` here, not `<!channel>`:\n```\nif a < b && c > d:\n```")
+    bot, _ = await running()
+    await api.push(slack.event_callback(slack.app_mention(f"<@{slack.BOT_USER_ID}> generics?")))
+    await api.wait_for(lambda: api.messages)
+    await bot.idle()
+    assert api.messages[0].text == ("Use `List&lt;String&gt;` here, not `&lt;!channel&gt;`:\n"
+                                    "```if a &lt; b &amp;&amp; c &gt; d:\n```")
+
+
 async def test_broadcast_answer_shows_the_answer_in_the_channel_too(api, running, fake_ollama):
     fake_ollama.script(MESSI, complete(), "247 days.")
     bot, _ = await running(llm_mode="kagent", render={"broadcast_answer": True})
