@@ -212,6 +212,14 @@ async def test_wrong_tokens_fail_at_start_with_the_setting_to_fix(api, slack_set
     assert configured(slack_settings()) and not configured(slack_settings(bot_token=" "))
 
 
+async def test_a_websocket_that_cannot_be_opened_fails_the_start_instead_of_hanging(api, slack_settings):
+    api.socket_url = f"ws://127.0.0.1:{free_port()}/socket"  # nothing listens there
+    adapter = SlackAdapter(slack_settings(connect_timeout=1))
+    with pytest.raises(RuntimeError, match="KAGENTBOT_SLACK__CONNECT_TIMEOUT"):
+        await asyncio.wait_for(adapter.start(lambda adapter, message: None), 15)
+    assert adapter._client is None and adapter._socket is None  # stop() closed what start opened
+
+
 # -- HTTP Events API -----------------------------------------------------------------------------
 async def test_http_mode_verifies_the_url_and_rejects_bad_or_stale_signatures(api, running, fake_ollama):
     bot, adapter = await running(mode="http")
