@@ -177,6 +177,17 @@ async def test_an_oversized_file_is_refused_with_the_setting_to_change(api, runn
     assert not api.downloads
 
 
+async def test_a_file_url_on_another_host_never_gets_the_bot_token(api, running):
+    bot, _ = await running()
+    file = api.add_file("notes.txt", b"secret notes")
+    elsewhere = file["url_private_download"].replace("127.0.0.1", "localhost")  # same server, another host
+    file.update(url_private=elsewhere, url_private_download=elsewhere)
+    await api.push(slack.event_callback(slack.direct_message("kb add", files=[file])))
+    await api.wait_for(lambda: api.messages)
+    await bot.idle()
+    assert not api.downloads and "not hosted by Slack" in api.messages[0].text
+
+
 async def test_a_429_from_slack_is_waited_out_and_the_message_still_arrives(api, running, fake_ollama):
     fake_ollama.script("Patient answer.")
     bot, _ = await running()
