@@ -44,13 +44,21 @@ def _restore(text: str, saved: list[str]) -> str:
 
 def to_slack(text: str) -> str:
     """Slack mrkdwn: *bold*, _italic_, <url|label>; &, < and > escaped."""
-    text, saved = _protect_code(text, lambda code, block: f"```{code}```" if block else f"`{code}`")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # code is escaped too: Slack parses <...> everywhere, so `List<String>` would lose its
+    # brackets and `<!channel>` in a tool's argument would notify the whole channel
+    text, saved = _protect_code(
+        text, lambda code, block: f"```{_slack_escape(code)}```" if block else f"`{_slack_escape(code)}`"
+    )
+    text = _slack_escape(text)
     text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
     text = _ITALIC.sub(lambda m: f"_{m.group(1)}_", text)
     text = _BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", text)
     text = _HEADING.sub(lambda m: f"*{m.group(1)}*", text)
     return _restore(text, saved)
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def to_telegram_html(text: str) -> str:

@@ -173,7 +173,14 @@ class SlackAdapter:
             raise RuntimeError(f"Slack rejected the app-level token ({exc.response.get('error')}): "
                                "check KAGENTBOT_SLACK__APP_TOKEN (xapp-..., scope connections:write)") from None
         self._socket.client.wss_uri = opened["url"]
-        await self._socket.connect_async()
+        try:
+            # the SDK also retries a WebSocket that cannot be opened forever, with the same URL
+            await asyncio.wait_for(self._socket.connect_async(), self.settings.slack.connect_timeout)
+        except asyncio.TimeoutError:
+            host = urlsplit(opened["url"]).hostname
+            raise RuntimeError(f"cannot open the Socket Mode WebSocket to {host} within "
+                               f"{self.settings.slack.connect_timeout:g} s: a firewall or proxy may block "
+                               "WebSockets (KAGENTBOT_SLACK__CONNECT_TIMEOUT; or use KAGENTBOT_SLACK__MODE=http)") from None
 
     async def _start_http(self) -> None:
         from aiohttp import web

@@ -150,6 +150,7 @@ class SlackSettings(Section):
     mode: Literal["socket", "http"] = "socket"
     listen: str = "0.0.0.0"  # HTTP mode: address the events server binds
     port: int = Field(3000, ge=1, le=65535)  # HTTP mode: Slack posts to https://HOST/slack/events
+    connect_timeout: float = Field(30.0, gt=0, description="Socket Mode: seconds to open the WebSocket at start")
     send_interval: float = Field(1.0, ge=0, description="seconds between messages to one channel")
     edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
 

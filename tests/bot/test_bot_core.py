@@ -145,7 +145,7 @@ async def test_a_crash_while_handling_is_an_apology_with_an_error_id(running):
 
 def test_markup_conversion():
     text = "**Bold** and *it* with [docs](https://example.com) and `a<b>` & more"
-    assert to_slack(text) == "*Bold* and _it_ with <https://example.com|docs> and `a<b>` &amp; more"
+    assert to_slack(text) == "*Bold* and _it_ with <https://example.com|docs> and `a&lt;b&gt;` &amp; more"
     assert to_telegram_html(text) == (
         '<b>Bold</b> and <i>it</i> with <a href="https://example.com">docs</a> and <code>a&lt;b&gt;</code> &amp; more'
     )

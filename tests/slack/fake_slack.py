@@ -76,6 +76,7 @@ class FakeSlack:
         ])
         self._runner: web.AppRunner | None = None
         self.base = ""
+        self.socket_url = ""  # set to hand out another WebSocket URL (one nothing listens on)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> FakeSlack:
@@ -196,7 +197,7 @@ class FakeSlack:
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
 
     def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": self.base.replace("http://", "ws://") + "/socket?ticket=fake"}
+        return {"ok": True, "url": self.socket_url or self.base.replace("http://", "ws://") + "/socket?ticket=fake"}
 
     def _next_ts(self) -> str:
         n = next(self._ts)

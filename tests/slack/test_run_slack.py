@@ -54,6 +54,10 @@ def test_the_app_manifest_asks_for_exactly_what_the_adapter_uses():
         "app_mentions:read", "chat:write", "commands", "files:read", "im:history"]
     commands = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert sorted(commands) == sorted(f"/{name}" for name in default_router().names())
+    # unescaped, Slack sends "@bob" (a display name) instead of <@U0BOB|bob>, and /persona set
+    # would give the persona to a user key that matches nobody
+    escaped = {c["command"] for c in manifest["features"]["slash_commands"] if c.get("should_escape")}
+    assert "/persona" in escaped
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
 
 

@@ -121,6 +121,16 @@ async def test_a_follow_up_in_the_thread_continues_that_thread(api, running, fak
     assert [(m.text, m.thread_ts) for m in api.messages] == [("First.", first["ts"]), ("Second.", first["ts"])]
 
 
+async def test_code_in_an_answer_is_escaped_so_slack_shows_it_and_pings_nobody(api, running, fake_ollama):
+    fake_ollama.script("Use `List<String>` here, not `<!channel>`:\n```\nif a < b && c > d:\n```")
+    bot, _ = await running()
+    await api.push(slack.event_callback(slack.app_mention(f"<@{slack.BOT_USER_ID}> generics?")))
+    await api.wait_for(lambda: api.messages)
+    await bot.idle()
+    assert api.messages[0].text == ("Use `List&lt;String&gt;` here, not `&lt;!channel&gt;`:\n"
+                                    "```if a &lt; b &amp;&amp; c &gt; d:\n```")
+
+
 async def test_broadcast_answer_shows_the_answer_in_the_channel_too(api, running, fake_ollama):
     fake_ollama.script(MESSI, complete(), "247 days.")
     bot, _ = await running(llm_mode="kagent", render={"broadcast_answer": True})
@@ -167,6 +177,17 @@ async def test_an_oversized_file_is_refused_with_the_setting_to_change(api, runn
     assert not api.downloads
 
 
+async def test_a_file_url_on_another_host_never_gets_the_bot_token(api, running):
+    bot, _ = await running()
+    file = api.add_file("notes.txt", b"secret notes")
+    elsewhere = file["url_private_download"].replace("127.0.0.1", "localhost")  # same server, another host
+    file.update(url_private=elsewhere, url_private_download=elsewhere)
+    await api.push(slack.event_callback(slack.direct_message("kb add", files=[file])))
+    await api.wait_for(lambda: api.messages)
+    await bot.idle()
+    assert not api.downloads and "not hosted by Slack" in api.messages[0].text
+
+
 async def test_a_429_from_slack_is_waited_out_and_the_message_still_arrives(api, running, fake_ollama):
     fake_ollama.script("Patient answer.")
     bot, _ = await running()
@@ -200,6 +221,14 @@ async def test_wrong_tokens_fail_at_start_with_the_setting_to_fix(api, slack_set
     with pytest.raises(RuntimeError, match="KAGENTBOT_SLACK__APP_TOKEN"):
         await no_app.start(lambda adapter, message: None)
     assert configured(slack_settings()) and not configured(slack_settings(bot_token=" "))
+
+
+async def test_a_websocket_that_cannot_be_opened_fails_the_start_instead_of_hanging(api, slack_settings):
+    api.socket_url = f"ws://127.0.0.1:{free_port()}/socket"  # nothing listens there
+    adapter = SlackAdapter(slack_settings(connect_timeout=1))
+    with pytest.raises(RuntimeError, match="KAGENTBOT_SLACK__CONNECT_TIMEOUT"):
+        await asyncio.wait_for(adapter.start(lambda adapter, message: None), 15)
+    assert adapter._client is None and adapter._socket is None  # stop() closed what start opened
 
 
 # -- HTTP Events API -----------------------------------------------------------------------------
