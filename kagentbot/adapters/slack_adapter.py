@@ -18,6 +18,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,6 +40,7 @@ EVENTS_PATH = "/slack/events"
 MAX_LENGTH = 4000  # Slack's advice for one message's text (the hard cut is 40,000)
 SEEN_EVENTS = 4096  # (channel, ts) pairs remembered to handle retried or doubled events once
 RESPONSE_URL_LIFETIME = 30 * 60  # seconds a slash command's response_url accepts replies
+RESPONSE_URL_USES = 5  # replies it accepts in that time
 REMEMBERED_COMMANDS = 512
 REORDER_WINDOW = 0.03  # seconds
 _ACCEPTED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # the rest are edits, joins, bots...
@@ -84,7 +86,7 @@ class SlackAdapter:
         self._socket: AsyncSocketModeHandler | None = None
         self._server: web.AppRunner | None = None
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._commands: OrderedDict[str, tuple[str, float]] = OrderedDict()  # key → (response_url, deadline)
+        self._commands: OrderedDict[str, _CommandReplies] = OrderedDict()  # synthetic message id → where its replies go
         self.bot_user_id = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -211,7 +213,8 @@ class SlackAdapter:
     async def _on_command(self, ack, command: dict[str, Any]) -> None:
         await ack()  # within Slack's 3 seconds, before any work
         key = f"command:{command.get('trigger_id') or time.monotonic_ns()}"
-        self._commands[key] = (command.get("response_url", ""), time.monotonic() + RESPONSE_URL_LIFETIME)
+        self._commands[key] = _CommandReplies(command.get("response_url", ""), time.monotonic() + RESPONSE_URL_LIFETIME,
+                                              command.get("user_id", ""))
         while len(self._commands) > REMEMBERED_COMMANDS:
             self._commands.popitem(last=False)
         channel = command.get("channel_id", "")
@@ -361,18 +364,22 @@ class SlackAdapter:
 
     async def _respond(self, where: Destination, text: str) -> SentMessage:
         """A slash command's reply, through its response_url: only the user who typed it sees it,
-        and it works in channels the bot has not joined."""
+        and it works in channels the bot has not joined. Past the URL's five replies or thirty
+        minutes, the rest goes as an ephemeral message (which needs the bot in the channel)."""
         from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-        url, deadline = self._commands.get(where.reply_to, ("", 0.0))
-        if not url or time.monotonic() > deadline:
-            raise RuntimeError("the slash command's response_url has expired")
-        webhook = AsyncWebhookClient(url, session=self._require_client().session, timeout=30)
+        replies = self._commands.get(where.reply_to)
+        if replies is None or not replies.usable():
+            if replies is None or not replies.user:
+                raise RuntimeError("the slash command's response_url has expired")
+            return await self._ephemeral(where.chat_id, replies.user, "", text)
+        webhook = AsyncWebhookClient(replies.url, session=self._require_client().session, timeout=30)
         response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
         if response.status_code == 429:
             raise RateLimited(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 200:
             raise RuntimeError(f"Slack refused the command reply: HTTP {response.status_code} {response.body}")
+        replies.used += 1
         return SentMessage(where.chat_id, "", "")
 
     async def _call(self, request):
@@ -390,6 +397,17 @@ class SlackAdapter:
         if self._client is None:
             raise RuntimeError("the Slack adapter is not started")
         return self._client
+
+
+@dataclass
+class _CommandReplies:
+    url: str
+    deadline: float  # time.monotonic() after which the URL takes no more replies
+    user: str
+    used: int = 0
+
+    def usable(self) -> bool:
+        return bool(self.url) and self.used < RESPONSE_URL_USES and time.monotonic() <= self.deadline
 
 
 def _secret(value) -> str:
