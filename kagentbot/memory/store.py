@@ -130,6 +130,9 @@ def _import_lancedb() -> Any:
     # lance's Rust core logs routine events (e.g. "No existing dataset ... will be created") as
     # warnings on stderr; only real errors should reach a user's terminal unless they ask for more.
     os.environ.setdefault("LANCEDB_LOG", "error")
+    from kagentbot.memory.lazy_client import defer_package_init
+
+    defer_package_init()
     import lancedb
 
     return lancedb

@@ -1,0 +1,81 @@
+"""Keep LanceDB's unused REST namespace client from costing half a second at every start.
+
+`import lancedb` imports `lance_namespace`, which imports `lance_namespace_urllib3_client`: a
+generated REST client whose package `__init__` imports nine API modules with about 375
+`@validate_call` methods. Pydantic builds a validator for each at import, about 0.45 s on this
+machine, and a local store never calls them (they talk to a LanceDB REST catalog server).
+
+`defer_package_init()` makes that one package's `__init__` run on first use instead: the
+package is created with its path, so `import lance_namespace_urllib3_client.models...` (which
+LanceDB needs) works at once, and the first lookup of a name the package itself defines (`ApiClient`,
+`TableApi`, ...) runs the real `__init__` and then answers. Nothing is replaced or skipped:
+anything that uses the client gets the same module, a moment later. (pylance made its own import
+of this client lazy the same way, with a module `__getattr__`.)
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+import types
+from typing import Any
+
+PACKAGE = "lance_namespace_urllib3_client"
+
+
+class _DeferredPackage(types.ModuleType):
+    """A package whose `__init__` code runs on the first lookup of a name it does not hold yet."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)  # dunder probes (copy, pickle, inspect) do not load it
+        _run_init(self)
+        return object.__getattribute__(self, name)
+
+
+_init_lock = threading.RLock()
+
+
+def _run_init(module: types.ModuleType) -> None:
+    with _init_lock:
+        spec = module.__spec__
+        loader = getattr(spec, "_kagentbot_pending", None)
+        if loader is None:
+            return  # already run, or running in this thread (a circular lookup finds what exists)
+        spec._kagentbot_pending = None
+        module.__class__ = types.ModuleType  # from now on an ordinary module
+        loader.exec_module(module)
+
+
+class _DeferringLoader(importlib.abc.Loader):
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__._kagentbot_pending = self.real
+        module.__class__ = _DeferredPackage
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != PACKAGE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not spec.submodule_search_locations:
+            return spec  # not installed, or not a plain package: import it the usual way
+        spec.loader = _DeferringLoader(spec.loader)
+        return spec
+
+
+_FINDER = _Finder()
+
+
+def defer_package_init() -> None:
+    """Install the finder (once) unless the package is already imported."""
+    if PACKAGE not in sys.modules and _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
