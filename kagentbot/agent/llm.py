@@ -23,6 +23,7 @@ class ToolCall:
 class ChatReply:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
+    cut: bool = False  # the server stopped it at the output cap
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class ModelNotFound(LLMError):
 
 Message = dict[str, Any]
 
+# What `stream` yields last when the server stopped the answer at its output cap (num_predict /
+# max_tokens): the loop tells the user the answer was cut. Compared by identity, never shown.
+ANSWER_CUT = "\x00answer cut at the output limit"
+
 
 class LLMClient(Protocol):
     host: str
@@ -76,6 +81,7 @@ def sampling_options(settings: LLMSettings, overrides: dict[str, Any] | None = N
         "top_p": settings.top_p,
         "top_k": settings.top_k,
         "num_ctx": settings.num_ctx,
+        "num_predict": settings.answer_max_tokens,
     }
     options.update(overrides or {})
     return options
@@ -112,7 +118,7 @@ class OllamaClient:
             ToolCall(call.function.name, dict(call.function.arguments or {}))
             for call in (response.message.tool_calls or ())
         )
-        return ChatReply(response.message.content or "", calls)
+        return ChatReply(response.message.content or "", calls, response.done_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with self._in_flight, self._errors(model):
@@ -123,6 +129,8 @@ class OllamaClient:
             async for part in parts:
                 if part.message.content:
                     yield part.message.content
+                if part.done and part.done_reason == "length":
+                    yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -210,12 +218,15 @@ class OpenAICompatibleClient:
         self._in_flight = asyncio.Semaphore(settings.max_connections)
 
     def _params(self, messages, model, options) -> dict[str, Any]:
-        extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx")}
-        return {
+        extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx", "num_predict")}
+        params = {
             "model": model, "messages": _openai_messages(messages),
             "temperature": options.get("temperature"), "top_p": options.get("top_p"),
             "extra_body": extra or None,
         }
+        if options.get("num_predict", -1) > 0:  # Ollama's -1 (or a persona's 0): no cap
+            params["max_tokens"] = options["num_predict"]
+        return params
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         params = self._params(messages, model, options)
@@ -223,11 +234,11 @@ class OpenAICompatibleClient:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
         async with self._in_flight, self._errors(model):
             response = await self._client.chat.completions.create(**params)
-        message = response.choices[0].message
+        choice = response.choices[0]
         calls = tuple(
-            ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (message.tool_calls or ())
+            ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (choice.message.tool_calls or ())
         )
-        return ChatReply(message.content or "", calls)
+        return ChatReply(choice.message.content or "", calls, choice.finish_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with self._in_flight, self._errors(model):
@@ -237,6 +248,8 @@ class OpenAICompatibleClient:
             async for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
+                if chunk.choices and chunk.choices[0].finish_reason == "length":
+                    yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):

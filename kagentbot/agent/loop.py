@@ -23,7 +23,7 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-from kagentbot.agent.llm import LLMClient, LLMError, sampling_options
+from kagentbot.agent.llm import ANSWER_CUT, LLMClient, LLMError, sampling_options
 from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
@@ -31,6 +31,12 @@ from kagentbot.persona.model import DEFAULT_PERSONA, Persona
 from kagentbot.tools.registry import KnowledgeSearcher, ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
+
+# After an answer the server stopped at llm.answer_max_tokens, so nobody takes it for complete.
+CUT_NOTE = {
+    "en": "\n\n… (cut off: the answer reached its length limit, llm.answer_max_tokens)",
+    "zh": "\n\n……（回答已达长度上限 llm.answer_max_tokens，后文被截断）",
+}
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,8 @@ class Agent:
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
         prompt = parts.render(self.settings.agent.prompt_budget_tokens)
-        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=turn.options)
+        options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
+        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options)
         try:
             plan = parse_plan(reply.content)
         except PlanParseError as exc:
@@ -166,7 +173,7 @@ class Agent:
         specs = [t.function_spec() for t in turn.tools.tools()]
         reply = await self.llm.complete(turn.messages, model=turn.model, options=turn.options, tools=specs or None)
         if not reply.tool_calls:
-            turn.native_answer = strip_thinking(reply.content)
+            turn.native_answer = strip_thinking(reply.content) + (CUT_NOTE[turn.language] if reply.cut else "")
             return None
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
@@ -233,11 +240,16 @@ class Agent:
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
         messages = [{"role": "user", "content": parts.render(budget)}]
         thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
+        cut = False
         async for delta in self.llm.stream(messages, model=turn.model, options=turn.options):
-            if visible := thinking.feed(delta):
+            if delta is ANSWER_CUT:
+                cut = True
+            elif visible := thinking.feed(delta):
                 yield visible
         if rest := thinking.flush():
             yield rest
+        if cut:
+            yield CUT_NOTE[turn.language]
 
 
 def _error_id() -> str:

@@ -50,6 +50,9 @@ class LLMSettings(Section):
     top_p: float = Field(0.75, gt=0, le=1)
     top_k: int = Field(40, ge=1)
     num_ctx: int = Field(8192, ge=512)
+    # output caps, so a model stuck repeating itself ends instead of running to the timeout
+    plan_max_tokens: int = Field(1024, ge=32, description="most tokens one planning reply may have")
+    answer_max_tokens: int = Field(2048, ge=32, description="most tokens one answer may have")
     keep_alive: str = "10m"
     timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
     connect_timeout: float = Field(5.0, gt=0)

@@ -46,7 +46,36 @@ async def test_seed_showcase_in_kagent_mode(fake_ollama, make_settings):
     assert planning["messages"] == [{"role": "user", "content": planning["messages"][0]["content"]}]  # one user message
     assert '\\"total_days\\":247' in second["messages"][0]["content"]  # the finished task, as JSON in memory
     assert "concluding stage" in concluding["messages"][0]["content"] and concluding["stream"] is True
-    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192}
+    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192, "num_predict": 1024}
+    assert concluding["options"]["num_predict"] == 2048
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+async def test_output_caps_end_a_runaway_plan_and_mark_a_cut_answer(fake_ollama, make_settings, backend):
+    """A model repeating itself stops at the cap: the plan's JSON is repaired from what came, and
+    an answer cut at llm.answer_max_tokens says so instead of passing for complete."""
+    runaway_plan = MESSI_TASK[:-1] + ', "thoughts": "' + "and again " * 500 + '"}'
+    rambling = "Messi is older by 247 days. " + "Really. " * 100
+    async with FakeOpenAI() as server:
+        fake = fake_ollama if backend == "ollama" else server
+        fake.script(runaway_plan, complete(), rambling)
+        settings = make_settings(llm={"backend": backend, "host": fake.url, "plan_max_tokens": 64,
+                                      "answer_max_tokens": 40})
+        events = await run_turn(agent_for(settings))
+    assert [e.tool for e in events if isinstance(e, StepPlanned)] == ["time_delta"]
+    answer = final_answer(events)
+    assert answer.startswith("Messi is older by 247 days. Really.")
+    assert answer.endswith("(cut off: the answer reached its length limit, llm.answer_max_tokens)")
+    assert answer.count("Really.") == 34 and "\x00" not in answer
+    requests = fake_ollama.chat_requests() if backend == "ollama" else server.requests
+    caps = [r["options"]["num_predict"] if backend == "ollama" else r["max_tokens"] for r in requests]
+    assert caps == [64, 64, 40]
+
+
+async def test_an_answer_within_its_cap_has_no_note(fake_ollama, make_settings):
+    fake_ollama.script(complete(), "Fifteen days.")
+    events = await run_turn(agent_for(make_settings(llm={"host": fake_ollama.url, "answer_max_tokens": 32})), "Leave?")
+    assert final_answer(events) == "Fifteen days."
 
 
 async def test_seed_showcase_in_native_mode(fake_ollama, make_settings):

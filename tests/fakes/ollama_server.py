@@ -9,8 +9,9 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,17 @@ class Scripted:
 
 
 Responder = Callable[[dict[str, Any]], Scripted]
+
+
+def capped(content: str, limit: Any) -> tuple[str, bool]:
+    """`content` cut at `limit` tokens (a word with its trailing space counts as one), and whether
+    it was: what a server does at num_predict / max_tokens."""
+    if not isinstance(limit, int) or limit <= 0:
+        return content, False
+    words = re.findall(r"\S+\s*", content)
+    if len(words) <= limit:
+        return content, False
+    return "".join(words[:limit]).rstrip(), True
 
 
 @dataclass
@@ -174,9 +186,11 @@ class FakeOllama:
                 self.in_flight -= 1
         if reply.status >= 400:
             return web.json_response({"error": reply.error or "internal error"}, status=reply.status)
+        content, cut = capped(reply.content, (body.get("options") or {}).get("num_predict"))
+        reply = replace(reply, content=content)
         base = {"model": body["model"], "created_at": CREATED_AT}
-        final = {**base, "done": True, "done_reason": "stop", "total_duration": 1000, "load_duration": 10,
-                 "prompt_eval_count": 10, "eval_count": 10}
+        final = {**base, "done": True, "done_reason": "length" if cut else "stop", "total_duration": 1000,
+                 "load_duration": 10, "prompt_eval_count": 10, "eval_count": 10}
         if body.get("stream", True) is False:
             return web.json_response({**base, **shape(reply.content, reply.tool_calls), **final})
         return await self._stream(request, reply, base, final, shape)

@@ -4,11 +4,12 @@ and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.ollama_server import Scripted
+from tests.fakes.ollama_server import Scripted, capped
 
 
 class FakeOpenAI:
@@ -56,8 +57,11 @@ class FakeOpenAI:
         if reply.status >= 400:
             return web.json_response({"error": {"message": reply.error, "type": "error", "code": reply.status}},
                                      status=reply.status)
+        content, cut = capped(reply.content, body.get("max_tokens"))
+        reply = replace(reply, content=content)
+        finish = "length" if cut else "tool_calls" if reply.tool_calls else "stop"
         if body.get("stream"):
-            return await self._stream(request, body, reply)
+            return await self._stream(request, body, reply, finish)
         message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
         if reply.tool_calls:
             message["tool_calls"] = [
@@ -67,11 +71,11 @@ class FakeOpenAI:
             ]
         return web.json_response({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         })
 
-    async def _stream(self, request, body, reply: Scripted) -> web.StreamResponse:
+    async def _stream(self, request, body, reply: Scripted, finish: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         pieces = [reply.content[i : i + reply.chunk] for i in range(0, len(reply.content), reply.chunk)]
@@ -83,7 +87,7 @@ class FakeOpenAI:
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         end = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+               "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
         await response.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
         await response.write_eof()
         return response
