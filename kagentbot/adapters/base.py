@@ -48,6 +48,11 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class Undeliverable(Exception):
+    """The platform refused the message for good (no such chat, no permission, the bot was
+    removed or blocked): retrying cannot help, so the outbox gives up at once."""
+
+
 Receiver = Callable[["Adapter", IncomingMessage], None]
 
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
 from kagentbot.bot.messages import IncomingMessage
 from kagentbot.config.settings import Settings
 
@@ -196,7 +196,7 @@ class DiscordAdapter:
                     message_id=int(where.reply_to), channel_id=channel.id, fail_if_not_exists=False)
                 sent = await channel.send(text, reference=reference, allowed_mentions=quiet)
         except discord.HTTPException as exc:
-            raise _rate_limited(exc) or exc
+            raise _refusal(exc) or exc
         self._sent[str(sent.id)] = sent
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
@@ -205,7 +205,7 @@ class DiscordAdapter:
 
         interaction = self._interactions.get(where.reply_to)
         if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
-            raise LookupError(f"discord: {where.reply_to} can no longer be answered")
+            raise Undeliverable(f"{where.reply_to} can no longer be answered")
         sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
                                                allowed_mentions=discord.AllowedMentions.none())
         self._followups[str(sent.id)] = interaction
@@ -226,7 +226,7 @@ class DiscordAdapter:
                 target = channel.get_partial_message(int(message.message_id))
             self._sent[message.message_id] = await target.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
-            raise _rate_limited(exc) or exc
+            raise _refusal(exc) or exc
 
     async def _channel(self, channel_id: int) -> Any:
         """The channel or thread object: seen on a message, in discord.py's cache, or fetched."""
@@ -237,8 +237,11 @@ class DiscordAdapter:
         return channel
 
 
-def _rate_limited(exc: discord.HTTPException) -> RateLimited | None:
-    """discord.py waits out rate limits itself; a 429 that still reaches us goes to the Outbox."""
+def _refusal(exc: discord.HTTPException) -> RateLimited | Undeliverable | None:
+    """discord.py waits out rate limits itself; a 429 that still reaches us goes to the Outbox.
+    Other 4xx (Forbidden, NotFound, a bad request) are final; 5xx are worth a retry (None)."""
+    if exc.status < 500 and exc.status != 429:
+        return Undeliverable(f"Discord refused it: {exc.status} {exc.text}")
     if exc.status != 429:
         return None
     headers = getattr(exc.response, "headers", None) or {}

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage
+from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage, Undeliverable
 from kagentbot.adapters.console_adapter import format_args
 from kagentbot.adapters.markup import convert, split_text
 from kagentbot.agent.events import (
@@ -79,6 +79,8 @@ class Outbox:
             except RateLimited as exc:
                 log.info("%s rate limited; waiting %.1f s", self.adapter.platform, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
+            except Undeliverable as exc:
+                raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
             except Exception as exc:  # network hiccups, 5xx: the SDKs raise many kinds
                 if number == MAX_ATTEMPTS:
                     raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
 from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# Web API errors worth a retry (Slack's own trouble); any other `ok: false` is final.
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 MAX_LENGTH = 4000  # Slack's advice for one message's text (the hard cut is 40,000)
 SEEN_EVENTS = 4096  # (channel, ts) pairs remembered to handle retried or doubled events once
 RESPONSE_URL_LIFETIME = 30 * 60  # seconds a slash command's response_url accepts replies
@@ -371,19 +373,21 @@ class SlackAdapter:
         replies = self._commands.get(where.reply_to)
         if replies is None or not replies.usable():
             if replies is None or not replies.user:
-                raise RuntimeError("the slash command's response_url has expired")
+                raise Undeliverable("the slash command's response_url has expired")
             return await self._ephemeral(where.chat_id, replies.user, "", text)
         webhook = AsyncWebhookClient(replies.url, session=self._require_client().session, timeout=30)
         response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
         if response.status_code == 429:
             raise RateLimited(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 200:
-            raise RuntimeError(f"Slack refused the command reply: HTTP {response.status_code} {response.body}")
+            problem = f"Slack refused the command reply: HTTP {response.status_code} {response.body}"
+            raise (RuntimeError if response.status_code >= 500 else Undeliverable)(problem)
         replies.used += 1
         return SentMessage(where.chat_id, "", "")
 
     async def _call(self, request):
-        """One Web API call; 429s become RateLimited so the outbox waits and retries."""
+        """One Web API call; 429s become RateLimited so the outbox waits and retries, and errors
+        that a retry cannot fix (channel_not_found, not_in_channel, invalid_auth...) Undeliverable."""
         from slack_sdk.errors import SlackApiError
 
         try:
@@ -391,6 +395,9 @@ class SlackAdapter:
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 raise RateLimited(float(exc.response.headers.get("Retry-After", "1"))) from exc
+            error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
+            if exc.response.status_code < 500 and error not in TRANSIENT_ERRORS:
+                raise Undeliverable(f"Slack refused it: {error or exc.response.status_code}") from exc
             raise
 
     def _require_client(self) -> AsyncWebClient:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
 from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
@@ -318,15 +318,13 @@ class TelegramAdapter:
         return result
 
     async def edit(self, message: SentMessage, text: str) -> None:
-        from telegram.error import BadRequest
-
         key = (message.chat_id, message.message_id)
         if self._last_text.get(key) == text:
             return  # Telegram refuses identical edits
         bot = self._require_app().bot
         try:
             await self._call(lambda mode: bot.edit_message_text(text, message.chat_id, int(message.message_id), parse_mode=mode))
-        except BadRequest as exc:
+        except Undeliverable as exc:
             if "not modified" not in str(exc).lower():
                 raise
         self._remember(message, text)
@@ -341,7 +339,7 @@ class TelegramAdapter:
         """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)
         goes again as plain text rather than being lost. 429s become RateLimited."""
         from telegram.constants import ParseMode
-        from telegram.error import BadRequest, RetryAfter
+        from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 
         try:
             try:
@@ -353,6 +351,8 @@ class TelegramAdapter:
                 return await request(None)
         except RetryAfter as exc:
             raise RateLimited(_seconds(exc)) from exc
+        except (BadRequest, Forbidden, ChatMigrated) as exc:  # chat not found, bot blocked or removed...
+            raise Undeliverable(f"Telegram refused it: {exc}") from exc
 
     def _require_app(self) -> Application:
         if self._app is None:

@@ -96,6 +96,8 @@ class FakeDiscordHttp(back.FakeHttp):
         self.threads: list[dict[str, typing.Any]] = []
         self.sent_payloads: list[tuple[int, dict[str, typing.Any]]] = []
         self.rate_limit_next_sends = 0
+        self.refuse_next_sends = 0  # 403 Missing Permissions, as in a channel the bot may not write to
+        self.send_attempts = 0
         self.gateways: list[FakeGatewaySocket] = []
         self.valid_token: str | None = None  # None: any token logs in
 
@@ -152,6 +154,10 @@ class FakeDiscordHttp(back.FakeHttp):
     # POST /channels/{channel_id}/messages
     async def send_message(self, channel_id: int, *, params: typing.Any) -> dict[str, typing.Any]:
         payload = params.payload or {}
+        self.send_attempts += 1
+        if self.refuse_next_sends:
+            self.refuse_next_sends -= 1
+            raise http_error(403, 50013, "Missing Permissions")
         if self.rate_limit_next_sends:
             self.rate_limit_next_sends -= 1
             raise http_error(429, 0, "You are being rate limited.", {"Retry-After": "0.05"})

@@ -259,6 +259,20 @@ async def test_a_429_from_discord_is_retried_after_its_retry_after_not_lost(disc
     assert caplog.text.count("discord rate limited; waiting 0.1 s") == 2 and "send failed" not in caplog.text
 
 
+async def test_a_refusal_from_discord_is_given_up_at_once_not_retried(discord_bot, fake_ollama, caplog):
+    fake_ollama.script("Nowhere to go.", "Heard this time.")
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
+    h.http.refuse_next_sends = 1
+    with caplog.at_level(logging.INFO, logger="kagentbot"):
+        await dpytest.message(f"{h.mention()} hi", channel=h.channel, member=h.alice)
+        await h.bot.idle()
+    assert h.http.send_attempts == 1 and "send failed" not in caplog.text
+    assert "could not deliver" in caplog.text and "Missing Permissions" in caplog.text
+    asked = await dpytest.message(f"{h.mention()} again", channel=h.channel, member=h.alice)
+    await h.bot.idle()
+    assert final_texts(asked.id) == ["Heard this time."]
+
+
 async def test_stop_closes_the_gateway_and_leaves_no_task(discord_bot):
     h = await discord_bot()
     gateway = h.http.gateways[-1]

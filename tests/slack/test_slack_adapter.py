@@ -200,6 +200,21 @@ async def test_a_429_from_slack_is_waited_out_and_the_message_still_arrives(api,
     assert len(attempts) == 2 and [m.text for m in api.messages] == ["Patient answer."]
 
 
+async def test_a_final_refusal_is_not_retried_and_slacks_own_trouble_is(api, running, fake_ollama):
+    fake_ollama.script("Lost answer.", "Second answer.")
+    bot, _ = await running()
+    api.fail_next("chat.postMessage", times=1, status=200, error="not_in_channel")
+    await api.push(slack.event_callback(slack.app_mention(f"<@{slack.BOT_USER_ID}> hi")))
+    await api.wait_for(lambda: api.called("chat.postMessage"))
+    await bot.idle()
+    assert len(api.called("chat.postMessage")) == 1 and not api.messages  # given up at once, not ~7 s of retries
+    api.fail_next("chat.postMessage", times=1, status=200, error="internal_error")
+    await api.push(slack.event_callback(slack.app_mention(f"<@{slack.BOT_USER_ID}> again")))
+    await api.wait_for(lambda: api.messages, timeout=15)
+    await bot.idle()
+    assert len(api.called("chat.postMessage")) == 3 and [m.text for m in api.messages] == ["Second answer."]
+
+
 async def test_a_private_command_reply_in_a_channel_is_ephemeral(api, running):
     bot, _ = await running()
     event = slack.app_mention(f"<@{slack.BOT_USER_ID}> /nosuchcommand")

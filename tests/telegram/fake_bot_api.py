@@ -86,6 +86,7 @@ class FakeBotAPI:
         self.messages: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → visible text
         self.markup: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → text as sent, with tags
         self.commands: list[dict[str, str]] = []
+        self.blocked_by: set[int] = set()  # users who blocked the bot: sending to them is 403
         self.webhook: dict[str, Any] = {}
         self._limited: dict[str, int] = {}
         self._update_ids = itertools.count(900_000_001)
@@ -228,6 +229,8 @@ class FakeBotAPI:
         chat_id, text = params.get("chat_id"), params.get("text", "")
         if chat_id is None:
             return _error(400, "Bad Request: chat_id is empty")
+        if int(chat_id) in self.blocked_by:
+            return _error(403, "Forbidden: bot was blocked by the user")
         try:
             shown = visible_text(text, params.get("parse_mode"))
         except ValueError as exc:

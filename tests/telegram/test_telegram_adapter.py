@@ -11,6 +11,7 @@ import pytest
 
 from kagentbot.adapters.base import Destination, RateLimited
 from kagentbot.adapters.telegram_adapter import FileTooLarge, TelegramAdapter, configured, file_base_url
+from kagentbot.adapters.render import DeliveryFailed, Outbox
 from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import Command, Reply
 from tests.fakes.ollama_server import Scripted, complete, task
@@ -271,6 +272,18 @@ async def test_edits_skip_identical_text_and_survive_not_modified(api, telegram_
         with pytest.raises(RateLimited) as limited:
             await adapter.edit(sent, "<b>done again</b>")
         assert limited.value.retry_after == 1
+    finally:
+        await adapter.stop()
+
+
+async def test_a_user_who_blocked_the_bot_is_given_up_at_once_not_retried(api, telegram_settings):
+    adapter = TelegramAdapter(telegram_settings(), commands=[])
+    await adapter.start(lambda a, m: None)
+    try:
+        api.blocked_by.add(tg.ALICE["id"])
+        with pytest.raises(DeliveryFailed, match="blocked by the user"):
+            await Outbox(adapter).send(Destination(str(tg.ALICE["id"])), "anyone there?")
+        assert len(api.called("sendMessage")) == 1
     finally:
         await adapter.stop()
 
