@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.func is run_ask and not args.question.strip():
+        parser.error("ask needs a question, e.g. kagentbot ask \"What day is it today?\"")
     from kagentbot.config.settings import SettingsError, load_settings
 
     try:
@@ -127,7 +129,9 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.agent.loop import TurnRequest
     from kagentbot.bot.app import default_router
     from kagentbot.bot.commands import CommandContext, CommandRouter
+    from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
+    from kagentbot.memory.ingest import IngestError
 
     console = Console(highlight=False)
     console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Commands: /help. Empty line or Ctrl-D to quit.")
@@ -143,6 +147,11 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
                 break
             message = console_message(question, args.user)
             if CommandRouter.is_command(question):  # /kb, /persona, /help typed at the terminal
+                try:
+                    message = attach_local_files(message)
+                except IngestError as exc:
+                    console.print(f"✗ {exc}", markup=False)
+                    continue
                 context = CommandContext(message, services, is_admin=True)  # the operator owns the data dir
                 console.print((await router.dispatch(context)).text, markup=False)
                 continue

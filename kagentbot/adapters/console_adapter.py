@@ -37,13 +37,14 @@ class ConsoleRenderer:
         streaming = False
         async for event in events:
             if isinstance(event, AnswerDelta):
-                if not streaming:
-                    self.console.print()
-                    streaming = True
+                if not streaming and self.show_steps:
+                    self.console.print()  # a blank line between the steps and the answer
+                streaming = True
                 self.console.out(event.text, end="", highlight=False)
             elif isinstance(event, AnswerDone):
                 self.console.print()
-                self.console.print(f"[dim]{event.steps} step(s), {event.elapsed:.1f} s[/dim]")
+                if self.show_steps:  # --quiet: the answer alone, for scripts
+                    self.console.print(f"[dim]{event.steps} step(s), {event.elapsed:.1f} s[/dim]")
                 ok = True
             elif isinstance(event, Failed):
                 self.console.print(f"[bold red]error:[/] {escape(event.message)}")

@@ -41,16 +41,29 @@ async def check_llm(settings: Settings) -> list[Finding]:
     llm = settings.llm
     client = make_client(llm)
     try:
-        models = await client.list_models()
-        found = [Finding("ok", "LLM server", f"{llm.backend} server at {client.host} answers ({len(models)} models)")]
-        info = await client.describe(llm.model)
-    except ModelNotFound as exc:
-        return [*found, Finding("fail", "model", str(exc), f"pull it, or choose one of: {', '.join(models[:8]) or 'none'}")]
-    except LLMError as exc:
-        return [Finding("fail", "LLM server", str(exc))]
+        try:
+            models = await client.list_models()
+        except LLMError as exc:  # unreachable, or a 404 for the model list itself: a wrong host or path
+            fix = "" if "KAGENTBOT_LLM__HOST" in str(exc) else _host_fix(settings)
+            return [Finding("fail", "LLM server", str(exc), fix)]
+        count = f"{len(models)} model{'' if len(models) == 1 else 's'}"
+        found = [Finding("ok", "LLM server", f"{llm.backend} server at {client.host} answers ({count})")]
+        try:
+            info = await client.describe(llm.model)
+        except ModelNotFound as exc:
+            has = f"it has: {', '.join(models[:8])}" if models else "it has none yet"
+            return [*found, Finding("fail", "model", str(exc), f"KAGENTBOT_LLM__MODEL names the model to use; {has}")]
+        except LLMError as exc:
+            return [*found, Finding("fail", "model", str(exc))]
     finally:
         await client.close()
     return found + _model_findings(settings, info.context_length, info.supports_tools)
+
+
+def _host_fix(settings: Settings) -> str:
+    if settings.llm.backend == "openai":
+        return "point KAGENTBOT_LLM__HOST at the server's OpenAI-compatible base URL (e.g. http://host:8000/v1)"
+    return "point KAGENTBOT_LLM__HOST (or OLLAMA_HOST) at an Ollama server, e.g. http://host:11434"
 
 
 def _model_findings(settings: Settings, context: int | None, tools: bool | None) -> list[Finding]:

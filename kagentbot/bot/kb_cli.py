@@ -15,6 +15,7 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="kb_action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="add a file, a URL or text")
     add.add_argument("source", nargs="+", help="a file path, an http(s) URL, or text")
+    add.add_argument("--text", action="store_true", help="store the words as text even if they look like a path")
     actions.add_parser("list", help="list the documents the user can read")
     search = actions.add_parser("search", help="hybrid search")
     search.add_argument("query", nargs="+")
@@ -74,7 +75,7 @@ async def _open(settings: Any, reindexing: bool = False) -> Any:
 
 async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
     audience, scope = audience_for(args.user, args.scope)
-    document = await _load(" ".join(args.source), settings)
+    document = await _load(" ".join(args.source), settings, as_text=args.text)
     store = await _open(settings)
     with _progress(console) as progress:
         task = progress.add_task(f"embedding {document.title[:40]}", total=None)
@@ -87,15 +88,65 @@ async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _load(source: str, settings: Any) -> Any:
-    from kagentbot.memory.ingest import from_path, from_text, from_url, is_url
+async def _load(source: str, settings: Any, as_text: bool = False) -> Any:
+    from kagentbot.memory.ingest import IngestError, from_path, from_text, from_url, is_url
 
-    path = Path(source).expanduser()
-    if path.is_file():
+    if as_text:
+        return from_text(source, settings.memory)
+    try:
+        path = local_path(source)
+    except IngestError as exc:
+        raise IngestError(f"{exc} (to store the words themselves as text, add --text)") from None
+    if path is not None:
         return await from_path(path, settings.memory)
     if is_url(source):
         return await from_url(source, settings)
     return from_text(source, settings.memory)
+
+
+def local_path(source: str) -> Path | None:
+    """The file `source` names, None when it is text (or a URL). Words that look like a path but
+    name no file, or name a folder, are an error rather than a one-line "document" of the path."""
+    from kagentbot.memory.ingest import IngestError
+
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise IngestError(f"{source} is a folder: add its files one by one")
+    if _looks_like_path(source):
+        raise IngestError(f"no such file: {source}")
+    return None
+
+
+def attach_local_files(message: Any) -> Any:
+    """`/kb add PATH` typed in `kagentbot chat`: the terminal user's own file goes in as an
+    attachment, as a file sent in a chat would, instead of the path being stored as text."""
+    import asyncio
+    from dataclasses import replace
+
+    from kagentbot.bot.kb_commands import pop_scope
+    from kagentbot.bot.messages import Attachment
+
+    words = message.text.split()
+    if len(words) < 3 or [w.lower() for w in words[:2]] != ["/kb", "add"]:
+        return message
+    scope, rest = pop_scope(words[2:])
+    path = local_path(rest[0]) if len(rest) == 1 else None  # raises for a missing file or a folder
+    if path is None:
+        return message
+    attachment = Attachment(path.name, path.stat().st_size, fetch=lambda: asyncio.to_thread(path.read_bytes))
+    return replace(message, text=f"/kb add --scope {scope}", attachments=(attachment,))
+
+
+def _looks_like_path(source: str) -> bool:
+    from kagentbot.memory.ingest import HTML_SUFFIXES, TEXT_SUFFIXES, is_url
+
+    if is_url(source) or not source or any(c.isspace() for c in source):
+        return False
+    suffix = Path(source).suffix.lower()
+    return source.startswith(("/", "./", "../", "~")) or bool(suffix) and suffix in (
+        TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx", ".doc", ".json", ".log"})
 
 
 def _progress(console: Any) -> Any:

@@ -146,7 +146,9 @@ def start_import(settings: Settings) -> None:
 
     if store_absent(settings):
         return  # nothing to open yet: `ask` then plans its first turn without LanceDB
-    threading.Thread(target=_import_lancedb, name="lancedb-import", daemon=True).start()
+    # Not a daemon: a command that ends first (`chat` quit at once) waits for it, since the
+    # interpreter shutting down under a native import aborts the process (exit 134).
+    threading.Thread(target=_import_lancedb, name="lancedb-import").start()
 
 
 def _connect(uri: str, options: dict[str, Any]) -> Any:

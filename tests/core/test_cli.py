@@ -100,3 +100,50 @@ async def test_chat_keeps_the_conversation(cli_env, fake_ollama):
     assert code == 0, err
     assert "Nice to meet you, Alice." in out and "Your name is Alice." in out
     assert "User: I am Alice\nAssistant: Nice to meet you, Alice." in fake_ollama.prompts()[2]
+
+
+async def test_ask_quiet_prints_the_answer_alone_and_an_empty_question_is_refused(cli_env, fake_ollama):
+    fake_ollama.script(complete(), "Fifteen days.")
+    code, out, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": fake_ollama.url}, "ask", "--quiet", "Leave?")
+    assert code == 0, err
+    assert out == "Fifteen days.\n"
+    code, out, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": fake_ollama.url}, "ask", "  ")
+    assert code == 2 and "ask needs a question" in err and len(fake_ollama.chat_requests()) == 2
+
+
+async def test_chat_quit_at_once_exits_cleanly_while_the_store_is_still_loading(cli_env):
+    """With knowledge on disk, chat starts importing LanceDB and loading the embedder in threads;
+    quitting before they finish used to abort the interpreter (exit 134)."""
+    code, _, err = await kagentbot(cli_env, "kb", "add", "Employees get fifteen days of paid leave.")
+    assert code == 0, err
+    for _ in range(3):
+        code, _, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": "http://127.0.0.1:9"}, "chat", stdin="quit\n")
+        assert (code, "terminate called" in err) == (0, False), err
+
+
+async def test_kb_add_of_a_path_that_is_no_file_is_an_error_not_a_text(cli_env, tmp_path):
+    code, _, err = await kagentbot(cli_env, "kb", "add", str(tmp_path / "missing.txt"))
+    assert code == 1 and "no such file" in err and "--text" in err
+    code, _, err = await kagentbot(cli_env, "kb", "add", str(tmp_path))
+    assert code == 1 and "is a folder" in err
+    code, out, err = await kagentbot(cli_env, "kb", "add", "--text", "./release-notes.md")
+    assert code == 0 and "added as" in out, err
+    code, out, _ = await kagentbot(cli_env, "kb", "list")
+    assert out.count("pasted text") + out.count("release-notes") >= 1 and "missing" not in out
+
+
+async def test_kb_add_in_terminal_chat_reads_the_file(cli_env, tmp_path):
+    notes = tmp_path / "leave-policy.txt"
+    notes.write_text("Employees get fifteen days of paid annual leave.")
+    code, out, err = await kagentbot(cli_env, "chat", stdin=f"/kb add {notes}\n/kb add {tmp_path}/nope.md\n/kb search annual leave\n")
+    assert code == 0, err
+    assert "Added leave-policy.txt" in out and "no such file" in out
+    assert "fifteen days of paid annual leave" in out
+
+
+async def test_doctor_on_a_server_without_the_openai_api_says_which_setting(cli_env, fake_ollama):
+    env = {**cli_env, "KAGENTBOT_LLM__BACKEND": "openai", "KAGENTBOT_LLM__HOST": fake_ollama.url}
+    code, out, err = await kagentbot(env, "doctor")
+    flat = " ".join((out + err).split())
+    assert code == 1 and "Traceback" not in flat
+    assert "✗ LLM server" in flat and "KAGENTBOT_LLM__HOST" in flat
