@@ -98,6 +98,8 @@ def _configure_logging(level: str) -> None:
     import logging
 
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def console_message(text: str, user: str) -> Any:

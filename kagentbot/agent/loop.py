@@ -178,7 +178,7 @@ class Agent:
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
                               "tool_calls": [{"function": {"name": call.name, "arguments": call.arguments}}]})
-        task_name = reply.content.strip() or f"{call.name} {json.dumps(call.arguments, ensure_ascii=False)}"
+        task_name = reply.content.strip() or _purpose(turn.tools.get(call.name)) or call.name
         return self._check(turn, index, Plan(task_name[:200], call.name, call.arguments))
 
     def _native_opening(self, turn: _Turn) -> list[dict[str, Any]]:
@@ -264,3 +264,14 @@ async def collect(events: AsyncIterator[AgentEvent]) -> list[AgentEvent]:
 def final_answer(events: Sequence[AgentEvent]) -> str | None:
     done = [e for e in events if isinstance(e, AnswerDone)]
     return done[-1].text if done else None
+
+
+def _purpose(tool) -> str:
+    """A task name for a native tool call that came without words: what the tool is for (its
+    description's first clause), since the step line shows the call itself beside it."""
+    if tool is None or not tool.description:
+        return ""
+    first = tool.description.strip().splitlines()[0]
+    for stop in (", e.g.", ". ", "; "):
+        first = first.split(stop)[0]
+    return first.rstrip(".")[:100]

@@ -84,7 +84,7 @@ async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
         )
     doc = result.document
     verb = "already present as" if result.duplicate else "added as"
-    console.print(f"{doc.title}: {verb} [bold]{doc.id}[/bold] ({doc.chunks} chunks, scope {doc.scope})", highlight=False)
+    console.print(f"{doc.title}: {verb} [bold]{doc.id}[/bold] ({doc.chunks} chunk{'' if doc.chunks == 1 else 's'}, scope {doc.scope})", highlight=False)
     return 0
 
 

@@ -93,7 +93,8 @@ async def _add_attachment(store: Any, attachment: Any, scope: str) -> str:
         data = await _download(attachment)
         document = await from_bytes(data, attachment.name, store.settings.memory)
     except IngestError as exc:
-        return f"✗ {attachment.name}: not added. {exc}"
+        reason = str(exc).removeprefix(f"{attachment.name}: ")  # the line names the file already
+        return f"✗ {attachment.name}: not added. {reason}"
     return _added_line(await store.add_document(document, scope))
 
 

@@ -54,10 +54,11 @@ def extract(data: bytes, filename: str, limits: MemorySettings, source: str = ""
     """Blocking: run it in a thread. Raises IngestError for anything unreadable or too big."""
     check_size(len(data), limits)
     suffix = PurePosixPath(filename.lower()).suffix
-    if suffix == ".pdf":
-        text = _pdf_text(data, limits.max_pages)
-    elif suffix == ".docx":
-        text = _docx_text(data)
+    if suffix in (".pdf", ".docx"):
+        try:
+            text = _pdf_text(data, limits.max_pages) if suffix == ".pdf" else _docx_text(data)
+        except IngestError as exc:
+            raise IngestError(f"{filename}: {exc}") from None
     elif suffix in HTML_SUFFIXES:
         text = _html_text(_decode(data, filename))
     elif suffix in TEXT_SUFFIXES:

@@ -76,7 +76,19 @@ def _ddgs_text(query: str, region: str, settings: Any) -> list[dict[str, Any]]:
     except DDGSException as exc:
         if "no results" in str(exc).lower():
             return []
-        raise SearchUnavailable(str(exc)) from None
+        raise SearchUnavailable(_reason(str(exc))) from None
+
+
+_UNREACHABLE = ("dns error", "name or service not known", "failed to lookup", "connecterror", "connection refused",
+                "network is unreachable", "temporary failure in name resolution")
+
+
+def _reason(text: str) -> str:
+    """ddgs' errors carry the engines' raw transport errors (URLs, nested debug output): one short line."""
+    if any(marker in text.lower() for marker in _UNREACHABLE):
+        return "the search engines cannot be reached from here (network or DNS)"
+    first = text.strip().splitlines()[0] if text.strip() else "no reason given"
+    return first if len(first) <= 160 else first[:160] + "…"
 
 
 async def _searxng(query: str, context: ToolContext) -> list[SearchHit]:

@@ -4,6 +4,7 @@ agent uses: what it asks, what it returns, and how it fails."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 
 from kagentbot.tools.catalog import build_registry
@@ -77,6 +78,16 @@ async def test_ddgs_failure_is_a_clear_error_after_retries(context):
         await proxy.wait_closed()
     assert not result.ok and "web search is unavailable" in result.text
     assert connections and all(c.startswith(b"CONNECT ") for c in connections)  # ddgs really went out, to our proxy
+
+
+async def test_ddgs_with_no_route_out_says_so_in_one_short_line(context):
+    with socket.socket() as probe:  # a loopback port nobody listens on: every engine's connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctx = context(search_backend="ddgs", search_proxy=f"http://127.0.0.1:{port}", search_retries=0)
+    result = await call(ctx, "web_search", text="Lionel Messi birth date")
+    assert not result.ok and "cannot be reached from here" in result.text, result.text
+    assert len(result.text) < 200 and "http" not in result.text
 
 
 # --- browse_website ---------------------------------------------------------------------------
