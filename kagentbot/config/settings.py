@@ -266,7 +266,7 @@ def load_settings(config_file: Path | None = None, environ: dict[str, str] | Non
         settings_cls = _bound_to(toml_file)
         settings = settings_cls(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, toml_file)) from None
+        raise SettingsError(_explain(exc, toml_file if toml_file.is_file() else None)) from None
     except (ValueError, OSError) as exc:  # malformed TOML, unreadable file
         raise SettingsError(f"could not read {toml_file}: {exc}") from None
     if not settings.llm.host:
@@ -285,14 +285,67 @@ def _bound_to(toml_file: Path) -> type[Settings]:
     return FileSettings
 
 
-def _explain(exc: ValidationError, toml_file: Path) -> str:
+def _explain(exc: ValidationError, settings_file: Path | None) -> str:
+    """One line per problem, naming where the bad value is set: the settings file only when one
+    is in use and holds that key, otherwise the environment variable."""
+    in_file = _read_toml(settings_file)
     lines = ["invalid settings:"]
     for error in exc.errors():
-        dotted = ".".join(str(part) for part in error["loc"])
-        env = "KAGENTBOT_" + "__".join(str(part).upper() for part in error["loc"])
+        loc = tuple(str(part) for part in error["loc"])
+        dotted = ".".join(loc)
+        env = _variable(loc)
+        in_settings_file = settings_file is not None and _holds(in_file, loc)
+        if error["type"] == "extra_forbidden":
+            source = f"in {settings_file.resolve()}" if in_settings_file else f"from the variable {env}"
+            lines.append(f"  unknown setting `{dotted}` {source}{_did_you_mean(loc)}")
+            continue
         got = error.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(
-            f"  {dotted}: {error['msg']}{shown}. Fix `{dotted}` in {toml_file} or the variable {env}."
-        )
+        fix = f"Fix `{dotted}` in {settings_file.resolve()} or the variable {env}" if in_settings_file \
+            else f"Fix the variable {env}"
+        lines.append(f"  {dotted}: {error['msg']}{shown}. {fix}.")
     return "\n".join(lines)
+
+
+def _variable(loc: tuple[str, ...]) -> str:
+    return "KAGENTBOT_" + "__".join(part.upper() for part in loc)
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    """The file as parsed (it parsed once already when the settings were built)."""
+    if path is None:
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _holds(data: dict[str, Any], loc: tuple[str, ...]) -> bool:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _did_you_mean(loc: tuple[str, ...]) -> str:
+    """` (did you mean `llm.model`?)` for a near miss among the section's own settings."""
+    import difflib
+
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    typed = loc[-1].lower()
+    close = difflib.get_close_matches(typed, list(model.model_fields), n=3)
+    if not close:
+        return ""
+    # swapped letters are the commonest slip: `modle` means `model` more than `mode`
+    swapped = [name for name in close if sorted(name) == sorted(typed)]
+    suggestion = (*loc[:-1], (swapped or close)[0])
+    return f" (did you mean `{'.'.join(suggestion)}`?)"

@@ -17,9 +17,11 @@ def parse(*argv: str) -> argparse.Namespace:
 async def test_list_shows_every_tool_with_its_kind(make_settings, capsys):
     assert await tools_cli.run(parse("tools", "list"), make_settings()) == 0
     lines = capsys.readouterr().out.splitlines()
-    kinds = {line.split()[0]: line.split()[1] for line in lines}
-    assert kinds["web_search"] == "network" and kinds["time_delta"] == "offline" and kinds["kb_search"] == "offline"
-    assert any("Wikipedia" in line for line in lines if line.startswith("encyclopedia"))
+    # each tool: its signature, then its kind and description indented below it
+    kinds = {lines[i - 1].split("(")[0]: line.split()[0] for i, line in enumerate(lines) if line.startswith("    [")}
+    assert kinds["web_search"] == "[network]" and kinds["time_delta"] == "[offline]" and kinds["kb_search"] == "[offline]"
+    encyclopedia = next(i for i, line in enumerate(lines) if line.startswith("encyclopedia("))
+    assert "Wikipedia" in lines[encyclopedia + 1]
 
 
 async def test_run_prints_the_result(make_settings, capsys):
