@@ -65,19 +65,22 @@ class CommandRouter:
         name, args = split_command(context.message.text)
         command = self._commands.get(name)
         if command is None:
-            return Reply(f"Unknown command /{name}.\n\n{self.help_text()}", private=True)
+            return Reply(f"Unknown command /{name}.\n\n{self.help_text(context.message.platform)}", private=True)
         try:
             return await command.handler(context, args)
         except CommandError as exc:
             return Reply(f"{exc}\nUsage: {command.usage}", private=True)
 
-    def help_text(self) -> str:
-        lines = ["Mention me or DM me with a question. Commands:"]
-        lines += [f"• {c.usage} — {c.summary}" for c in self._commands.values()]
+    def help_text(self, platform: str = "") -> str:
+        console = platform == "console"
+        lines = ["Type a question, or a command:" if console else "Mention me or DM me with a question. Commands:"]
+        for c in self._commands.values():
+            usage = c.usage.replace("(or attach files)", "(or a file path)") if console else c.usage
+            lines.append(f"• {usage} — {c.summary}")
         return "\n".join(lines)
 
     async def _help(self, context: CommandContext, args: list[str]) -> Reply:
-        return Reply(self.help_text())
+        return Reply(self.help_text(context.message.platform))
 
 
 def split_command(text: str) -> tuple[str, list[str]]:

@@ -1,12 +1,14 @@
 """`kagentbot schedule ...`: scheduled questions from the command line, on the job file in the
-data directory. A running bot reads the file at start: restart it to pick up changes."""
+data directory. A running bot re-reads the file every scheduler.reload_seconds."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-NOTE = "Changes are written to <data_dir>/schedules.json; a running bot picks them up at its next start."
+NOTE = ("Changes are written to <data_dir>/schedules.json; a running bot picks them up within "
+        "scheduler.reload_seconds (30 s by default).")
+PLATFORMS = ("slack", "discord", "telegram")
 
 
 def register(subparsers: Any) -> None:
@@ -15,8 +17,8 @@ def register(subparsers: Any) -> None:
     listing = actions.add_parser("list", help="list scheduled questions", description=NOTE)
     listing.add_argument("--user", help="only this user's jobs (a user key such as slack:U1, or a console name)")
     add = actions.add_parser("add", help="schedule a question", description=NOTE)
-    add.add_argument("--user", required=True, help="owner: a user key such as slack:U1, or a console name")
-    add.add_argument("--platform", help="platform to post on (default: the user key's platform, else console)")
+    add.add_argument("--user", required=True, help="owner and, without --chat, whom to DM: slack:U1, discord:ID or telegram:ID")
+    add.add_argument("--platform", choices=PLATFORMS, help="platform to post on (default: the user key's platform)")
     add.add_argument("--chat", help="chat id to post in (default: a DM with the user)")
     add.add_argument("when", help='"every day at 08:30", "every 2 hours", a quoted cron expression ...')
     add.add_argument("question", nargs="+")
@@ -47,6 +49,10 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
         if args.schedule_action == "add":
             owner = user_key(args.user, args.platform)
             platform = args.platform or owner.split(":", 1)[0]
+            if platform not in PLATFORMS:
+                print(f"kagentbot: answers are posted on Slack, Discord or Telegram, and {args.user!r} names no "
+                      "platform: give --user as slack:U123, discord:123 or telegram:123 (or add --platform)")
+                return 2
             user_id = owner.split(":", 1)[1]
             chat = args.chat or user_id
             spec = book.add(owner, platform, chat, args.when, " ".join(args.question), is_dm=args.chat is None)

@@ -139,6 +139,8 @@ async def test_kb_add_in_terminal_chat_reads_the_file(cli_env, tmp_path):
     assert code == 0, err
     assert "Added leave-policy.txt" in out and "no such file" in out
     assert "fifteen days of paid annual leave" in out
+    code, out, _ = await kagentbot(cli_env, "chat", stdin="/help\n")
+    assert "Type a question, or a command:" in out and "(or a file path)" in out and "Mention me" not in out
 
 
 async def test_doctor_on_a_server_without_the_openai_api_says_which_setting(cli_env, fake_ollama):
