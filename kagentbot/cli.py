@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(args.func(args, settings))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kagentbot tools list | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except (CatalogError, StoreError) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2

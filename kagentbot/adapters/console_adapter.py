@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,7 +54,9 @@ class ConsoleRenderer:
         return ok
 
     def _step(self, event: AgentEvent) -> None:
-        print_ = self.console.print
+        # one line per step, left for the terminal to wrap: Rich's own wrapping (80 columns when
+        # piped) broke a tool's JSON result away from its ✓ mark
+        print_ = functools.partial(self.console.print, soft_wrap=True)
         if isinstance(event, StepPlanned):
             print_(f"[bold cyan]{event.index}.[/] {escape(event.task_name)}")
         elif isinstance(event, ToolStarted):

@@ -167,8 +167,10 @@ async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
     from rich.table import Table
 
     table = Table("id", "title", "chunks", "scope", "added")
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow or piped terminal wraps ids and scopes instead of cutting them
     for d in documents:
-        table.add_row(d.id, d.title, str(d.chunks), d.scope, d.added_at)
+        table.add_row(d.id, d.title, str(d.chunks), d.scope, d.added_at[:16].replace("T", " "))
     console.print(table)
     return 0
 

@@ -149,3 +149,24 @@ async def test_doctor_on_a_server_without_the_openai_api_says_which_setting(cli_
     flat = " ".join((out + err).split())
     assert code == 1 and "Traceback" not in flat
     assert "✗ LLM server" in flat and "KAGENTBOT_LLM__HOST" in flat
+
+
+async def test_step_lines_are_not_broken_by_a_narrow_or_piped_terminal(cli_env, fake_ollama):
+    fake_ollama.script(task("Messi's age gap", "time_delta", start_time="1987-06-24", end_time="1988-02-26"),
+                       complete(), "247 days.")
+    code, out, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": fake_ollama.url, "COLUMNS": "40"}, "ask", "Messi?")
+    assert code == 0, err
+    assert any("✓" in line and "total_days" in line for line in out.splitlines()), out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(cli_env):
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `kagentbot tools list | head -0`: nobody reads stdout
+    try:
+        done = subprocess.run([sys.executable, "-m", "kagentbot.cli", "tools", "list"], env=cli_env,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and b"Traceback" not in done.stderr, done.stderr.decode()
