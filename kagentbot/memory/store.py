@@ -5,13 +5,14 @@ the query (prefilter), so nobody's top-k is ever computed over someone else's ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -395,7 +396,7 @@ class MemoryStore:
         await self._current()
         chunks = await asyncio.to_thread(chunk_document, document, self._settings)
         doc_hash = document.content_hash
-        async with self._write_lock:
+        async with self._write_lock, self._other_processes():
             existing = await self._find_by_hash(scope, doc_hash)
             if existing:
                 return AddResult(existing, duplicate=True)
@@ -404,6 +405,25 @@ class MemoryStore:
             # One add = one commit: a crash before it leaves nothing, after it the whole document.
             await asyncio.to_thread(self._knowledge.add, rows)
         return AddResult(info, duplicate=False)
+
+    @contextlib.asynccontextmanager
+    async def _other_processes(self) -> AsyncIterator[None]:
+        """Hold a local store's document lock (flock) and read the newest table version, so that
+        the CLI and a running bot adding the same document at once store it once. The lock is
+        waited for on a worker thread, never on the event loop. Object stores have no such lock:
+        there two processes can still both add the same document."""
+        if "://" in self._uri:
+            yield
+            return
+        import fcntl
+
+        fd = os.open(Path(self._uri) / ".documents.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            await asyncio.to_thread(self._knowledge.checkout_latest)  # what another process just added
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _chunk_rows(self, document: Document, scope: str, doc_hash: str, chunks: list[str], vectors: Any):
         import pyarrow as pa

@@ -148,6 +148,18 @@ async def test_concurrent_adds_of_the_same_text_store_it_once(store: MemoryStore
     assert len(await store.list_documents(ALICE.readable)) == 1
 
 
+async def test_two_processes_adding_the_same_document_at_once_store_it_once(tmp_path, builtin):
+    """The CLI and a running bot are two stores on one directory: each checks for the document,
+    then embeds and writes it. The directory's document lock makes check-and-write one step."""
+    settings = make_settings(tmp_path)
+    bot, cli = [await MemoryStore.open(settings, embedder=builtin) for _ in range(2)]
+    document = from_text("The office closes at six on Fridays. " * 40, settings.memory)
+    results = await asyncio.gather(bot.add_document(document, ALICE.user_scope), cli.add_document(document, ALICE.user_scope))
+    assert sorted(r.duplicate for r in results) == [False, True]
+    fresh = await MemoryStore.open(settings, embedder=builtin)
+    assert len(await fresh.list_documents([ALICE.user_scope])) == 1
+
+
 async def test_upkeep_prunes_old_rows_and_builds_the_ann_index(tmp_path, embed_server):
     settings = make_settings(tmp_path, memory={"chunk_chars": 100, "chunk_overlap": 0, "ann_min_rows": 256})
     store = await MemoryStore.open(settings, embedder=OllamaEmbedder(embed_server.url, "fake-embed", batch_size=128))
