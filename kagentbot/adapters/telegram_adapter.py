@@ -36,7 +36,6 @@ SEEN_UPDATES = 2048  # update ids remembered to drop redeliveries
 REMEMBERED_TEXTS = 1024  # sent texts remembered to skip identical edits
 _ADDRESSED_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)@([A-Za-z0-9_]+)")
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-_SPACES = re.compile(r"[ \t]{2,}")
 
 
 class _HideToken(logging.Filter):
@@ -95,6 +94,7 @@ class TelegramAdapter:
         self._app: Application | None = None
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
+        self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
         self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
@@ -107,7 +107,9 @@ class TelegramAdapter:
         self._app = self._build()
         try:
             await self._connect()
-            await self._register_commands(self._command_list(receive))
+            commands = self._command_list(receive)
+            self._known_commands = {c.name.lower() for c in commands}
+            await self._register_commands(commands)
             await self._start_updates()
             await self._app.start()
         except BaseException:
@@ -231,6 +233,12 @@ class TelegramAdapter:
         replied = self._replies_to_bot(message)
         if not (is_dm or mentioned or replied or _starts_with_command(message)):
             return None  # group chatter not meant for the bot
+        name = command[1:].split(maxsplit=1)[0].lower() if command.startswith("/") and len(command) > 1 else ""
+        if name == "start":  # what a client sends when someone first opens the bot
+            command, name = "/help", "help"
+        addressed = _ADDRESSED_COMMAND.match(text) is not None
+        if name and not (is_dm or mentioned or replied or addressed) and name not in self._known_commands:
+            return None  # `/warn @spammer` is for another bot in the group, not an unknown command of ours
         return IncomingMessage(
             platform=self.platform,
             chat_id=str(message.chat.id),
@@ -250,8 +258,8 @@ class TelegramAdapter:
         ours = [e for e in entities if self._is_our_mention(e, text)]
         for entity in sorted(ours, key=lambda e: e.offset, reverse=True):
             text = _cut_utf16(text, entity.offset, entity.length)
-        if ours:  # "@bot, what is..." → "what is..."; the rest of the layout stays
-            text = _SPACES.sub(" ", text).strip().lstrip(",:").lstrip()
+        if ours:  # "@bot, what is..." → "what is..."; the rest (a pasted code's indents) stays as it was
+            text = text.strip().lstrip(",:").lstrip()
         return text.strip(), bool(ours)
 
     def _is_our_mention(self, entity: Any, text: str) -> bool:
@@ -304,6 +312,8 @@ class TelegramAdapter:
         return Destination(message.chat_id, message.thread_id, message.message_id)
 
     async def send(self, where: Destination, text: str) -> SentMessage:
+        if where.private_to and where.private_to != where.chat_id:
+            return await self._send_privately(where, text)
         from telegram import LinkPreviewOptions, ReplyParameters
 
         options: dict[str, Any] = {"link_preview_options": LinkPreviewOptions(is_disabled=True)}
@@ -316,6 +326,19 @@ class TelegramAdapter:
         result = SentMessage(where.chat_id, str(sent.message_id), where.thread_id)
         self._remember(result, text)
         return result
+
+    async def _send_privately(self, where: Destination, text: str) -> SentMessage:
+        """Telegram has no message that only one member of a group sees: a reply meant for one
+        user goes to their chat with the bot. A bot may not start that chat, so when the user has
+        never opened it the group gets a pointer, never the reply itself."""
+        try:
+            return await self.send(Destination(where.private_to), text)
+        except Undeliverable:
+            import html
+
+            note = (f"I have a private reply for you: open a chat with @{html.escape(self.username)}, "
+                    "press Start, and send the command there.")
+            return await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
 
     async def edit(self, message: SentMessage, text: str) -> None:
         key = (message.chat_id, message.message_id)

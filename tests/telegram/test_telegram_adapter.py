@@ -165,18 +165,53 @@ async def test_help_and_unknown_commands_are_answered(api, running):
     router.add(Command("persona", "show or pick a persona", "/persona use <name>", _echo_command))
     bot, _ = await running(router)
     help_ = api.push(tg.command(f"/help@{tg.BOT_USERNAME}"))["message"]
-    unknown = api.push(tg.command("/frobnicate now"))["message"]
+    unknown = api.push(tg.command(f"/frobnicate@{tg.BOT_USERNAME} now"))["message"]
     await replies_to(api, help_["message_id"])
-    await replies_to(api, unknown["message_id"])
+    await api.wait_for(lambda: any(str(p["chat_id"]) == str(tg.ALICE["id"]) for p in api.called("sendMessage")))
     await bot.idle()
     help_replies = sends_replying_to(api, help_["message_id"])
-    unknown_replies = sends_replying_to(api, unknown["message_id"])
+    # "Unknown command" is a private reply: Telegram has no per-member message, so it goes to Alice's DM
+    (private,) = [p for p in api.called("sendMessage") if str(p["chat_id"]) == str(tg.ALICE["id"])]
+    assert not sends_replying_to(api, unknown["message_id"])
     # the help text holds "<name>": command replies are converted to Telegram HTML, so it is escaped
-    assert [p.get("parse_mode") for p in help_replies] == [p.get("parse_mode") for p in unknown_replies] == ["HTML"]
+    assert [p.get("parse_mode") for p in help_replies] == [private.get("parse_mode")] == ["HTML"]
     assert len(api.messages) == 2
     assert "/persona use <name> — show or pick a persona" in final_text(api, help_replies[-1])
-    assert final_text(api, unknown_replies[-1]).startswith("Unknown command /frobnicate")
-    assert "/persona use <name>" in final_text(api, unknown_replies[-1])
+    assert final_text(api, private).startswith("Unknown command /frobnicate")
+    assert "/persona use <name>" in final_text(api, private)
+
+
+async def test_a_private_reply_to_someone_who_never_opened_the_bot_is_only_a_pointer(api, running):
+    bot, _ = await running()
+    api.blocked_by.add(tg.ALICE["id"])  # what Telegram answers either way: 403, the bot may not start the chat
+    asked = api.push(tg.command(f"/frobnicate@{tg.BOT_USERNAME}"))["message"]
+    await replies_to(api, asked["message_id"])
+    await bot.idle()
+    (pointer,) = sends_replying_to(api, asked["message_id"])
+    shown = final_text(api, pointer)
+    assert "private reply" in shown and f"@{tg.BOT_USERNAME}" in shown and "Unknown command" not in shown
+
+
+async def test_other_bots_commands_in_a_group_are_left_alone_and_start_is_help(api, running):
+    bot, _ = await running()
+    api.push(tg.command("/warn spammer"))  # for a moderation bot in the same group
+    started = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, "/start",
+                                            entities=[{"type": "bot_command", "offset": 0, "length": 6}])))["message"]
+    await api.wait_for(lambda: api.called("sendMessage"))
+    await bot.idle()
+    (reply,) = api.called("sendMessage")
+    assert str(reply["chat_id"]) == str(tg.ALICE["id"]) and "Commands:" in final_text(api, reply)
+    assert reply.get("reply_parameters", {}).get("message_id") == started["message_id"]
+
+
+async def test_a_mention_with_pasted_code_keeps_its_indentation(api, running, fake_ollama):
+    fake_ollama.script("Looks fine.")
+    bot, _ = await running()
+    code = "check this:\ndef f(x):\n    if x:\n        return 1"
+    api.push(tg.group_mention(code))
+    await api.wait_for(lambda: fake_ollama.chat_requests())
+    await bot.idle()
+    assert "\n    if x:\n        return 1" in fake_ollama.prompts()[0]
 
 
 async def test_rate_limited_send_is_retried(api, running, fake_ollama):
@@ -252,7 +287,7 @@ async def test_normalised_message_fields_and_a_clean_stop(api, telegram_settings
     command, topic = received
     assert command.text == "/kb add https://example.org/a" and not command.is_dm and not command.mentions_bot
     assert (command.platform, command.chat_id, command.user_id, command.user_name) == ("telegram", str(tg.GROUP["id"]), "222", "Bob")
-    assert topic.text == "plan my trip\nwith two lines" and topic.thread_id == "77" and topic.mentions_bot
+    assert topic.text == "plan   my trip\nwith two lines" and topic.thread_id == "77" and topic.mentions_bot  # spacing kept
     assert api.called("setMyCommands") == []
     assert "/bot<token>/getUpdates" in caplog.text and api.token not in caplog.text  # httpx logs URLs
 
