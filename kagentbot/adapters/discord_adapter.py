@@ -155,6 +155,8 @@ class DiscordAdapter:
     async def destination(self, message: IncomingMessage) -> Destination:
         if message.message_id in self._interactions or message.is_dm or message.thread_id:
             return Destination(message.chat_id, message.thread_id, message.message_id)
+        if not message.message_id:  # a scheduled question: no message to open a thread on
+            return Destination(message.chat_id)
         thread = await self._open_thread(message)
         if thread is None:
             return Destination(message.chat_id, "", message.message_id)
@@ -184,6 +186,8 @@ class DiscordAdapter:
     async def send(self, where: Destination, text: str) -> SentMessage:
         import discord
 
+        if where.private_to and not where.reply_to.startswith(INTERACTION_PREFIX):
+            return await self._send_privately(where, text)
         try:
             if where.reply_to.startswith(INTERACTION_PREFIX):
                 return await self._follow_up(where, text)
@@ -199,6 +203,28 @@ class DiscordAdapter:
             raise _refusal(exc) or exc
         self._sent[str(sent.id)] = sent
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
+
+    async def _send_privately(self, where: Destination, text: str) -> SentMessage:
+        """A reply meant for one person, to a command typed after a mention in a channel: sent
+        to them directly. If they take no direct messages from server members, the channel
+        gets a pointer, never the reply itself."""
+        import discord
+
+        try:
+            try:
+                dm = await self._dm_channel(int(where.private_to))
+            except discord.HTTPException as exc:
+                raise _refusal(exc) or exc
+            return await self.send(Destination(str(dm.id)), text)
+        except Undeliverable:
+            note = "I have a private reply for you, but you do not accept direct messages: allow them, or use the slash command."
+            return await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
+
+    async def _dm_channel(self, user_id: int) -> Any:
+        user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+        channel = user.dm_channel or await user.create_dm()
+        self._channels[channel.id] = channel
+        return channel
 
     async def _follow_up(self, where: Destination, text: str) -> SentMessage:
         import discord
@@ -230,9 +256,14 @@ class DiscordAdapter:
 
     async def _channel(self, channel_id: int) -> Any:
         """The channel or thread object: seen on a message, in discord.py's cache, or fetched."""
+        import discord
+
         channel = self._channels.get(channel_id) or self.client.get_channel(channel_id)
         if channel is None:
-            channel = await self.client.fetch_channel(channel_id)
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except discord.NotFound:  # a user's id, as `kagentbot schedule add --user discord:ID` stores it
+                channel = await self._dm_channel(channel_id)
         self._channels[channel_id] = channel
         return channel
 

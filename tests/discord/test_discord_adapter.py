@@ -330,3 +330,28 @@ def test_kagentbot_run_builds_the_discord_adapter_when_its_token_is_set(make_set
     [adapter] = configured_adapters(make_settings(discord={"token": "abc"}), router)
     assert adapter.platform == "discord" and adapter.capabilities.max_length == 2000
     assert configured_adapters(make_settings(), router) == []
+
+
+async def test_a_private_reply_to_a_typed_command_in_a_channel_goes_to_a_dm(discord_bot):
+    h = await discord_bot()
+    await dpytest.message(f"{h.mention()} /nope", channel=h.channel, member=h.alice)  # "Unknown command": private
+    await h.bot.idle()
+    dm = h.alice.dm_channel or await h.alice.create_dm()
+    (sent,) = drain_sent()
+    assert sent.channel.id == dm.id and sent.content.startswith("Unknown command /nope")
+
+
+async def test_scheduled_questions_reach_a_server_channel_and_a_users_dm(discord_bot, fake_ollama):
+    """A scheduled run has no message to open a thread on; a CLI schedule's DM target is the
+    user's id, which is not a channel id on Discord."""
+    from kagentbot.bot.messages import IncomingMessage
+
+    fake_ollama.script("Standup time.", "Your daily reminder.")
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
+    h.bot.ask_as("discord", IncomingMessage("discord", str(h.channel.id), str(h.alice.id), "standup?"))
+    await h.bot.idle()
+    h.bot.ask_as("discord", IncomingMessage("discord", str(h.alice.id), str(h.alice.id), "remind me", is_dm=True))
+    await h.bot.idle()
+    dm = h.alice.dm_channel or await h.alice.create_dm()
+    assert [m.channel.id for m in drain_sent()] == [h.channel.id, dm.id]
+    assert final_texts(h.channel.id) == ["Standup time."] and final_texts(dm.id) == ["Your daily reminder."]
