@@ -63,6 +63,11 @@ class Adapter(Protocol):
     async def start(self, receive: Receiver) -> None:
         """Connect and begin delivering messages to `receive` (which never blocks)."""
 
+    async def stop_receiving(self) -> None:
+        """Take no new messages; sending still works, so turns under way can finish. Where the
+        platform keeps what is not fetched (Telegram) or retries what is not taken (Slack), those
+        messages are answered after the next start instead of being dropped now."""
+
     async def stop(self) -> None: ...
 
     async def send(self, where: Destination, text: str) -> SentMessage: ...

@@ -113,6 +113,11 @@ class DiscordAdapter:
         except (aiohttp.ClientError, OSError) as exc:
             raise RuntimeError(f"cannot reach Discord's API: {exc}") from exc
 
+    async def stop_receiving(self) -> None:
+        """Messages are ignored from now on, and a slash command is told to try again rather than
+        deferred and never answered."""
+        self._receive = None
+
     async def stop(self) -> None:
         self._receive = None
         await self.client.close()
@@ -143,7 +148,7 @@ class DiscordAdapter:
 
         receive = self._receive
         if receive is None:
-            await interaction.response.send_message("Starting up; please try again in a moment.", ephemeral=True)
+            await interaction.response.send_message("I am starting or restarting; please try again in a moment.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=self.settings.discord.ephemeral_commands, thinking=True)
         synthetic_id = f"{INTERACTION_PREFIX}{interaction.id}"

@@ -107,6 +107,16 @@ class SlackAdapter:
             raise
         log.info("slack: <@%s> receiving events by %s", self.bot_user_id, self.settings.slack.mode)
 
+    async def stop_receiving(self) -> None:
+        """Close the Socket Mode connection or the events server: Slack retries the events it
+        could not hand over, so they reach the next start."""
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close_async()
+        server, self._server = self._server, None
+        if server is not None:
+            await server.cleanup()
+
     async def stop(self) -> None:
         self._receive = None
         socket, self._socket = self._socket, None

@@ -117,6 +117,11 @@ class TelegramAdapter:
             raise
         log.info("telegram: @%s receiving updates by %s", self.username, self.settings.telegram.mode)
 
+    async def stop_receiving(self) -> None:
+        """Stop polling (or the webhook server): updates not fetched yet stay with Telegram."""
+        if self._app is not None and self._app.updater is not None and self._app.updater.running:
+            await self._app.updater.stop()
+
     async def stop(self) -> None:
         app, self._app = self._app, None
         self._receive = None

@@ -74,6 +74,9 @@ class Bot:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Take no new messages, give turns under way `grace` seconds to finish (an answer cut
         off mid-stream would stay half-written in the chat), then close everything."""
+        for adapter in self.adapters:  # first, so what arrives from now on waits for the next start
+            await adapter.stop_receiving()
+        await asyncio.sleep(0.1)  # what an adapter had already fetched still reaches `receive`
         self._running = False
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()

@@ -35,6 +35,9 @@ class ChatAdapter:
     async def start(self, receive: Receiver) -> None:
         self._receive = receive
 
+    async def stop_receiving(self) -> None:
+        self._receive = None
+
     async def stop(self) -> None:
         self._receive = None
 

@@ -402,3 +402,22 @@ async def test_a_document_without_a_caption_gets_a_hint_not_silence(api, running
     (reply,) = sends_replying_to(api, upload["message_id"])
     assert "notes.txt" in final_text(api, reply) and "/kb add" in final_text(api, reply)
     assert api.called("getFile") == []
+
+
+async def test_a_message_sent_while_the_bot_stops_waits_for_the_next_start(api, running, fake_ollama):
+    """Stopping gives the turn under way time to finish; a message sent meanwhile is not fetched
+    (and so not confirmed to Telegram), and the next start answers it."""
+    fake_ollama.script(Scripted("Slow answer.", delay=3.0), "Answered after the restart.")
+    bot, _ = await running()
+    api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, "slow question")))
+    await api.wait_for(lambda: fake_ollama.chat_requests())
+    stopping = asyncio.create_task(bot.stop())
+    await asyncio.sleep(0.3)  # polling has stopped; the slow turn is still running
+    late = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, "sent during the restart")))["message"]
+    await stopping
+    assert any("Slow answer." in text for text in api.messages.values())
+    assert [u["message"]["message_id"] for u in api.updates] == [late["message_id"]]  # still Telegram's to deliver
+    bot, _ = await running()
+    await replies_to(api, late["message_id"])
+    await bot.idle()
+    assert final_text(api, sends_replying_to(api, late["message_id"])[-1]) == "Answered after the restart."
