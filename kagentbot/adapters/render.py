@@ -26,7 +26,8 @@ from kagentbot.agent.events import (
 
 log = logging.getLogger(__name__)
 Verbosity = Literal["thread", "summary", "off"]
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 5  # failures (network, 5xx) before a message is given up
+MAX_RATE_WAIT = 300.0  # seconds of 429 waits one message may spend before it is given up
 CURSOR = " ▍"
 REMEMBERED = 2048  # messages whose last text and edit time the outbox keeps
 
@@ -44,10 +45,11 @@ class Outbox:
         self._next_send: dict[str, float] = {}
         self._next_edit: dict[str, float] = {}
         self._last_text: dict[str, str] = {}
+        self._paused: dict[str, float] = {}  # chat → when its 429 wait ends: every write there waits
 
     async def send(self, where: Destination, text: str) -> SentMessage:
         await self._wait(self._next_send, where.chat_id, self.adapter.capabilities.send_interval)
-        sent = await self._retry(lambda: self.adapter.send(where, text))
+        sent = await self._retry(where.chat_id, lambda: self.adapter.send(where, text))
         self._last_text[sent.message_id] = text
         _trim(self._last_text)
         return sent
@@ -56,7 +58,7 @@ class Outbox:
         if self._last_text.get(message.message_id) == text:
             return  # platforms reject identical edits (Telegram: "message is not modified")
         await self._wait(self._next_edit, message.message_id, self.adapter.capabilities.edit_interval)
-        await self._retry(lambda: self.adapter.edit(message, text))
+        await self._retry(message.chat_id, lambda: self.adapter.edit(message, text))
         self._last_text[message.message_id] = text
 
     def ready_to_edit(self, message: SentMessage) -> bool:
@@ -71,23 +73,33 @@ class Outbox:
         if start > now:
             await asyncio.sleep(start - now)
 
-    async def _retry(self, attempt):
-        delay = 0.5
-        for number in range(1, MAX_ATTEMPTS + 1):
+    async def _retry(self, chat: str, attempt):
+        """Run `attempt` until it goes through. A 429 pauses every write to that chat for its
+        Retry-After and is not a failure (waits up to MAX_RATE_WAIT in all); network errors and
+        5xx are retried MAX_ATTEMPTS times; a refusal for good is not retried."""
+        delay, failures, rate_waited = 0.5, 0, 0.0
+        while True:
+            pause = self._paused.get(chat, 0.0) - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             try:
                 return await attempt()
             except RateLimited as exc:
-                log.info("%s rate limited; waiting %.1f s", self.adapter.platform, exc.retry_after)
-                await asyncio.sleep(exc.retry_after)
+                rate_waited += exc.retry_after
+                if rate_waited > MAX_RATE_WAIT:
+                    raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {rate_waited:.0f} s") from exc
+                log.info("%s rate limited in %s; waiting %.1f s", self.adapter.platform, chat, exc.retry_after)
+                self._paused[chat] = max(self._paused.pop(chat, 0.0), time.monotonic() + exc.retry_after)
+                _trim(self._paused)
             except Undeliverable as exc:
                 raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
             except Exception as exc:  # network hiccups, 5xx: the SDKs raise many kinds
-                if number == MAX_ATTEMPTS:
+                failures += 1
+                if failures == MAX_ATTEMPTS:
                     raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
-                log.warning("%s send failed (%s); retry %d", self.adapter.platform, exc, number)
+                log.warning("%s send failed (%s); retry %d", self.adapter.platform, exc, failures)
                 await asyncio.sleep(delay)
                 delay *= 2
-        raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {MAX_ATTEMPTS} tries")
 
 
 def _trim(remembered: dict) -> None:

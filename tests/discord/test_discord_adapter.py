@@ -256,7 +256,16 @@ async def test_a_429_from_discord_is_retried_after_its_retry_after_not_lost(disc
     assert h.http.rate_limit_next_sends == 0
     assert len(drain_sent()) == 1 and final_texts(asked.id) == ["Still delivered."]
     # surfaced as RateLimited (waits Retry-After), not as a generic failure with back-off
-    assert caplog.text.count("discord rate limited; waiting 0.1 s") == 2 and "send failed" not in caplog.text
+    assert caplog.text.count("discord rate limited in") == 2 and "send failed" not in caplog.text
+
+
+async def test_many_429s_in_a_row_are_waited_out_not_counted_as_failures(discord_bot, fake_ollama):
+    fake_ollama.script("Patience pays.")
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
+    h.http.rate_limit_next_sends = 8  # more than the 5 failures after which a message is given up
+    asked = await dpytest.message(f"{h.mention()} hi", channel=h.channel, member=h.alice)
+    await h.bot.idle()
+    assert h.http.rate_limit_next_sends == 0 and final_texts(asked.id) == ["Patience pays."]
 
 
 async def test_a_refusal_from_discord_is_given_up_at_once_not_retried(discord_bot, fake_ollama, caplog):
