@@ -137,10 +137,17 @@ class DiscordAdapter:
             return
         self._seen[message.id] = None
         incoming = to_incoming(message, bot, self._max_bytes)
-        if not (incoming.is_dm or incoming.mentions_bot):
+        if not (incoming.is_dm or incoming.mentions_bot or self._our_thread(message.channel, bot)):
             return
         self._channels[message.channel.id] = message.channel
         self._receive(self, incoming)
+
+    @staticmethod
+    def _our_thread(channel: Any, bot: discord.ClientUser) -> bool:
+        """A thread the bot opened for a question: what is said there is a follow-up for it."""
+        import discord
+
+        return isinstance(channel, discord.Thread) and channel.owner_id == bot.id
 
     async def _on_command(self, interaction: discord.Interaction, name: str, args: str, file: discord.Attachment | None) -> None:
         """Defer within Discord's 3 seconds; the reply comes later as a follow-up (`send`)."""

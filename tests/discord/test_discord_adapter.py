@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -115,6 +116,19 @@ async def test_a_mention_inside_a_thread_is_answered_in_that_thread(discord_bot,
     assert len(h.http.threads) == 1  # no thread inside a thread
     assert [m.channel.id for m in drain_sent()] == [thread.id, thread.id]
     assert final_texts(thread.id) == ["First.", "Follow-up answer."]
+
+
+async def test_a_follow_up_in_the_bots_own_thread_needs_no_mention(discord_bot, fake_ollama):
+    fake_ollama.script("Paris.", "About two million people.")
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
+    asked = await dpytest.message(f"{h.mention()} capital of France?", channel=h.channel, member=h.alice)
+    await h.bot.idle()
+    thread = h.guild.get_thread(asked.id)
+    assert thread.owner_id == h.adapter.client.user.id
+    await dpytest.message("and how many people live there?", channel=thread, member=h.alice)
+    await h.bot.idle()
+    assert final_texts(thread.id) == ["Paris.", "About two million people."]
+    assert "capital of France?" in json.dumps(fake_ollama.chat_requests()[-1]["messages"])  # the same conversation
 
 
 async def test_other_bots_and_unmentioned_messages_are_ignored(discord_bot, fake_ollama):
