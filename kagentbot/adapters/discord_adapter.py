@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
@@ -78,6 +78,7 @@ class DiscordAdapter:
         self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
         self._receive: Receiver | None = None
         self._gateway: asyncio.Task | None = None
+        self.on_fatal: Callable[[str], None] | None = None  # set by the runner: the adapter can no longer work
         self._seen: _Recent[int, None] = _Recent(4096)
         self._channels: _Recent[int, Any] = _Recent(2048)  # channels and threads we answer in
         self._sent: _Recent[str, Any] = _Recent(4096)  # our messages, for edits
@@ -97,7 +98,7 @@ class DiscordAdapter:
             raise
         self._receive = receive
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord gateway")
-        self._gateway.add_done_callback(_report_gateway_end)
+        self._gateway.add_done_callback(self._gateway_ended)
 
     async def _log_in(self) -> None:
         import aiohttp
@@ -112,6 +113,16 @@ class DiscordAdapter:
             raise RuntimeError(f"Discord refused the start-up requests: {exc.status} {exc.text}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise RuntimeError(f"cannot reach Discord's API: {exc}") from exc
+
+    def _gateway_ended(self, task: asyncio.Task) -> None:
+        """discord.py reconnects by itself; this runs only when it gave up (a refused intent, a
+        token revoked while running). A process that stays up answering nothing would fool a
+        supervisor, so the runner is told and exits with an error."""
+        reason = _gateway_end(task)
+        if reason:
+            log.error("discord: %s", reason)
+            if self.on_fatal is not None:
+                self.on_fatal(f"discord: {reason}")
 
     async def stop_receiving(self) -> None:
         """Messages are ignored from now on, and a slash command is told to try again rather than
@@ -294,14 +305,15 @@ def _refusal(exc: discord.HTTPException) -> RateLimited | Undeliverable | None:
         return RateLimited(1.0)
 
 
-def _report_gateway_end(task: asyncio.Task) -> None:
+def _gateway_end(task: asyncio.Task) -> str:
+    """Why the gateway connection ended for good, or "" when it was stopped on purpose."""
     import discord
 
     if task.cancelled() or task.exception() is None:
-        return
+        return ""
     error = task.exception()
     if isinstance(error, discord.PrivilegedIntentsRequired):
-        log.error("discord: Discord refused the Message Content intent. Switch on \"Message Content Intent\" "
-                  "under Bot → Privileged Gateway Intents in the developer portal (see docs/discord.md), then restart.")
-    else:
-        log.error("discord: the gateway connection ended: %s", error, exc_info=error)
+        return ("Discord refused the Message Content intent. Switch on \"Message Content Intent\" under Bot → "
+                "Privileged Gateway Intents in the developer portal (see docs/discord.md), then restart.")
+    log.error("discord: the gateway connection ended", exc_info=error)
+    return f"the Discord gateway connection ended: {error}"

@@ -50,6 +50,15 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         print(NOTHING_CONFIGURED, file=sys.stderr)
         return 2
     stop = stop or _stop_on_signals()
+    failures: list[str] = []
+
+    def fail(reason: str) -> None:  # an adapter that can no longer work ends the process
+        failures.append(reason)
+        stop.set()
+
+    for adapter in adapters:
+        if hasattr(adapter, "on_fatal"):
+            adapter.on_fatal = fail
     services = await Services.open(settings)
     warm = getattr(services.memory, "warm", None)
     if warm is not None:
@@ -66,7 +75,9 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         return 1
     finally:
         await bot.stop()
-    return 0
+    for reason in failures:
+        print(f"kagentbot: {reason}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 async def _warn_if_llm_missing(settings: Settings) -> None:

@@ -305,15 +305,18 @@ async def test_stop_closes_the_gateway_and_leaves_no_task(discord_bot):
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord gateway"]
 
 
-async def test_a_refused_message_content_intent_is_explained(discord_bot, caplog):
+async def test_a_refused_message_content_intent_is_explained_and_ends_the_run(discord_bot, caplog):
     h = await discord_bot()
+    fatal: list[str] = []
+    h.adapter.on_fatal = fatal.append  # what `kagentbot run` sets: it then stops and exits 1
     with caplog.at_level(logging.ERROR, logger="kagentbot.adapters.discord_adapter"):
         h.http.gateways[-1].close_from_server(4014)  # Disallowed intent(s)
         for _ in range(100):
-            if "Message Content Intent" in caplog.text:
+            if fatal:
                 break
             await asyncio.sleep(0.01)
     assert "Privileged Gateway Intents in the developer portal" in caplog.text
+    assert len(fatal) == 1 and "Message Content intent" in fatal[0]
 
 
 async def test_a_rejected_token_stops_start_with_a_message_that_does_not_quote_it(make_settings):
