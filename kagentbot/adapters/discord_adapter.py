@@ -227,6 +227,12 @@ class DiscordAdapter:
         self._sent[str(sent.id)] = sent
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
+    async def typing(self, where: Destination) -> None:
+        if where.reply_to.startswith(INTERACTION_PREFIX):
+            return  # a slash command shows "thinking…" already
+        channel = await self._channel(int(where.thread_id or where.chat_id))
+        await channel.typing()  # awaited, not entered: one indicator, which lasts about 10 s
+
     async def _send_privately(self, where: Destination, text: str) -> SentMessage:
         """A reply meant for one person, to a command typed after a mention in a channel: sent
         to them directly. If they take no direct messages from server members, the channel

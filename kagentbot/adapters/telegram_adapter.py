@@ -332,6 +332,12 @@ class TelegramAdapter:
         self._remember(result, text)
         return result
 
+    async def typing(self, where: Destination) -> None:
+        from telegram.constants import ChatAction
+
+        options = {"message_thread_id": int(where.thread_id)} if where.thread_id else {}
+        await self._require_app().bot.send_chat_action(where.chat_id, ChatAction.TYPING, **options)
+
     async def _send_privately(self, where: Destination, text: str) -> SentMessage:
         """Telegram has no message that only one member of a group sees: a reply meant for one
         user goes to their chat with the bot. A bot may not start that chat, so when the user has

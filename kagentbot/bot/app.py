@@ -22,6 +22,7 @@ from kagentbot.bot.services import Services
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
+TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
 @dataclass
@@ -155,7 +156,12 @@ class Bot:
         request = TurnRequest(message.text, message.audience, persona)
         render = self.services.settings.render
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
-        return await renderer.render(self.services.agent().run(request))
+        typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
+        try:
+            return await renderer.render(self.services.agent().run(request))
+        finally:
+            if typing is not None:
+                typing.cancel()
 
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
         async def run() -> None:
@@ -219,3 +225,15 @@ def default_router() -> CommandRouter:
     router.add(persona_command())
     router.add(schedule_command())
     return router
+
+
+async def _keep_typing(adapter: Adapter, where: Destination) -> None:
+    """"The bot is typing…" for as long as a turn runs: the first step only appears after the
+    model's first reply, which a cold model can take many seconds to give."""
+    while True:
+        try:
+            await adapter.typing(where)
+        except Exception as exc:  # an indicator is not worth a failure, or a second try
+            log.debug("%s: no typing indicator (%s)", adapter.platform, exc)
+            return
+        await asyncio.sleep(TYPING_EVERY)

@@ -225,6 +225,11 @@ class FakeBotAPI:
         self.commands = commands or []
         return _ok(True)
 
+    async def _api_sendChatAction(self, params):
+        if params.get("action") not in ("typing", "upload_document", "upload_photo", "record_voice", "choose_sticker"):
+            return _error(400, "Bad Request: wrong parameter action in request")
+        return _ok(True)
+
     async def _api_sendMessage(self, params):
         chat_id, text = params.get("chat_id"), params.get("text", "")
         if chat_id is None:

@@ -90,6 +90,10 @@ async def test_group_mention_gets_steps_then_answer_as_html_replies(api, running
     assert all("message_thread_id" not in p for p in api.called("sendMessage"))
     prompt = fake_ollama.prompts()[0]
     assert "How many days older is Messi than Antonela?" in prompt and f"@{tg.BOT_USERNAME}" not in prompt
+    typing = api.called("sendChatAction")  # "typing…" from the start, before the model's first reply
+    assert typing[0]["action"] == "typing" and str(typing[0]["chat_id"]) == str(tg.GROUP["id"])
+    assert next(i for i, c in enumerate(api.calls) if c.method == "sendChatAction") < \
+        next(i for i, c in enumerate(api.calls) if c.method == "sendMessage")
 
 
 async def test_group_messages_without_a_mention_are_ignored(api, running, fake_ollama):
