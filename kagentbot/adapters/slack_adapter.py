@@ -119,12 +119,7 @@ class SlackAdapter:
 
     async def stop(self) -> None:
         self._receive = None
-        socket, self._socket = self._socket, None
-        if socket is not None:
-            await socket.close_async()
-        server, self._server = self._server, None
-        if server is not None:
-            await server.cleanup()
+        await self.stop_receiving()
         client, self._client = self._client, None
         if client is not None and client.session is not None and not client.session.closed:
             await client.session.close()
