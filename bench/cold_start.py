@@ -107,6 +107,9 @@ async def main() -> None:
         print("`kagentbot ask` cold start → first /api/chat request")
         print(line("empty data dir:", empty))
         print(line(f"data dir with 4 documents of {USER}:", seeded))
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            print("note: PYTHONDONTWRITEBYTECODE is set, so each run compiles kagentbot's sources again; "
+                  "an installed kagentbot keeps its bytecode (run with it unset to measure that)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
