@@ -227,6 +227,9 @@ class TelegramAdapter:
 
     def normalise(self, message: Message) -> IncomingMessage | None:
         """The platform message as kagentbot's IncomingMessage, or None when it is not for us."""
+        if message.migrate_from_chat_id:  # the first message of a group upgraded to a supergroup
+            return IncomingMessage(platform=self.platform, chat_id=str(message.chat.id), user_id="", text="",
+                                   moved_from=str(message.migrate_from_chat_id))
         user = message.from_user
         if user is None or user.is_bot:
             return None  # channel posts, other bots, our own echoes

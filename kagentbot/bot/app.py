@@ -105,6 +105,9 @@ class Bot:
     def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
         if not self._running:
             return
+        if message.moved_from:  # the chat's new id: what is kept under the old one follows it
+            self._spawn(self._move_chat(message))
+            return
         if CommandRouter.is_command(message.text):
             self._spawn(self._command(adapter, message))
             return
@@ -123,6 +126,13 @@ class Bot:
         heapq.heappush(conversation.waiting, (_platform_order(message), self._arrivals, adapter, message))
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
+
+    async def _move_chat(self, message: IncomingMessage) -> None:
+        try:
+            await self.services.move_chat(message.platform, message.moved_from, message.chat_id)
+        except Exception:
+            log.exception("moving %s chat %s to %s failed: its memory, persona or schedules still use the old id",
+                          message.platform, message.moved_from, message.chat_id)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

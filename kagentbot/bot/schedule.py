@@ -290,6 +290,14 @@ class ScheduleBook:
             self.file.jobs[job_id] = spec
         return spec
 
+    def move_chat(self, platform: str, old_chat: str, new_chat: str) -> int:
+        """Jobs that post in a chat follow it to its new id; returns how many moved."""
+        with self.file.changing():
+            moving = [j for j in self.file.jobs.values() if j.platform == platform and j.chat_id == old_chat]
+            for spec in moving:
+                self.file.jobs[spec.id] = replace(spec, chat_id=new_chat)
+        return len(moving)
+
     def mark_run(self, job_id: str, at: datetime) -> None:
         with self.file.changing():
             spec = self.file.jobs.get(job_id)
@@ -432,6 +440,11 @@ class Scheduler:
         spec = self.book.set_paused(job_id, owner, is_admin, paused)
         self._replan()
         return spec
+
+    def move_chat(self, platform: str, old_chat: str, new_chat: str) -> int:
+        moved = self.book.move_chat(platform, old_chat, new_chat)
+        self._replan()
+        return moved
 
 
 async def run_upkeep(memory: Any, settings: Any) -> dict[str, Any]:

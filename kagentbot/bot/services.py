@@ -4,6 +4,7 @@ client, the tool registry, memory, the shared HTTP session. The only place that 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from kagentbot.memory.types import MemoryView
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +57,24 @@ class Services:
     async def persona_for(self, message: Any) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
         return await self.personas.persona_for(message)
+
+    async def move_chat(self, platform: str, old_id: str, new_id: str) -> None:
+        """The platform gave a chat a new id (Telegram: a group upgraded to a supergroup). What
+        was kept under the old one follows: the chat's knowledge, conversation and task history,
+        its persona and its scheduled questions."""
+        from kagentbot.persona.store import chat_key
+
+        move_scope = getattr(self.memory, "move_scope", None)
+        rows = await move_scope(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}") if move_scope else 0
+        persona = await self.personas.move_chat(chat_key(platform, old_id), chat_key(platform, new_id))
+        if self.scheduler is not None:
+            jobs = self.scheduler.move_chat(platform, old_id, new_id)
+        else:
+            from kagentbot.bot.schedule import ScheduleBook
+
+            jobs = await asyncio.to_thread(ScheduleBook(self.settings).move_chat, platform, old_id, new_id)
+        log.info("%s chat %s is now %s: moved %d memory rows, %d scheduled questions, persona %s",
+                 platform, old_id, new_id, rows, jobs, persona or "none")
 
     def http(self) -> Any:
         """The HTTP session network tools share (opened lazily: most turns need none)."""

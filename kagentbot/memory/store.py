@@ -483,6 +483,20 @@ class MemoryStore:
         await asyncio.to_thread(self._knowledge.delete, where)
         return info
 
+    async def move_scope(self, old: str, new: str) -> int:
+        """Give every row of scope `old` the scope `new` (a chat that the platform moved to a new
+        id: Telegram upgrading a group to a supergroup). Returns how many rows moved."""
+        await self._current()
+        await self._settled([old])
+        where = f"scope = {_quote(old)}"
+        async with self._write_lock:
+            moved = 0
+            for table in (self._knowledge, self._tasks, self._conversation):
+                result = await asyncio.to_thread(table.update, where=where, values={"scope": new})
+                moved += int(getattr(result, "rows_updated", 0) or 0)
+        self._searchable.clear()
+        return moved
+
     async def search(self, audience: Audience, query: str, limit: int) -> list[Passage]:
         """Hybrid (vector + n-gram full text, fused by RRF) top-`limit` over readable scopes."""
         if not query.strip():

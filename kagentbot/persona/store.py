@@ -181,6 +181,16 @@ class PersonaStore:
             await self._record(actor, action, f"{kind[:-1]}:{key}", before, name)
             return before
 
+    async def move_chat(self, old_key: str, new_key: str) -> str | None:
+        """A chat's persona follows it to a new id; returns the persona moved, if any."""
+        name = self._read_selections()["chats"].get(old_key)
+        if name is None:
+            return None
+        await asyncio.to_thread(self._update_selection, "chats", new_key, name)
+        await asyncio.to_thread(self._update_selection, "chats", old_key, None)
+        await self._record("system", "move", f"chat {old_key} → {new_key}", name, name)
+        return name
+
     async def _record(self, actor: str, action: str, target: str, before: Any, after: Any) -> None:
         entry = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "actor": actor,
                  "action": action, "target": target, "before": before, "after": after}

@@ -425,3 +425,27 @@ async def test_a_message_sent_while_the_bot_stops_waits_for_the_next_start(api, 
     await replies_to(api, late["message_id"])
     await bot.idle()
     assert final_text(api, sends_replying_to(api, late["message_id"])[-1]) == "Answered after the restart."
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_knowledge_persona_and_schedules(api, running):
+    """Telegram gives the supergroup a new chat id; what was kept under the old one follows it."""
+    from kagentbot.bot.schedule import ScheduleBook
+    from kagentbot.memory.ingest import from_text
+    from kagentbot.persona.store import chat_key
+
+    old, new = -4001, tg.GROUP["id"]
+    bot, _ = await running()
+    services = bot.services
+    await services.memory.add_document(from_text("The team lunch is on Thursdays.", services.settings.memory),
+                                       f"chat:telegram:{old}")
+    await services.personas.select_persona("telegram:1", "chats", chat_key("telegram", str(old)), "research")
+    ScheduleBook(services.settings).add("telegram:111", "telegram", str(old), "every day at 09:00", "lunch today?")
+    api.push(tg.update(tg.message(tg.GROUP, tg.ALICE, migrate_from_chat_id=old)))
+    await api.wait_for(lambda: api.called("getUpdates") and not api.updates)
+    await bot.idle()
+    assert [d.title for d in await services.memory.list_documents([f"chat:telegram:{new}"])] == ["The team lunch is on Thursdays."]
+    assert await services.memory.list_documents([f"chat:telegram:{old}"]) == []
+    selections = await services.personas.selections()
+    assert selections["chats"] == {chat_key("telegram", str(new)): "research"}
+    assert [j.chat_id for j in ScheduleBook(services.settings).file.jobs.values()] == [str(new)]
+    assert not api.called("sendMessage")  # a service message, not a question
