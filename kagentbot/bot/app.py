@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Adapter, Destination
+from kagentbot.adapters.base import Adapter, Destination, Undeliverable
 from kagentbot.adapters.markup import convert, split_text
 from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
@@ -62,7 +62,7 @@ class Bot:
         """A scheduled question runs as its owner asking it in its chat, like a live message."""
         user_id = spec.owner.split(":", 1)[1]
         message = IncomingMessage(spec.platform, spec.chat_id, user_id, spec.question,
-                                  thread_id=spec.thread_id, is_dm=spec.is_dm)
+                                  thread_id=spec.thread_id, is_dm=spec.is_dm, schedule_id=spec.id)
         self.ask_as(spec.platform, message)
 
     def ask_as(self, platform: str, message: IncomingMessage) -> None:
@@ -127,6 +127,19 @@ class Bot:
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
 
+    def _pause_schedule(self, job_id: str, reason: str) -> None:
+        """A scheduled question whose chat refuses it for good (the bot was removed or blocked)
+        would run the model on every tick for nobody: pause it until its owner resumes it."""
+        scheduler = self.services.scheduler
+        if scheduler is None:
+            return
+        try:
+            scheduler.set_paused(job_id, "", True, True)
+        except Exception:
+            log.exception("could not pause scheduled question %s", job_id)
+            return
+        log.warning("paused scheduled question %s: %s (resume it with /schedule resume %s)", job_id, reason, job_id)
+
     async def _move_chat(self, message: IncomingMessage) -> None:
         try:
             await self.services.move_chat(message.platform, message.moved_from, message.chat_id)
@@ -187,8 +200,10 @@ class Bot:
             await work
         except asyncio.CancelledError:
             raise
-        except DeliveryFailed:
+        except DeliveryFailed as exc:
             log.exception("could not deliver to %s chat %s", message.platform, message.chat_id)
+            if message.schedule_id and isinstance(exc.__cause__, Undeliverable):
+                self._pause_schedule(message.schedule_id, str(exc))
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("handling a message failed (error id %s)", error_id)

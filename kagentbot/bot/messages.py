@@ -32,6 +32,7 @@ class IncomingMessage:
     attachments: tuple[Attachment, ...] = ()
     is_dm: bool = False
     mentions_bot: bool = False
+    schedule_id: str = ""  # asked by this scheduled question, not typed by its owner
     moved_from: str = ""  # not a message: this chat had the id `moved_from` until the platform changed it
 
     @property

@@ -449,3 +449,15 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_knowledge_persona_and_
     assert selections["chats"] == {chat_key("telegram", str(new)): "research"}
     assert [j.chat_id for j in ScheduleBook(services.settings).file.jobs.values()] == [str(new)]
     assert not api.called("sendMessage")  # a service message, not a question
+
+
+async def test_a_scheduled_question_for_someone_who_blocked_the_bot_is_paused(api, running, fake_ollama, caplog):
+    fake_ollama.script("Good morning.")
+    bot, _ = await running()
+    scheduler = bot.services.scheduler
+    spec = scheduler.add("telegram:111", "telegram", str(tg.ALICE["id"]), "every day at 09:00", "morning news?", is_dm=True)
+    api.blocked_by.add(tg.ALICE["id"])
+    await scheduler.run_job(spec.id)
+    await bot.idle()
+    assert scheduler.book.file.jobs[spec.id].paused  # not the model run every day for nobody
+    assert f"/schedule resume {spec.id}" in caplog.text
