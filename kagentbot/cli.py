@@ -134,7 +134,7 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.adapters.console_adapter import ConsoleRenderer
     from kagentbot.agent.loop import TurnRequest
     from kagentbot.bot.app import default_router
-    from kagentbot.bot.commands import CommandContext, CommandRouter
+    from kagentbot.bot.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
     from kagentbot.memory.ingest import IngestError
@@ -155,7 +155,7 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
             if CommandRouter.is_command(question):  # /kb, /persona, /help typed at the terminal
                 try:
                     message = attach_local_files(message)
-                except IngestError as exc:
+                except (IngestError, CommandError) as exc:
                     console.print(f"✗ {exc}", markup=False)
                     continue
                 context = CommandContext(message, services, is_admin=True)  # the operator owns the data dir

@@ -53,6 +53,11 @@ class Undeliverable(Exception):
     removed or blocked): retrying cannot help, so the outbox gives up at once."""
 
 
+class ChatMoved(Undeliverable):
+    """The chat has a new id now (a Telegram group upgraded to a supergroup): this message is
+    lost, but what the chat owns follows it, so nothing about it should be paused or dropped."""
+
+
 Receiver = Callable[["Adapter", IncomingMessage], None]
 
 

@@ -85,11 +85,12 @@ class Outbox:
             try:
                 return await attempt()
             except RateLimited as exc:
-                rate_waited += exc.retry_after
+                wait = max(exc.retry_after, 0.05)  # a "Retry-After: 0" must not spin
+                rate_waited += wait
                 if rate_waited > MAX_RATE_WAIT:
                     raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {rate_waited:.0f} s") from exc
-                log.info("%s rate limited in %s; waiting %.1f s", self.adapter.platform, chat, exc.retry_after)
-                self._paused[chat] = max(self._paused.pop(chat, 0.0), time.monotonic() + exc.retry_after)
+                log.info("%s rate limited in %s; waiting %.1f s", self.adapter.platform, chat, wait)
+                self._paused[chat] = max(self._paused.pop(chat, 0.0), time.monotonic() + wait)
                 _trim(self._paused)
             except Undeliverable as exc:
                 raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc

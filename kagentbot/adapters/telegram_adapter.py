@@ -18,7 +18,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
+from kagentbot.adapters.base import (
+    Capabilities, ChatMoved, Destination, RateLimited, Receiver, SentMessage, Undeliverable,
+)
 from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
@@ -95,6 +97,7 @@ class TelegramAdapter:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
+        self._pointed: OrderedDict[tuple[str, str, str], SentMessage] = OrderedDict()  # private replies sent as a pointer
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
         self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
@@ -330,7 +333,7 @@ class TelegramAdapter:
         if where.thread_id:
             options["message_thread_id"] = int(where.thread_id)
         bot = self._require_app().bot
-        sent = await self._call(lambda mode: bot.send_message(where.chat_id, text, parse_mode=mode, **options))
+        sent = await self._call(lambda mode: bot.send_message(where.chat_id, text, parse_mode=mode, **options), where.chat_id)
         result = SentMessage(where.chat_id, str(sent.message_id), where.thread_id)
         self._remember(result, text)
         return result
@@ -350,9 +353,15 @@ class TelegramAdapter:
         except Undeliverable:
             import html
 
+            key = (where.chat_id, where.private_to, where.reply_to)
+            if key in self._pointed:  # a long reply comes in pieces: one pointer is enough
+                return self._pointed[key]
             note = (f"I have a private reply for you: open a chat with @{html.escape(self.username)}, "
                     "press Start, and send the command there.")
-            return await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
+            self._pointed[key] = await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
+            if len(self._pointed) > REMEMBERED_TEXTS:
+                self._pointed.popitem(last=False)
+            return self._pointed[key]
 
     async def edit(self, message: SentMessage, text: str) -> None:
         key = (message.chat_id, message.message_id)
@@ -360,7 +369,8 @@ class TelegramAdapter:
             return  # Telegram refuses identical edits
         bot = self._require_app().bot
         try:
-            await self._call(lambda mode: bot.edit_message_text(text, message.chat_id, int(message.message_id), parse_mode=mode))
+            await self._call(lambda mode: bot.edit_message_text(text, message.chat_id, int(message.message_id), parse_mode=mode),
+                             message.chat_id)
         except Undeliverable as exc:
             if "not modified" not in str(exc).lower():
                 raise
@@ -372,7 +382,7 @@ class TelegramAdapter:
         if len(self._last_text) > REMEMBERED_TEXTS:
             self._last_text.popitem(last=False)
 
-    async def _call(self, request):
+    async def _call(self, request, chat_id: str):
         """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)
         goes again as plain text rather than being lost. 429s become RateLimited."""
         from telegram.constants import ParseMode
@@ -388,7 +398,12 @@ class TelegramAdapter:
                 return await request(None)
         except RetryAfter as exc:
             raise RateLimited(_seconds(exc)) from exc
-        except (BadRequest, Forbidden, ChatMigrated) as exc:  # chat not found, bot blocked or removed...
+        except ChatMigrated as exc:  # seen before the upgrade's own service message: move things now
+            if self._receive is not None:
+                self._receive(self, IncomingMessage(platform=self.platform, chat_id=str(exc.new_chat_id), user_id="",
+                                                    text="", moved_from=chat_id))
+            raise ChatMoved(f"the group is a supergroup now, with the id {exc.new_chat_id}") from exc
+        except (BadRequest, Forbidden) as exc:  # chat not found, bot blocked or removed...
             raise Undeliverable(f"Telegram refused it: {exc}") from exc
 
     def _require_app(self) -> Application:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Adapter, Destination, Undeliverable
+from kagentbot.adapters.base import Adapter, ChatMoved, Destination, Undeliverable
 from kagentbot.adapters.markup import convert, split_text
 from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
@@ -76,7 +76,10 @@ class Bot:
         """Take no new messages, give turns under way `grace` seconds to finish (an answer cut
         off mid-stream would stay half-written in the chat), then close everything."""
         for adapter in self.adapters:  # first, so what arrives from now on waits for the next start
-            await adapter.stop_receiving()
+            try:
+                await adapter.stop_receiving()
+            except Exception:  # stopping must go on: the rest still needs closing and flushing
+                log.exception("%s: could not stop receiving", adapter.platform)
         await asyncio.sleep(0.1)  # what an adapter had already fetched still reaches `receive`
         self._running = False
         if self.services.scheduler is not None:
@@ -202,7 +205,7 @@ class Bot:
             raise
         except DeliveryFailed as exc:
             log.exception("could not deliver to %s chat %s", message.platform, message.chat_id)
-            if message.schedule_id and isinstance(exc.__cause__, Undeliverable):
+            if message.schedule_id and isinstance(exc.__cause__, Undeliverable) and not isinstance(exc.__cause__, ChatMoved):
                 self._pause_schedule(message.schedule_id, str(exc))
         except Exception:
             error_id = uuid.uuid4().hex[:8]

@@ -51,8 +51,9 @@ class LLMSettings(Section):
     top_k: int = Field(40, ge=1)
     num_ctx: int = Field(8192, ge=512)
     # output caps, so a model stuck repeating itself ends instead of running to the timeout
-    plan_max_tokens: int = Field(1024, ge=32, description="most tokens one planning reply may have")
-    answer_max_tokens: int = Field(2048, ge=32, description="most tokens one answer may have")
+    # (generous: a reasoning model's thinking, qwen3 or deepseek-r1, counts toward both)
+    plan_max_tokens: int = Field(4096, ge=32, description="most tokens one planning reply may have")
+    answer_max_tokens: int = Field(4096, ge=32, description="most tokens one answer may have")
     keep_alive: str = "10m"
     timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
     connect_timeout: float = Field(5.0, gt=0)

@@ -15,8 +15,10 @@ of this client lazy the same way, with a module `__getattr__`.)
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import threading
 import types
@@ -25,28 +27,39 @@ from typing import Any
 PACKAGE = "lance_namespace_urllib3_client"
 
 
+_PACKAGE_DUNDERS = frozenset({"__all__", "__version__"})  # dunders the package's __init__ defines
+
+
 class _DeferredPackage(types.ModuleType):
     """A package whose `__init__` code runs on the first lookup of a name it does not hold yet."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("__") and name.endswith("__") and name not in _PACKAGE_DUNDERS:
             raise AttributeError(name)  # dunder probes (copy, pickle, inspect) do not load it
+        if importlib.util.find_spec(f"{self.__name__}.{name}") is not None:
+            # `from lance_namespace_urllib3_client import rest` inside one of its own modules:
+            # a submodule, imported alone, as it would be from a package already initialised
+            return importlib.import_module(f"{self.__name__}.{name}")
         _run_init(self)
         return object.__getattribute__(self, name)
 
 
-_init_lock = threading.RLock()
+_init_lock = threading.RLock()  # other threads wait for the __init__; its own thread may re-enter
 
 
 def _run_init(module: types.ModuleType) -> None:
     with _init_lock:
         spec = module.__spec__
         loader = getattr(spec, "_kagentbot_pending", None)
-        if loader is None:
+        if loader is None or getattr(spec, "_kagentbot_running", False):
             return  # already run, or running in this thread (a circular lookup finds what exists)
+        spec._kagentbot_running = True
+        try:
+            loader.exec_module(module)  # if it raises, the next lookup runs it again (and raises again)
+        finally:
+            spec._kagentbot_running = False
         spec._kagentbot_pending = None
         module.__class__ = types.ModuleType  # from now on an ordinary module
-        loader.exec_module(module)
 
 
 class _DeferringLoader(importlib.abc.Loader):

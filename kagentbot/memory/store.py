@@ -419,7 +419,12 @@ class MemoryStore:
 
         fd = os.open(Path(self._uri) / ".documents.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            while True:  # polled, not a blocking flock in a thread: a cancelled add leaves at once
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
             await asyncio.to_thread(self._knowledge.checkout_latest)  # what another process just added
             yield
         finally:

@@ -46,8 +46,8 @@ async def test_seed_showcase_in_kagent_mode(fake_ollama, make_settings):
     assert planning["messages"] == [{"role": "user", "content": planning["messages"][0]["content"]}]  # one user message
     assert '\\"total_days\\":247' in second["messages"][0]["content"]  # the finished task, as JSON in memory
     assert "concluding stage" in concluding["messages"][0]["content"] and concluding["stream"] is True
-    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192, "num_predict": 1024}
-    assert concluding["options"]["num_predict"] == 2048
+    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192, "num_predict": 4096}
+    assert concluding["options"]["num_predict"] == 4096
 
 
 @pytest.mark.parametrize("backend", ["ollama", "openai"])

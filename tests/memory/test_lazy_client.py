@@ -61,3 +61,25 @@ def test_a_client_imported_before_is_left_alone() -> None:
         print(type(sys.modules["lance_namespace_urllib3_client"]) is types.ModuleType, _FINDER in sys.meta_path)
     """)
     assert out.strip() == "True False"
+
+
+def test_its_own_submodules_import_directly_and_threads_wait_for_the_init() -> None:
+    out = run("""
+        import sys, threading
+        from kagentbot.memory.store import _import_lancedb
+        _import_lancedb()
+        import lance_namespace_urllib3_client.api_client as api_client  # does `from <package> import rest`
+        print(api_client.ApiClient.__name__, "lance_namespace_urllib3_client.api.table_api" in sys.modules)
+        import lance_namespace_urllib3_client as client
+        got, errors = [], []
+        def look():
+            try:
+                got.append(client.TableApi.__name__)
+            except Exception as exc:
+                errors.append(repr(exc))
+        threads = [threading.Thread(target=look) for _ in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(got, errors, client.__version__[0].isdigit())
+    """)
+    assert out.split("\n")[:2] == ["ApiClient False", "['TableApi', 'TableApi', 'TableApi', 'TableApi'] [] True"]

@@ -87,6 +87,7 @@ class FakeBotAPI:
         self.markup: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → text as sent, with tags
         self.commands: list[dict[str, str]] = []
         self.blocked_by: set[int] = set()  # users who blocked the bot: sending to them is 403
+        self.migrated: dict[int, int] = {}  # group id → its supergroup's id, after an upgrade
         self.webhook: dict[str, Any] = {}
         self._limited: dict[str, int] = {}
         self._update_ids = itertools.count(900_000_001)
@@ -236,6 +237,10 @@ class FakeBotAPI:
             return _error(400, "Bad Request: chat_id is empty")
         if int(chat_id) in self.blocked_by:
             return _error(403, "Forbidden: bot was blocked by the user")
+        if int(chat_id) in self.migrated:
+            return web.json_response({"ok": False, "error_code": 400,
+                                      "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                                      "parameters": {"migrate_to_chat_id": self.migrated[int(chat_id)]}}, status=400)
         try:
             shown = visible_text(text, params.get("parse_mode"))
         except ValueError as exc:

@@ -194,6 +194,10 @@ async def test_a_private_reply_to_someone_who_never_opened_the_bot_is_only_a_poi
     (pointer,) = sends_replying_to(api, asked["message_id"])
     shown = final_text(api, pointer)
     assert "private reply" in shown and f"@{tg.BOT_USERNAME}" in shown and "Unknown command" not in shown
+    adapter = bot.adapters[0]  # a long private reply comes in pieces: the group still gets one pointer
+    where = Destination(str(tg.GROUP["id"]), "", str(asked["message_id"]), private_to=str(tg.ALICE["id"]))
+    await adapter.send(where, "second piece")
+    assert len(sends_replying_to(api, asked["message_id"])) == 1
 
 
 async def test_other_bots_commands_in_a_group_are_left_alone_and_start_is_help(api, running):
@@ -461,3 +465,22 @@ async def test_a_scheduled_question_for_someone_who_blocked_the_bot_is_paused(ap
     await bot.idle()
     assert scheduler.book.file.jobs[spec.id].paused  # not the model run every day for nobody
     assert f"/schedule resume {spec.id}" in caplog.text
+
+
+async def test_a_scheduled_question_for_an_upgraded_group_moves_with_it_instead_of_pausing(api, running, fake_ollama):
+    """The job fired before the upgrade's service message was seen: Telegram's "upgraded to a
+    supergroup" answer carries the new id, and the group's things move to it."""
+    fake_ollama.script("Lunch is at noon.", "Lunch is at noon.")
+    old, new = -4002, tg.GROUP["id"]
+    api.migrated[old] = new
+    bot, _ = await running()
+    scheduler = bot.services.scheduler
+    spec = scheduler.add("telegram:111", "telegram", str(old), "every day at 11:00", "lunch?")
+    await scheduler.run_job(spec.id)
+    await bot.idle()
+    moved = scheduler.book.file.jobs[spec.id]
+    assert (moved.chat_id, moved.paused) == (str(new), False)
+    await scheduler.run_job(spec.id)
+    await bot.idle()
+    assert [str(p["chat_id"]) for p in api.called("sendMessage")][-1] == str(new)
+
