@@ -135,9 +135,10 @@ async def test_kb_add_of_a_path_that_is_no_file_is_an_error_not_a_text(cli_env, 
 async def test_kb_add_in_terminal_chat_reads_the_file(cli_env, tmp_path):
     notes = tmp_path / "leave-policy.txt"
     notes.write_text("Employees get fifteen days of paid annual leave.")
-    code, out, err = await kagentbot(cli_env, "chat", stdin=f"/kb add {notes}\n/kb add {tmp_path}/nope.md\n/kb search annual leave\n")
+    code, out, err = await kagentbot(cli_env, "chat", stdin=f"/kb add {notes}\n/kb add {tmp_path}/nope.md\n/kb add --scope\n"
+                                                             "/kb search annual leave\n")
     assert code == 0, err
-    assert "Added leave-policy.txt" in out and "no such file" in out
+    assert "Added leave-policy.txt" in out and "no such file" in out and "--scope needs a value" in out
     assert "fifteen days of paid annual leave" in out
     code, out, _ = await kagentbot(cli_env, "chat", stdin="/help\n")
     assert "Type a question, or a command:" in out and "(or a file path)" in out and "Mention me" not in out

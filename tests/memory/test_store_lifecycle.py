@@ -160,6 +160,27 @@ async def test_two_processes_adding_the_same_document_at_once_store_it_once(tmp_
     assert len(await fresh.list_documents([ALICE.user_scope])) == 1
 
 
+async def test_an_add_waiting_for_another_process_can_be_cancelled_at_once(tmp_path, builtin):
+    """Stopping the bot while the CLI holds the document lock must not wait for the CLI: no
+    worker thread may be left blocked on the lock."""
+    import fcntl
+
+    settings = make_settings(tmp_path)
+    store = await MemoryStore.open(settings, embedder=builtin)
+    held = os.open(Path(settings.memory_uri) / ".documents.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process is adding a document
+    try:
+        adding = asyncio.create_task(store.add_document(from_text("Waiting.", settings.memory), ALICE.user_scope))
+        await asyncio.sleep(0.3)
+        assert not adding.done()
+        adding.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(adding, 5)
+        await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), 5)
+    finally:
+        os.close(held)
+
+
 async def test_upkeep_prunes_old_rows_and_builds_the_ann_index(tmp_path, embed_server):
     settings = make_settings(tmp_path, memory={"chunk_chars": 100, "chunk_overlap": 0, "ann_min_rows": 256})
     store = await MemoryStore.open(settings, embedder=OllamaEmbedder(embed_server.url, "fake-embed", batch_size=128))
