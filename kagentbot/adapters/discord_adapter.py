@@ -235,19 +235,18 @@ class DiscordAdapter:
 
     async def _send_privately(self, where: Destination, text: str) -> SentMessage:
         """A reply meant for one person, to a command typed after a mention in a channel: sent
-        to them directly. If they take no direct messages from server members, the channel
-        gets a pointer, never the reply itself."""
+        to them directly. If they take no direct messages from server members this is
+        Undeliverable, and the Bot posts `private_pointer` instead."""
         import discord
 
         try:
-            try:
-                dm = await self._dm_channel(int(where.private_to))
-            except discord.HTTPException as exc:
-                raise _refusal(exc) or exc
-            return await self.send(Destination(str(dm.id)), text)
-        except Undeliverable:
-            note = "I have a private reply for you, but you do not accept direct messages: allow them, or use the slash command."
-            return await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
+            dm = await self._dm_channel(int(where.private_to))
+        except discord.HTTPException as exc:
+            raise _refusal(exc) or exc
+        return await self.send(Destination(str(dm.id)), text)
+
+    # what the channel sees in place of a private reply that could not reach its user
+    private_pointer = "I have a private reply for you, but you do not accept direct messages: allow them, or use the slash command."
 
     async def _dm_channel(self, user_id: int) -> Any:
         user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)

@@ -97,7 +97,6 @@ class TelegramAdapter:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
-        self._pointed: OrderedDict[tuple[str, str, str], SentMessage] = OrderedDict()  # private replies sent as a pointer
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
         self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
@@ -231,8 +230,7 @@ class TelegramAdapter:
     def normalise(self, message: Message) -> IncomingMessage | None:
         """The platform message as kagentbot's IncomingMessage, or None when it is not for us."""
         if message.migrate_from_chat_id:  # the first message of a group upgraded to a supergroup
-            return IncomingMessage(platform=self.platform, chat_id=str(message.chat.id), user_id="", text="",
-                                   moved_from=str(message.migrate_from_chat_id))
+            return self._chat_moved(message.migrate_from_chat_id, message.chat.id)
         user = message.from_user
         if user is None or user.is_bot:
             return None  # channel posts, other bots, our own echoes
@@ -262,6 +260,10 @@ class TelegramAdapter:
             is_dm=is_dm,
             mentions_bot=is_dm or mentioned or replied,
         )
+
+    def _chat_moved(self, old_id: int | str, new_id: int | str) -> IncomingMessage:
+        """Not a message: the news that a group's things now belong under its supergroup's id."""
+        return IncomingMessage(platform=self.platform, chat_id=str(new_id), user_id="", text="", moved_from=str(old_id))
 
     def _without_mentions(self, message: Message) -> tuple[str, bool]:
         text = message.text or message.caption or ""
@@ -346,22 +348,14 @@ class TelegramAdapter:
 
     async def _send_privately(self, where: Destination, text: str) -> SentMessage:
         """Telegram has no message that only one member of a group sees: a reply meant for one
-        user goes to their chat with the bot. A bot may not start that chat, so when the user has
-        never opened it the group gets a pointer, never the reply itself."""
-        try:
-            return await self.send(Destination(where.private_to), text)
-        except Undeliverable:
-            import html
+        user goes to their chat with the bot. A bot may not start that chat: until the user has
+        opened it this is Undeliverable, and the Bot posts `private_pointer` instead."""
+        return await self.send(Destination(where.private_to), text)
 
-            key = (where.chat_id, where.private_to, where.reply_to)
-            if key in self._pointed:  # a long reply comes in pieces: one pointer is enough
-                return self._pointed[key]
-            note = (f"I have a private reply for you: open a chat with @{html.escape(self.username)}, "
-                    "press Start, and send the command there.")
-            self._pointed[key] = await self.send(Destination(where.chat_id, where.thread_id, where.reply_to), note)
-            if len(self._pointed) > REMEMBERED_TEXTS:
-                self._pointed.popitem(last=False)
-            return self._pointed[key]
+    @property
+    def private_pointer(self) -> str:
+        """What the group sees in place of a private reply that could not reach its user."""
+        return f"I have a private reply for you: open a chat with @{self.username}, press Start, and send the command there."
 
     async def edit(self, message: SentMessage, text: str) -> None:
         key = (message.chat_id, message.message_id)
@@ -400,8 +394,7 @@ class TelegramAdapter:
             raise RateLimited(_seconds(exc)) from exc
         except ChatMigrated as exc:  # seen before the upgrade's own service message: move things now
             if self._receive is not None:
-                self._receive(self, IncomingMessage(platform=self.platform, chat_id=str(exc.new_chat_id), user_id="",
-                                                    text="", moved_from=chat_id))
+                self._receive(self, self._chat_moved(chat_id, exc.new_chat_id))
             raise ChatMoved(f"the group is a supergroup now, with the id {exc.new_chat_id}") from exc
         except (BadRequest, Forbidden) as exc:  # chat not found, bot blocked or removed...
             raise Undeliverable(f"Telegram refused it: {exc}") from exc

@@ -85,12 +85,12 @@ class Bot:
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()
             self.services.scheduler = None
-        tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        tasks = self._work()
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
         for adapter in self.adapters:
             await adapter.stop()
-        tasks = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        tasks = self._work()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -150,6 +150,10 @@ class Bot:
             log.exception("moving %s chat %s to %s failed: its memory, persona or schedules still use the old id",
                           message.platform, message.moved_from, message.chat_id)
 
+    def _work(self) -> list[asyncio.Task]:
+        """Every turn and command under way: the spawned tasks and the conversation workers."""
+        return [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -172,7 +176,7 @@ class Bot:
     async def idle(self) -> None:
         """Wait until every queued turn and command has finished (tests, benchmarks, shutdown)."""
         while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()):
-            pending = [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+            pending = self._work()
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- work ----------------------------------------------------------------------------------
@@ -221,7 +225,13 @@ class Bot:
         try:
             for piece in split_text(text, int(caps.max_length * 0.85)):
                 await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
-        except DeliveryFailed:
+        except DeliveryFailed as exc:
+            pointer = getattr(adapter, "private_pointer", "")
+            if where.private_to and pointer and isinstance(exc.__cause__, Undeliverable):
+                # the platform's private channel to this user is closed: the chat gets one
+                # pointer (not one per piece), never the reply itself
+                await self._say(adapter, message, pointer)
+                return
             log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
 
 

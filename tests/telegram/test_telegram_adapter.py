@@ -186,7 +186,9 @@ async def test_help_and_unknown_commands_are_answered(api, running):
 
 
 async def test_a_private_reply_to_someone_who_never_opened_the_bot_is_only_a_pointer(api, running):
-    bot, _ = await running()
+    router = default_router()
+    router.add(Command("long", "a long private reply", "/long", _long_private_reply))
+    bot, _ = await running(router)
     api.blocked_by.add(tg.ALICE["id"])  # what Telegram answers either way: 403, the bot may not start the chat
     asked = api.push(tg.command(f"/frobnicate@{tg.BOT_USERNAME}"))["message"]
     await replies_to(api, asked["message_id"])
@@ -194,10 +196,15 @@ async def test_a_private_reply_to_someone_who_never_opened_the_bot_is_only_a_poi
     (pointer,) = sends_replying_to(api, asked["message_id"])
     shown = final_text(api, pointer)
     assert "private reply" in shown and f"@{tg.BOT_USERNAME}" in shown and "Unknown command" not in shown
-    adapter = bot.adapters[0]  # a long private reply comes in pieces: the group still gets one pointer
-    where = Destination(str(tg.GROUP["id"]), "", str(asked["message_id"]), private_to=str(tg.ALICE["id"]))
-    await adapter.send(where, "second piece")
-    assert len(sends_replying_to(api, asked["message_id"])) == 1
+    # a long private reply comes in pieces: the group still gets one pointer
+    long = api.push(tg.command(f"/long@{tg.BOT_USERNAME}"))["message"]
+    await replies_to(api, long["message_id"])
+    await bot.idle()
+    assert len(sends_replying_to(api, long["message_id"])) == 1
+
+
+async def _long_private_reply(ctx, args: list[str]) -> Reply:
+    return Reply("\n\n".join(f"Paragraph {n}: " + "words " * 150 for n in range(12)), private=True)
 
 
 async def test_other_bots_commands_in_a_group_are_left_alone_and_start_is_help(api, running):
