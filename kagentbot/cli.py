@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from kagentbot.bot.kb_cli import os_user
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -54,14 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_user(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", default=_os_user(), help="whose memory and persona to use (default: your OS user)")
+    parser.add_argument("--user", default=os_user(), help="whose memory and persona to use (default: your OS user)")
 
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "console"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kagentbot.bot.kb_cli import os_user
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("persona", help="list, show, use, create and delete personas")
@@ -28,14 +30,6 @@ def register(subparsers: Any) -> None:
         sub.add_argument("--user", default=os_user(), help="console user (key console:NAME); default: your OS user")
     parser.set_defaults(func=run)
 
-
-def os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "console"
 
 
 async def run(args: argparse.Namespace, settings: Any) -> int:

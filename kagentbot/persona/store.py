@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -183,11 +184,9 @@ class PersonaStore:
 
     async def move_chat(self, old_key: str, new_key: str) -> str | None:
         """A chat's persona follows it to a new id; returns the persona moved, if any."""
-        name = self._read_selections()["chats"].get(old_key)
+        name = await asyncio.to_thread(self._update_selections, lambda chosen: _rekey(chosen["chats"], old_key, new_key))
         if name is None:
             return None
-        await asyncio.to_thread(self._update_selection, "chats", new_key, name)
-        await asyncio.to_thread(self._update_selection, "chats", old_key, None)
         await self._record("system", "move", f"chat {old_key} → {new_key}", name, name)
         return name
 
@@ -232,17 +231,24 @@ class PersonaStore:
         return {"users": dict(data.get("users", {})), "chats": dict(data.get("chats", {}))}
 
     def _update_selection(self, kind: str, key: str, name: str | None) -> str | None:
-        """Read, change and rewrite selections.json under a file lock, so the CLI and a running
-        bot never lose each other's changes."""
-        with exclusive(self.root / ".selections.lock"):
-            selections = self._read_selections()
+        def change(selections: dict[str, dict[str, str]]) -> str | None:
             before = selections[kind].get(key)
             if name is None:
                 selections[kind].pop(key, None)
             else:
                 selections[kind][key] = name
-            atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
             return before
+
+        return self._update_selections(change)
+
+    def _update_selections(self, change: Callable[[dict[str, dict[str, str]]], Any]) -> Any:
+        """Read, change and rewrite selections.json under a file lock, so the CLI and a running
+        bot never lose each other's changes; returns what `change` returns."""
+        with exclusive(self.root / ".selections.lock"):
+            selections = self._read_selections()
+            result = change(selections)
+            atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
+            return result
 
     def _append_audit(self, line: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -257,6 +263,14 @@ class PersonaStore:
         except FileNotFoundError:
             return []
         return [AuditEntry(**json.loads(line)) for line in lines[-limit:] if line.strip()]
+
+
+def _rekey(chosen: dict[str, str], old: str, new: str) -> str | None:
+    """Move `old`'s choice to `new`; the name moved, or None when `old` had none."""
+    if old not in chosen:
+        return None
+    chosen[new] = chosen.pop(old)
+    return chosen[new]
 
 
 def chat_key(platform: str, chat_id: str) -> str:
