@@ -5,6 +5,7 @@ message names the host or model and says what to do."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -110,10 +111,10 @@ class OllamaClient:
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
         async with self._in_flight, self._errors(model):
-            response = await self._client.chat(
+            response = await self._deadline(model).wait(self._client.chat(
                 model=model, messages=list(messages), options=options, tools=tool_specs,
                 keep_alive=self._settings.keep_alive, stream=False,
-            )
+            ))
         calls = tuple(
             ToolCall(call.function.name, dict(call.function.arguments or {}))
             for call in (response.message.tool_calls or ())
@@ -122,15 +123,17 @@ class OllamaClient:
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with self._in_flight, self._errors(model):
-            parts = await self._client.chat(
+            deadline = self._deadline(model)
+            parts = await deadline.wait(self._client.chat(
                 model=model, messages=list(messages), options=options,
                 keep_alive=self._settings.keep_alive, stream=True,
-            )
-            async for part in parts:
-                if part.message.content:
-                    yield part.message.content
-                if part.done and part.done_reason == "length":
-                    yield ANSWER_CUT
+            ))
+            async with contextlib.aclosing(deadline.each(parts)) as pieces:
+                async for part in pieces:
+                    if part.message.content:
+                        yield part.message.content
+                    if part.done and part.done_reason == "length":
+                        yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -154,6 +157,9 @@ class OllamaClient:
 
     def _errors(self, model: str) -> _Translate:
         return _Translate(self._translate_ollama, model)
+
+    def _deadline(self, model: str) -> _Deadline:
+        return _Deadline(self._settings.call_deadline, f"Ollama at {self.host}", model)
 
     def _translate_ollama(self, exc: BaseException, model: str) -> LLMError | None:
         import httpx
@@ -202,6 +208,49 @@ class _Translate:
         raise translated from exc
 
 
+class _Deadline:
+    """One call's overall deadline, from the moment it holds its slot. `llm.timeout` bounds each
+    read only: a server that trickles a token every few seconds would hold the slot forever.
+    Only awaits are timed (never a span across a `yield`), so the consumer's own work between
+    pieces is never cancelled by it."""
+
+    def __init__(self, seconds: float, server: str, model: str) -> None:
+        self._seconds = seconds
+        self._when = asyncio.get_running_loop().time() + seconds
+        self._server = server
+        self._model = model
+
+    async def wait(self, awaitable: Any) -> Any:
+        try:
+            async with asyncio.timeout_at(self._when):
+                return await awaitable
+        except TimeoutError as exc:
+            raise LLMTimeout(
+                f"{self._server} took longer than {self._seconds:g} s (llm.call_deadline) to answer with "
+                f"{self._model!r}: it may be overloaded or stuck repeating itself; try again, or raise "
+                "KAGENTBOT_LLM__CALL_DEADLINE"
+            ) from exc
+
+    async def each(self, items: Any) -> AsyncIterator[Any]:
+        """The pieces of a streamed reply, each awaited within the deadline; the stream is closed
+        however the iteration ends (deadline, error, or the consumer stopping early)."""
+        try:
+            while True:
+                try:
+                    item = await self.wait(anext(items))
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await _close_stream(items)
+
+
+async def _close_stream(items: Any) -> None:
+    close = getattr(items, "aclose", None) or getattr(items, "close", None)  # ollama: a generator; openai: AsyncStream
+    if close is not None:
+        await close()
+
+
 class OpenAICompatibleClient:
     """Any server with OpenAI's chat-completions API: vLLM, llama.cpp server, LM Studio."""
 
@@ -233,7 +282,7 @@ class OpenAICompatibleClient:
         if tools:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
         async with self._in_flight, self._errors(model):
-            response = await self._client.chat.completions.create(**params)
+            response = await self._deadline(model).wait(self._client.chat.completions.create(**params))
         choice = response.choices[0]
         calls = tuple(
             ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (choice.message.tool_calls or ())
@@ -242,14 +291,16 @@ class OpenAICompatibleClient:
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with self._in_flight, self._errors(model):
-            chunks = await self._client.chat.completions.create(
+            deadline = self._deadline(model)
+            chunks = await deadline.wait(self._client.chat.completions.create(
                 **self._params(messages, model, options), stream=True
-            )
-            async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-                if chunk.choices and chunk.choices[0].finish_reason == "length":
-                    yield ANSWER_CUT
+            ))
+            async with contextlib.aclosing(deadline.each(chunks)) as pieces:
+                async for chunk in pieces:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+                    if chunk.choices and chunk.choices[0].finish_reason == "length":
+                        yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -271,6 +322,9 @@ class OpenAICompatibleClient:
 
     def _errors(self, model: str) -> _Translate:
         return _Translate(self._translate_openai, model)
+
+    def _deadline(self, model: str) -> _Deadline:
+        return _Deadline(self._settings.call_deadline, f"the server at {self.host}", model)
 
     def _translate_openai(self, exc: BaseException, model: str) -> LLMError | None:
         openai = self._openai

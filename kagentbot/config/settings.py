@@ -55,9 +55,11 @@ class LLMSettings(Section):
     plan_max_tokens: int = Field(4096, ge=32, description="most tokens one planning reply may have")
     answer_max_tokens: int = Field(4096, ge=32, description="most tokens one answer may have")
     keep_alive: str = "10m"
-    timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
+    timeout: float = Field(120.0, gt=0, description="seconds for each read from the LLM server (llm.call_deadline bounds a whole call)")
     connect_timeout: float = Field(5.0, gt=0)
     max_connections: int = Field(32, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
+    # llm.timeout bounds each read, so a server sending a token every few seconds never trips it
+    call_deadline: float = Field(300.0, gt=0, description="seconds one LLM call may take in all, however steadily it streams")
 
     @field_validator("host")
     @classmethod
@@ -71,8 +73,9 @@ class AgentSettings(Section):
     max_steps: int = Field(5, ge=1, le=20)
     tool_timeout: float = Field(30.0, gt=0)
     history_turns: int = Field(4, ge=0, le=50)
-    prompt_budget_tokens: int = Field(6000, ge=512, description="planning prompt size limit")
+    prompt_budget_tokens: int = Field(6000, ge=512, description="prompt size limit for every request, in both modes")
     tool_output_chars: int = Field(3000, ge=200)
+    turn_deadline: float = Field(600.0, gt=0, description="seconds one turn may take in all: planning, tools and the answer")
 
 
 class EmbedSettings(Section):

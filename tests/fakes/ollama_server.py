@@ -30,6 +30,8 @@ class Scripted:
     delay: float = 0.0  # seconds before answering
     chunk: int = 6
     cut_stream: bool = False  # drop the connection mid-stream
+    interval: float = 0.0  # seconds between streamed pieces (or between pieces of a plain body): a trickle
+    ignore_cap: bool = False  # send all of `content` whatever num_predict / max_tokens say
 
 
 Responder = Callable[[dict[str, Any]], Scripted]
@@ -186,13 +188,16 @@ class FakeOllama:
                 self.in_flight -= 1
         if reply.status >= 400:
             return web.json_response({"error": reply.error or "internal error"}, status=reply.status)
-        content, cut = capped(reply.content, (body.get("options") or {}).get("num_predict"))
+        content, cut = capped(reply.content, None if reply.ignore_cap else (body.get("options") or {}).get("num_predict"))
         reply = replace(reply, content=content)
         base = {"model": body["model"], "created_at": CREATED_AT}
         final = {**base, "done": True, "done_reason": "length" if cut else "stop", "total_duration": 1000,
                  "load_duration": 10, "prompt_eval_count": 10, "eval_count": 10}
         if body.get("stream", True) is False:
-            return web.json_response({**base, **shape(reply.content, reply.tool_calls), **final})
+            whole = {**base, **shape(reply.content, reply.tool_calls), **final}
+            if reply.interval:
+                return await trickle_json(request, whole, reply)
+            return web.json_response(whole)
         return await self._stream(request, reply, base, final, shape)
 
     async def _stream(self, request, reply: Scripted, base, final, shape) -> web.StreamResponse:
@@ -203,12 +208,28 @@ class FakeOllama:
             if reply.cut_stream and n == len(pieces) // 2:
                 request.transport.close()  # type: ignore[union-attr]
                 return response
+            if n and reply.interval:
+                await asyncio.sleep(reply.interval)
             await response.write((json.dumps({**base, **shape(piece, []), "done": False}) + "\n").encode())
         if reply.tool_calls:
             await response.write((json.dumps({**base, **shape("", reply.tool_calls), "done": False}) + "\n").encode())
         await response.write((json.dumps({**final, **shape("", [])}) + "\n").encode())
         await response.write_eof()
         return response
+
+
+async def trickle_json(request: web.Request, whole: dict[str, Any], reply: Scripted) -> web.StreamResponse:
+    """A plain JSON reply sent `reply.chunk` bytes at a time, `reply.interval` seconds apart: each
+    read gets something, so only a deadline on the whole call ends it."""
+    data = json.dumps(whole).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for start in range(0, len(data), reply.chunk):
+        if start:
+            await asyncio.sleep(reply.interval)
+        await response.write(data[start : start + reply.chunk])
+    await response.write_eof()
+    return response
 
 
 def _message(content: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
