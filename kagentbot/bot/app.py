@@ -53,7 +53,7 @@ class Bot:
         self._turn_lanes = UserLanes(limits.user_turns, limits.user_queued)
         self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
-        self.refused: Counter[str] = Counter()  # "turn" / "command" → messages refused past a user's cap
+        self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
 
     async def start(self) -> None:
         self._running = True
@@ -132,12 +132,14 @@ class Bot:
                                                         "the caption /kb add.", private=True))
             return
         key = conversation_key(message)
-        conversation = self._conversations.setdefault(key, _Conversation())
-        if len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
+        conversation = self._conversations.get(key)
+        if conversation is not None and len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
+            self.refused["conversation"] += 1
             self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
             return
         if not self._admitted(self._turn_lanes, adapter, message, "turn"):
             return
+        conversation = self._conversations.setdefault(key, _Conversation())
         self._arrivals += 1
         heapq.heappush(conversation.waiting, (_platform_order(message), self._arrivals, adapter, message))
         if conversation.worker is None or conversation.worker.done():

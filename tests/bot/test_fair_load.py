@@ -65,6 +65,7 @@ async def test_past_their_caps_a_user_is_told_to_slow_down_and_nothing_is_lost(s
     assert len(slow_downs) == 1  # once, not once per refused message
     assert slow_downs[0].where.private_to == "A" and "7 questions" in slow_downs[0].text
     assert any("from B" in a for a in answers(chat))
+    assert not bot._conversations  # a refused message leaves nothing behind
 
 
 async def test_commands_of_one_user_are_capped_too(slow_bot):
@@ -115,3 +116,20 @@ async def test_without_deleting_the_notice_is_replaced_when_work_starts(slow_bot
     await bot.idle()
     notice = next(p for p in chat.in_chat("chat-B") if p.text.startswith("⏳"))
     assert notice.final == "▶️ Working on it now."
+
+
+async def test_the_fake_model_server_works_on_as_many_requests_at_once_as_it_has_slots():
+    import aiohttp
+
+    from tests.fakes.ollama_server import FakeOllama
+
+    async with FakeOllama(parallel=2) as server, aiohttp.ClientSession() as session:
+        server.responder = lambda body: Scripted("ok", delay=0.05)
+
+        async def call() -> int:
+            body = {"model": "kagentlm", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+            async with session.post(server.url + "/api/chat", json=body) as response:
+                return response.status
+
+        assert await asyncio.gather(*(call() for _ in range(6))) == [200] * 6
+        assert server.max_in_flight == 2 and server.calls == 6
