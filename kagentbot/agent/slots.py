@@ -1,10 +1,12 @@
 """The LLM server's slots (`llm.max_connections`), shared fairly: every model call asks the gate
 for a slot on behalf of a (user, chat, kind) and gives it back when done.
 
-Who gets the next free slot: interactive turns before scheduled ones; within each kind, users
-in turn (round-robin), each user's own calls first come first served; and while other chats
-wait, a chat already holding its share (`limits.chat_share` of the slots) is passed over. No
-slot stays idle while anyone waits (the share yields when nobody else wants a slot).
+Who gets the next free slot: interactive turns before scheduled ones (unless a scheduled call
+has waited `limits.scheduled_patience` seconds: then it goes first, so a busy bot delays its
+schedules but never starves them); within each kind, users in turn (round-robin), each user's
+own calls first come first served; and while other chats wait, a chat already holding its share
+(`limits.chat_share` of the slots) is passed over. No slot stays idle while anyone waits (the
+share yields when nobody else wants a slot).
 
 The gate is one small interface (`SlotGate`) so that a deployment running several bot
 processes can swap this in-process one for a shared one; metrics read `in_use()` and
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Kind = Literal["interactive", "scheduled"]
 _KINDS: tuple[Kind, ...] = ("interactive", "scheduled")  # served in this order
@@ -77,13 +80,15 @@ class _Waiter:
     claim: Claim
     granted: asyncio.Future
     queued: bool = True
+    since: float = field(default_factory=time.monotonic)
 
 
 class FairGate:
     """The in-process gate: one event loop, no locks needed."""
 
-    def __init__(self, capacity: int, chat_share: float = 1.0) -> None:
+    def __init__(self, capacity: int, chat_share: float = 1.0, scheduled_patience: float = math.inf) -> None:
         self.capacity = capacity
+        self.scheduled_patience = scheduled_patience
         self.chat_cap = max(1, math.ceil(capacity * chat_share))
         self._held = 0
         self._held_by_chat: Counter[str] = Counter()
@@ -91,6 +96,12 @@ class FairGate:
         self._rings: dict[Kind, deque[str]] = {kind: deque() for kind in _KINDS}  # users waiting, in turn
         self._by_turn: dict[str, _Waiter] = {}
         self._waiting = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FairGate:
+        """`settings`: the whole Settings (its `llm.max_connections` and `limits`)."""
+        limits = settings.limits
+        return cls(settings.llm.max_connections, limits.chat_share, limits.scheduled_patience)
 
     def in_use(self) -> int:
         return self._held
@@ -179,8 +190,9 @@ class FairGate:
     def _next(self) -> _Waiter:
         """The head of the first user's queue in turn whose chat is under its share; when every
         waiting chat is at its share, the first in turn anyway (no slot stays idle)."""
+        kinds = ("scheduled", "interactive") if self._scheduled_overdue() else _KINDS
         for within_share in (True, False):
-            for kind in _KINDS:
+            for kind in kinds:
                 ring = self._rings[kind]
                 for place, user in enumerate(ring):
                     queue = self._queues[(kind, user)]
@@ -188,6 +200,11 @@ class FairGate:
                         continue
                     return self._pop(kind, place, queue)
         raise RuntimeError("no waiter to serve")  # unreachable: called only while some wait
+
+    def _scheduled_overdue(self) -> bool:
+        heads = (self._queues[("scheduled", user)][0] for user in self._rings["scheduled"])
+        oldest = min((waiter.since for waiter in heads), default=math.inf)
+        return time.monotonic() - oldest >= self.scheduled_patience
 
     def _pop(self, kind: Kind, place: int, queue: deque[_Waiter]) -> _Waiter:
         ring = self._rings[kind]

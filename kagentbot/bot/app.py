@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
-NOTICE_REFRESH = 1.0  # most seconds between looks at where a waiting turn stands
 
 
 @dataclass
@@ -234,8 +233,8 @@ class Bot:
         """A turn waiting long for an LLM slot shows where it stands ("queued — 3 ahead of
         you"), kept up to date by edits where the platform has them, and withdrawn when its
         first call gets a slot."""
-        after = self.services.settings.limits.queue_notice_after
-        if await _set_within(claim.started, after):
+        limits = self.services.settings.limits
+        if await _set_within(claim.started, limits.queue_notice_after):
             return
         outbox, sent, shown = self._outboxes[id(adapter)], None, None
         try:
@@ -248,7 +247,7 @@ class Bot:
                     else:
                         await outbox.edit(sent, text)
                     shown = ahead
-                await _set_within(claim.started, min(NOTICE_REFRESH, max(after, 0.1)))
+                await _set_within(claim.started, limits.queue_notice_every)
             if sent is not None:
                 await self._withdraw_notice(adapter, outbox, sent)
         except DeliveryFailed:

@@ -48,7 +48,7 @@ class Services:
             opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
-            llm = make_client(settings.llm, FairGate(settings.llm.max_connections, settings.limits.chat_share))
+            llm = make_client(settings.llm, FairGate.from_settings(settings))
             personas = await PersonaStore.open(settings)
         except BaseException:
             opening.cancel()

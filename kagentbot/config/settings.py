@@ -214,6 +214,8 @@ class LimitsSettings(Section):
     chat_share: float = Field(0.75, gt=0, le=1, description="most of the LLM slots one chat holds while other chats wait")
     queue_notice_after: float = Field(2.0, ge=0, description="seconds a turn waits for an LLM slot before the user is shown where it stands")
     slow_down_every: float = Field(30.0, ge=0, description="seconds between two 'slow down' replies to one user")
+    scheduled_patience: float = Field(30.0, gt=0, description="seconds a scheduled question's model call waits behind interactive ones at most")
+    queue_notice_every: float = Field(5.0, gt=0, description="seconds between updates of one queue notice (each is an edit)")
 
 
 class Settings(BaseSettings):

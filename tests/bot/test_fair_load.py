@@ -94,7 +94,7 @@ async def test_commands_of_one_user_are_capped_too(slow_bot):
 
 
 async def test_a_waiting_turn_shows_where_it_stands_until_its_work_starts(slow_bot):
-    bot, chat = await slow_bot(delay=0.6, slots=1, limits={"queue_notice_after": 0.2})
+    bot, chat = await slow_bot(delay=0.6, slots=1, limits={"queue_notice_after": 0.2, "queue_notice_every": 0.1})
     for user in ("A", "B", "C"):
         chat.deliver(mention(f"question from {user}", user, f"chat-{user}", f"{user}1"))
         await asyncio.sleep(0.02)  # arrive in this order
@@ -108,7 +108,7 @@ async def test_a_waiting_turn_shows_where_it_stands_until_its_work_starts(slow_b
 
 
 async def test_without_deleting_the_notice_is_replaced_when_work_starts(slow_bot):
-    bot, chat = await slow_bot(delay=0.5, slots=1, limits={"queue_notice_after": 0.1})
+    bot, chat = await slow_bot(delay=0.5, slots=1, limits={"queue_notice_after": 0.1, "queue_notice_every": 0.1})
     chat.delete = None  # a platform where the bot cannot delete its messages
     for user in ("A", "B"):
         chat.deliver(mention(f"question from {user}", user, f"chat-{user}", f"{user}1"))

@@ -114,3 +114,23 @@ async def test_every_wait_is_served_exactly_once(capacity):
 
     await asyncio.wait_for(asyncio.gather(*(call(n) for n in range(40))), 5)
     assert peak == capacity and gate.in_use() == 0 and gate.queue_length() == 0
+
+
+async def test_a_scheduled_call_waiting_past_its_patience_goes_before_interactive_ones():
+    gate = FairGate(1, scheduled_patience=0.05)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(Claim("S", "c1", "scheduled", turn="s")))]
+    await asyncio.sleep(0.06)
+    waiting += [asyncio.create_task(take(Claim(u, "c2", turn=u))) for u in ("A", "B")]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert order == ["s", "A", "B"]
