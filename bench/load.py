@@ -16,7 +16,9 @@ Phases, one after the other:
 Every question is accounted for: answered, failed with a message, or refused with a "slow down"
 reply; anything else is lost (goal: 0).
 
-    python bench/load.py [--quick]       (default ~2 min on 2 cores, --quick ~20 s)
+    python bench/load.py [--quick] [--before]
+    (default ~2 min on 2 cores, --quick ~20 s; --before adds the flood on the bot as it was:
+    one first-come-first-served line for model calls and no per-user caps)
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ class Profile:
     scheduled_every: float
 
 
-DEFAULT = Profile(slots=8, latency=0.3, steady_users=6, steady_every=2.0, phase=12.0, flood=300,
-                  busy_users=3, busy_each=40, burst=500, scheduled_every=2.0)
-QUICK = Profile(slots=8, latency=0.15, steady_users=4, steady_every=1.0, phase=4.0, flood=200,
-                busy_users=2, busy_each=20, burst=150, scheduled_every=1.0)
+DEFAULT = Profile(slots=8, latency=0.3, steady_users=6, steady_every=2.0, phase=10.0, flood=300,
+                  busy_users=3, busy_each=30, burst=500, scheduled_every=2.0)
+QUICK = Profile(slots=8, latency=0.15, steady_users=4, steady_every=1.0, phase=3.0, flood=150,
+                busy_users=2, busy_each=15, burst=120, scheduled_every=1.0)
 
 
 # -- the fake model, in its own process ------------------------------------------------------------
@@ -130,6 +132,36 @@ class FakeProcess:
     def close(self) -> None:
         self._process.terminate()
         self._process.wait(10)
+
+
+class FifoGate:
+    """The gate as it was: one first-come-first-served line for every call (for `--before`)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free = asyncio.Semaphore(capacity)
+        self._waiting = 0
+
+    async def acquire(self, claim) -> None:
+        self._waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self._waiting -= 1
+        if claim.started is not None:
+            claim.started.set()
+
+    def release(self, claim) -> None:
+        self._free.release()
+
+    def position(self, turn: str) -> None:
+        return None
+
+    def in_use(self) -> int:
+        return self.capacity - self._free._value
+
+    def queue_length(self) -> int:
+        return self._waiting
 
 
 # -- the platform ---------------------------------------------------------------------------------
@@ -358,25 +390,30 @@ def accounting(driver: Driver) -> dict[str, int]:
             "answered to the wrong question": wrong}
 
 
-def report(profile: Profile, driver: Driver, burst_figures: dict, cpu_ms: float) -> None:
+def report(profile: Profile, driver: Driver, burst_figures: dict, cpu_ms: float, before: Driver | None) -> None:
     ms = 1000
-    calm_w, flood_w = driver.waits(driver.of("calm", "steady")), driver.waits(driver.of("flood", "steady"))
-    sched_calm, sched_flood = driver.waits(driver.of("calm", "scheduled")), driver.waits(driver.of("flood", "scheduled"))
-    index, served = fairness(driver)
-    ratio = percentile(flood_w, 0.99) / percentile(calm_w, 0.99)
+    columns = [("calm", driver, "calm"), ("flood", driver, "flood")]
+    if before is not None:
+        columns.append(("flood, before", before, "flood"))
+    steady = [d.waits(d.of(phase, "steady")) for _, d, phase in columns]
+    scheduled = [d.waits(d.of(phase, "scheduled")) for _, d, phase in columns]
+    ratio = percentile(steady[1], 0.99) / percentile(steady[0], 0.99)
     peak = burst_figures["peak"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nmodel: {profile.slots} slots × {profile.latency * ms:.0f} ms per call "
           f"(LLM-bound ideal {profile.slots / profile.latency:.1f} calls/s); 2 calls per turn (plan, answer)")
-    print(f"{'':44}{'calm':>12}{'flood':>12}   goal")
-    print(f"{'steady users, wait ask→answer p50 (ms)':44}{percentile(calm_w, .5) * ms:12.0f}{percentile(flood_w, .5) * ms:12.0f}")
-    print(f"{'steady users, wait ask→answer p99 (ms)':44}{percentile(calm_w, .99) * ms:12.0f}{percentile(flood_w, .99) * ms:12.0f}"
-          f"   flood ≤ {WAIT_RATIO_GOAL:g}× calm: {ratio:.2f}× {_mark(ratio <= WAIT_RATIO_GOAL)}")
-    print(f"{'scheduled questions, wait p50 (ms)':44}{percentile(sched_calm, .5) * ms:12.0f}{percentile(sched_flood, .5) * ms:12.0f}")
-    print(f"{'steady questions answered':44}{len(calm_w):12d}{len(flood_w):12d}")
-    print(f"\nJain's fairness index, backlogged users      {index:.3f}   ≥ {FAIRNESS_GOAL} {_mark(index >= FAIRNESS_GOAL)}"
-          f"   (answered while all were backlogged: {', '.join(f'{u} {n}' for u, n in sorted(served.items()))})")
-    print(f"burst of {profile.burst} users: throughput           {burst_figures['throughput']:.1%} of ideal   "
+    print(f"{'':44}" + "".join(f"{name:>15}" for name, _, _ in columns) + "   goal")
+    _row("steady users, wait ask→answer p50 (ms)", [percentile(w, .5) * ms for w in steady])
+    _row("steady users, wait ask→answer p99 (ms)", [percentile(w, .99) * ms for w in steady],
+         f"flood ≤ {WAIT_RATIO_GOAL:g}× calm: {ratio:.2f}× {_mark(ratio <= WAIT_RATIO_GOAL)}")
+    _row("scheduled questions, wait p50 (ms)", [percentile(w, .5) * ms for w in scheduled])
+    _row("steady questions answered", [len(w) for w in steady])
+    indexes = [math.nan] + [fairness(d)[0] for _, d, _ in columns[1:]]
+    _row("Jain's fairness index, backlogged users", indexes,
+         f"≥ {FAIRNESS_GOAL} {_mark(indexes[1] >= FAIRNESS_GOAL)}", "{:15.3f}")
+    served = fairness(driver)[1]
+    print(f"   (flood: answered while all were backlogged: {', '.join(f'{u} {n}' for u, n in sorted(served.items()))})")
+    print(f"\nburst of {profile.burst} users: throughput           {burst_figures['throughput']:.1%} of ideal   "
           f"≥ {THROUGHPUT_GOAL:.0%} {_mark(burst_figures['throughput'] >= THROUGHPUT_GOAL)}"
           f"   ({burst_figures['seconds']:.1f} s; peak {peak.get('conversations', 0)} open conversations, "
           f"{peak.get('slots_in_use', 0)} slots in use, {peak.get('slot_queue', 0)} calls queued for a slot)")
@@ -387,6 +424,11 @@ def report(profile: Profile, driver: Driver, burst_figures: dict, cpu_ms: float)
     fault_report(driver)
     figures = accounting(driver)
     print("\nevery question: " + ", ".join(f"{k} {v}" for k, v in figures.items()) + f"   lost = 0 {_mark(figures['lost'] == 0)}")
+
+
+def _row(label: str, values: list[float], goal: str = "", shape: str = "{:15.0f}") -> None:
+    cells = "".join(" " * 15 if isinstance(v, float) and math.isnan(v) else shape.format(v) for v in values)
+    print(f"{label:44}{cells}   {goal}")
 
 
 def fault_report(driver: Driver) -> None:
@@ -408,27 +450,36 @@ def _mark(ok: bool) -> str:
 
 
 # -- the run --------------------------------------------------------------------------------------
-def settings_for(url: str, profile: Profile, data: Path):
+def settings_for(url: str, profile: Profile, data: Path, **limits):
     llm = {"host": url, "max_connections": profile.slots, "timeout": 2.0}
     if "call_deadline" in LLMSettings.model_fields:  # an overall cap per call, where the build has one
         llm["call_deadline"] = 5.0
-    return load_settings(environ={}, data_dir=data, llm=llm, agent={"max_steps": 1}, render={"verbosity": "off"})
+    return load_settings(environ={}, data_dir=data, llm=llm, agent={"max_steps": 1}, render={"verbosity": "off"},
+                         limits=limits)
 
 
-async def run(profile: Profile) -> None:
+async def started_bot(settings, gate=None) -> tuple[Bot, Driver]:
+    platform = BenchPlatform()
+    services = await Services.open(settings)
+    if gate is not None:
+        services.llm.slots = gate
+    bot = Bot(services, [platform])
+    await bot.start()
+    driver = Driver(bot, platform)
+    await warm_up(driver)
+    return bot, driver
+
+
+async def run(profile: Profile, before: bool) -> None:
     import aiohttp
 
     fake = FakeProcess(profile.slots, profile.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            platform = BenchPlatform()
-            bot = Bot(await Services.open(settings_for(fake.url, profile, Path(tmp))), [platform])
-            await bot.start()
-            driver = Driver(bot, platform)
+            bot, driver = await started_bot(settings_for(fake.url, profile, Path(tmp) / "now"))
             try:
                 async with aiohttp.ClientSession() as session:
-                    await warm_up(driver)
-                    cpu, answered = time.process_time(), len(platform.done)
+                    cpu, answered = time.process_time(), len(driver.platform.done)
                     for phase in (calm, flood):
                         print(f"{phase.__name__}…", flush=True)
                         await phase(driver, profile)
@@ -436,12 +487,26 @@ async def run(profile: Profile) -> None:
                     burst_figures = await burst(driver, profile, fake, session)
                     print("fault…", flush=True)
                     await fault(driver, profile, fake, session)
-                    cpu_ms = (time.process_time() - cpu) * 1000 / max(len(platform.done) - answered, 1)
-                report(profile, driver, burst_figures, cpu_ms)
+                    cpu_ms = (time.process_time() - cpu) * 1000 / max(len(driver.platform.done) - answered, 1)
             finally:
                 await bot.stop()
+            earlier = await flood_before(profile, fake, Path(tmp) / "before") if before else None
+            report(profile, driver, burst_figures, cpu_ms, earlier)
     finally:
         fake.close()
+
+
+async def flood_before(profile: Profile, fake: FakeProcess, data: Path) -> Driver:
+    """The flood again, on the bot as it was: one first-come-first-served line for model calls
+    and no per-user caps."""
+    print("flood, before…", flush=True)
+    no_caps = {"user_turns": 100_000, "user_queued": 100_000, "chat_share": 1.0}
+    bot, driver = await started_bot(settings_for(fake.url, profile, data, **no_caps), FifoGate(profile.slots))
+    try:
+        await flood(driver, profile)
+    finally:
+        await bot.stop()
+    return driver
 
 
 async def warm_up(driver: Driver) -> None:
@@ -458,6 +523,8 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a ~20 s run with smaller phases")
+    parser.add_argument("--before", action="store_true",
+                        help="also run the flood on the bot as it was (one FIFO line, no per-user caps), side by side")
     parser.add_argument("--slots", type=int, help="the model server's parallel slots (and llm.max_connections)")
     parser.add_argument("--latency", type=float, help="seconds per model call")
     args = parser.parse_args()
@@ -468,7 +535,7 @@ def main() -> None:
 
         profile = replace(profile, **overrides)
     started = time.perf_counter()
-    asyncio.run(run(profile))
+    asyncio.run(run(profile, args.before))
     print(f"\n(run took {time.perf_counter() - started:.0f} s; {json.dumps(profile.__dict__)})")
 
 
