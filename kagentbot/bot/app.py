@@ -26,6 +26,7 @@ from kagentbot.bot.services import Services
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
+REMEMBERED_SLOWED = 1024  # users told to slow down, kept to space out the next telling
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
@@ -151,8 +152,10 @@ class Bot:
             return True
         self.refused[what] += 1
         log.info("refused a %s from %s: %d waiting or under way", what, message.user_key, lanes.outstanding(message.user_key))
-        now = time.monotonic()
-        if now - self._slowed.get(message.user_key, -math.inf) >= self.services.settings.limits.slow_down_every:
+        now, every = time.monotonic(), self.services.settings.limits.slow_down_every
+        if now - self._slowed.get(message.user_key, -math.inf) >= every:
+            if len(self._slowed) >= REMEMBERED_SLOWED:  # forget who was told long enough ago
+                self._slowed = {user: told for user, told in self._slowed.items() if now - told < every}
             self._slowed[message.user_key] = now
             self._spawn(self._say(adapter, message, slow_down_text(lanes.outstanding(message.user_key), what), private=True))
         return False
