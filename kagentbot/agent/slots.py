@@ -22,7 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
+
+from kagentbot.config.settings import Settings
 
 Kind = Literal["interactive", "scheduled"]
 _KINDS: tuple[Kind, ...] = ("interactive", "scheduled")  # served in this order
@@ -98,8 +100,8 @@ class FairGate:
         self._waiting = 0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> FairGate:
-        """`settings`: the whole Settings (its `llm.max_connections` and `limits`)."""
+    def from_settings(cls, settings: Settings) -> FairGate:
+        """Sized by `llm.max_connections`, shared by `limits`."""
         limits = settings.limits
         return cls(settings.llm.max_connections, limits.chat_share, limits.scheduled_patience)
 
