@@ -277,6 +277,7 @@ class Sampler:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self.peak = Counter()
+        self.in_use: list[int] = []  # slots in use, each sample
         self._task: asyncio.Task | None = None
 
     async def _run(self) -> None:
@@ -286,10 +287,12 @@ class Sampler:
                    "slots_in_use": slots.in_use(), "slot_queue": slots.queue_length()}
             for key, value in now.items():
                 self.peak[key] = max(self.peak[key], value)
+            self.in_use.append(now["slots_in_use"])
             await asyncio.sleep(0.1)
 
     def __enter__(self) -> Sampler:
         self.peak.clear()
+        self.in_use.clear()
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -334,7 +337,10 @@ async def burst(driver: Driver, profile: Profile, fake: FakeProcess, session) ->
     finished = max((driver.platform.done.get(a.message_id, started) for a in asked), default=started)
     served = (await fake.call(session, "/_bench/stats"))["calls"] - calls
     answered = sum(a.message_id in driver.platform.done for a in asked)
-    return {"throughput": served / max(finished - started, 1e-9) / (profile.slots / profile.latency),
+    seconds = max(finished - started, 1e-9)
+    held = statistics.fmean(sampler.in_use) / profile.slots if sampler.in_use else math.nan
+    return {"throughput": served / seconds / (profile.slots / profile.latency), "held": held,
+            "per_call_ms": held * profile.slots * seconds / max(served, 1) * 1000,
             "cpu_ms": (time.process_time() - cpu) * 1000 / max(answered, 1), "peak": dict(sampler.peak),
             "seconds": finished - started}
 
@@ -416,7 +422,9 @@ def report(profile: Profile, driver: Driver, burst_figures: dict, cpu_ms: float,
     print(f"\nburst of {profile.burst} users: throughput           {burst_figures['throughput']:.1%} of ideal   "
           f"≥ {THROUGHPUT_GOAL:.0%} {_mark(burst_figures['throughput'] >= THROUGHPUT_GOAL)}"
           f"   ({burst_figures['seconds']:.1f} s; peak {peak.get('conversations', 0)} open conversations, "
-          f"{peak.get('slots_in_use', 0)} slots in use, {peak.get('slot_queue', 0)} calls queued for a slot)")
+          f"{peak.get('slots_in_use', 0)} slots in use, {peak.get('slot_queue', 0)} calls queued for a slot; "
+          f"slots held {burst_figures['held']:.1%} of the time, "
+          f"{burst_figures['per_call_ms']:.0f} ms per call for a {profile.latency * ms:.0f} ms model)")
     print(f"bot CPU per turn (LanceDB memory, fake apart) {burst_figures['cpu_ms']:.1f} ms in the burst, {cpu_ms:.1f} ms over the run")
     print(f"peak RSS                                     {rss:.0f} MiB   < {RSS_GOAL_MB} MiB at {peak.get('conversations', 0)} "
           f"open conversations {_mark(rss < RSS_GOAL_MB)}")

@@ -234,7 +234,7 @@ async def _think(request: web.Request, seconds: float) -> None:
     while (left := ends - asyncio.get_running_loop().time()) > 0:
         if request.transport is None or request.transport.is_closing():
             return
-        await asyncio.sleep(min(left, 0.05))
+        await asyncio.sleep(min(left, 0.25))  # one sleep for a usual reply: each wake-up can run late
 
 
 def _message(content: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
