@@ -133,3 +133,11 @@ async def test_the_fake_model_server_works_on_as_many_requests_at_once_as_it_has
 
         assert await asyncio.gather(*(call() for _ in range(6))) == [200] * 6
         assert server.max_in_flight == 2 and server.calls == 6
+
+
+async def test_scheduled_questions_wait_past_the_caps_but_are_never_refused(slow_bot):
+    bot, chat = await slow_bot(delay=0.05, slots=1, limits={"user_turns": 1, "user_queued": 0})
+    for n in range(3):
+        bot.ask_as("testchat", mention(f"scheduled question {n}", "A", "C1", f"s{n}", schedule_id=f"job{n}"))
+    await bot.idle()
+    assert len([a for a in answers(chat) if "scheduled" in a]) == 3 and not bot.refused
