@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kagentbot.agent.slots import FairGate, SlotGate, current_claim, holding
 from kagentbot.config.settings import LLMSettings
 
 
@@ -62,6 +63,7 @@ ANSWER_CUT = "\x00answer cut at the output limit"
 
 class LLMClient(Protocol):
     host: str
+    slots: SlotGate  # the server's slots, shared fairly by every call
 
     async def complete(
         self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None
@@ -88,16 +90,22 @@ def sampling_options(settings: LLMSettings, overrides: dict[str, Any] | None = N
     return options
 
 
-def make_client(settings: LLMSettings) -> LLMClient:
+def make_client(settings: LLMSettings, slots: SlotGate | None = None) -> LLMClient:
+    """`slots`: the gate every call waits at (default: a fair gate of `max_connections`)."""
     if settings.backend == "openai":
-        return OpenAICompatibleClient(settings)
-    return OllamaClient(settings)
+        return OpenAICompatibleClient(settings, slots)
+    return OllamaClient(settings, slots)
+
+
+def _slot(gate: SlotGate):
+    """One call's slot, claimed for the turn running in this task."""
+    return holding(gate, current_claim.get())
 
 
 class OllamaClient:
     """Ollama's HTTP API through the official `ollama` AsyncClient."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
         import httpx
         import ollama
 
@@ -106,11 +114,11 @@ class OllamaClient:
         self._ollama = ollama
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
         self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=_pool_limits(settings))
-        self._in_flight = asyncio.Semaphore(settings.max_connections)
+        self.slots = slots or FairGate(settings.max_connections)
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
-        async with self._in_flight, self._errors(model):
+        async with _slot(self.slots), self._errors(model):
             response = await self._deadline(model).wait(self._client.chat(
                 model=model, messages=list(messages), options=options, tools=tool_specs,
                 keep_alive=self._settings.keep_alive, stream=False,
@@ -122,7 +130,7 @@ class OllamaClient:
         return ChatReply(response.message.content or "", calls, response.done_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._in_flight, self._errors(model):
+        async with _slot(self.slots), self._errors(model):
             deadline = self._deadline(model)
             parts = await deadline.wait(self._client.chat(
                 model=model, messages=list(messages), options=options,
@@ -254,7 +262,7 @@ async def _close_stream(items: Any) -> None:
 class OpenAICompatibleClient:
     """Any server with OpenAI's chat-completions API: vLLM, llama.cpp server, LM Studio."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
         import openai
 
         self._openai = openai
@@ -264,7 +272,7 @@ class OpenAICompatibleClient:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
                                           http_client=openai.DefaultAsyncHttpxClient(limits=_pool_limits(settings)))
-        self._in_flight = asyncio.Semaphore(settings.max_connections)
+        self.slots = slots or FairGate(settings.max_connections)
 
     def _params(self, messages, model, options) -> dict[str, Any]:
         extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx", "num_predict")}
@@ -281,7 +289,7 @@ class OpenAICompatibleClient:
         params = self._params(messages, model, options)
         if tools:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
-        async with self._in_flight, self._errors(model):
+        async with _slot(self.slots), self._errors(model):
             response = await self._deadline(model).wait(self._client.chat.completions.create(**params))
         choice = response.choices[0]
         calls = tuple(
@@ -290,7 +298,7 @@ class OpenAICompatibleClient:
         return ChatReply(choice.message.content or "", calls, choice.finish_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._in_flight, self._errors(model):
+        async with _slot(self.slots), self._errors(model):
             deadline = self._deadline(model)
             chunks = await deadline.wait(self._client.chat.completions.create(
                 **self._params(messages, model, options), stream=True

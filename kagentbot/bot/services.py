@@ -10,6 +10,7 @@ from typing import Any
 
 from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
+from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import MemoryView
 from kagentbot.persona.model import Persona
@@ -47,7 +48,7 @@ class Services:
             opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
-            llm = make_client(settings.llm)
+            llm = make_client(settings.llm, FairGate.from_settings(settings))
             personas = await PersonaStore.open(settings)
         except BaseException:
             opening.cancel()
@@ -75,6 +76,11 @@ class Services:
             jobs = await asyncio.to_thread(ScheduleBook(self.settings).move_chat, platform, old_id, new_id)
         log.info("%s chat %s is now %s: moved %d memory rows, %d scheduled questions, persona %s",
                  platform, old_id, new_id, rows, jobs, persona or "none")
+
+    @property
+    def slots(self) -> SlotGate:
+        """The LLM server's slots: `in_use()` and `queue_length()` for metrics."""
+        return self.llm.slots
 
     def http(self) -> Any:
         """The HTTP session network tools share (opened lazily: most turns need none)."""

@@ -207,6 +207,20 @@ class PersonaSettings(Section):
     default: str = "assistant"
 
 
+class LimitsSettings(Section):
+    """Fair shares under load: what one user or one chat may take of a shared bot."""
+
+    user_turns: int = Field(4, ge=1, description="turns one user has running at once; more wait in line")
+    user_queued: int = Field(50, ge=0, description="turns one user may have waiting; past it, a 'slow down' reply")
+    user_commands: int = Field(2, ge=1, description="commands one user has running at once; more wait in line")
+    user_commands_queued: int = Field(10, ge=0, description="commands one user may have waiting; past it, a 'slow down' reply")
+    chat_share: float = Field(0.75, gt=0, le=1, description="most of the LLM slots one chat holds while other chats wait")
+    queue_notice_after: float = Field(2.0, ge=0, description="seconds a turn waits for an LLM slot before the user is shown where it stands")
+    slow_down_every: float = Field(30.0, ge=0, description="seconds between two 'slow down' replies to one user")
+    scheduled_patience: float = Field(30.0, gt=0, description="seconds a scheduled question's model call waits behind interactive ones at most")
+    queue_notice_every: float = Field(5.0, gt=0, description="seconds between updates of one queue notice (each is an edit)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KAGENTBOT_",
@@ -229,6 +243,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     persona: PersonaSettings = Field(default_factory=PersonaSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     _split_admins = field_validator("admins", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))

@@ -84,6 +84,7 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, content)
         self.messages: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → visible text
+        self.deleted: dict[tuple[int, int], str] = {}  # taken back by deleteMessage: their last text
         self.markup: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → text as sent, with tags
         self.commands: list[dict[str, str]] = []
         self.blocked_by: set[int] = set()  # users who blocked the bot: sending to them is 403
@@ -256,6 +257,13 @@ class FakeBotAPI:
         if params.get("message_thread_id"):
             result |= {"message_thread_id": params["message_thread_id"], "is_topic_message": True}
         return _ok(result)
+
+    async def _api_deleteMessage(self, params):
+        key = (params.get("chat_id"), params.get("message_id"))
+        if key not in self.messages:
+            return _error(400, "Bad Request: message to delete not found")
+        self.deleted[key] = self.messages.pop(key)
+        return _ok(True)
 
     async def _api_editMessageText(self, params):
         key = (params.get("chat_id"), params.get("message_id"))
