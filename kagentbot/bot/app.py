@@ -22,6 +22,9 @@ from kagentbot.bot.services import Services
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
+# to the asker alone, when their private notes match a question asked in a shared chat
+PRIVATE_LEFT_OUT = ("I didn't use your private notes here (this chat can't see them); ask me in a DM, "
+                    "or allow them in this chat with /kb share on.")
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
@@ -183,15 +186,19 @@ class Bot:
     async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
-        request = TurnRequest(message.text, message.audience, persona)
+        audience = await self.services.audience_for(message)
+        request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
         try:
-            return await renderer.render(self.services.agent().run(request))
+            answered = await renderer.render(self.services.agent().run(request))
         finally:
             if typing is not None:
                 typing.cancel()
+        if answered and await self.services.private_left_out(audience, message.text):
+            await self._say(adapter, message, PRIVATE_LEFT_OUT, private=True)
+        return answered
 
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
         async def run() -> None:
