@@ -30,7 +30,7 @@ class Chat:
 
     @property
     def where(self) -> str:
-        return self.place or self.name
+        return self.place or self.chat_id
 
 
 def scripted_model(body: dict[str, Any]) -> Scripted:
@@ -113,7 +113,7 @@ def world_settings(make_settings, fake: FakeOllama, **overrides):
     return make_settings(
         llm={"host": fake.url, "mode": "kagent"},
         embed={"backend": "ollama", "model": "kagentlm"},
-        agent={"max_steps": 2},
+        agent={"max_steps": 1},
         admins="testchat:ADMIN",
         **overrides,
     )
