@@ -112,3 +112,17 @@ async def test_other_members_words_reach_the_prompt_as_labelled_data_not_as_turn
     assert row["asked_by"] == "member testchat:bob" and row["question"] == forged.replace("<<", "‹‹").replace(">>", "››")
     own = await world.send("bob", TEAM, "what is the locker code zqqbob")
     assert '"asked_by": "the member asking now"' in own.section("* Conversation in this chat")
+
+
+async def test_a_chat_moved_to_a_new_id_keeps_each_members_private_turns_and_opt_ins_private(world):
+    group, moved = Chat("group", "G-OLD"), Chat("group", "G-NEW")
+    await world.send("alice", DM_ALICE, ALICE_NOTE)
+    await world.send("alice", group, "/kb share on")
+    await world.send("alice", group, "what is my locker code zqqbefore")
+    await world.bot.services.move_chat("testchat", "G-OLD", "G-NEW")
+    assert "Sharing is on" in (await world.send("alice", moved, "/kb share")).replies
+    alice = await world.send("alice", moved, "and the locker code again zqqafter")
+    assert "zqqbefore" in alice.section("* Conversation in this chat")
+    bob = await world.send("bob", moved, "what is the locker code zqqbob")
+    assert "zqqbefore" not in bob.wire and "zqdocalice" not in bob.wire
+    assert [e.action for e in await world.bot.services.sharing().audit()] == ["share-on", "move"]
