@@ -1,4 +1,5 @@
-"""`/kb` chat command: add, list, search and remove knowledge-base documents. Platform-agnostic;
+"""`/kb` chat command: add, list, search and remove knowledge-base documents, and opt in to using
+one's private notes in a shared chat (`/kb share`). Platform-agnostic;
 the store comes from `ctx.services.memory`. Users only ever see what their audience can read."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ EXCERPT_CHARS = 240
 
 
 def kb_command() -> Command:
-    return Command("kb", "your knowledge base: add, list, search and remove documents", USAGE, handle_kb)
+    return Command("kb", "your knowledge base: add, list, search, remove; share your notes in a chat", USAGE, handle_kb)
 
 
 async def handle_kb(ctx: CommandContext, args: list[str]) -> Reply:
