@@ -169,7 +169,8 @@ def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: in
 def command_message(interaction: discord.Interaction, text: str, synthetic_id: str,
                     file: discord.Attachment | None, max_bytes: int) -> IncomingMessage:
     """A slash command as the text command the router knows: `/kb add` with the file attached."""
-    chat_id, thread_id = chat_of(interaction.channel) if interaction.channel is not None else (str(interaction.channel_id), "")
+    channel = interaction.channel
+    chat_id, thread_id = chat_of(channel) if channel is not None else (str(interaction.channel_id), "")
     return IncomingMessage(
         platform="discord",
         chat_id=chat_id,

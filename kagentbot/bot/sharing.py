@@ -104,7 +104,8 @@ class ShareBook:
             return result
 
     async def _record(self, actor: str, action: str, user_scope: str, chat_scope: str) -> None:
-        entry = ShareEntry(datetime.now(timezone.utc).isoformat(timespec="seconds"), actor, action, user_scope, chat_scope)
+        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        entry = ShareEntry(when, actor, action, user_scope, chat_scope)
         await asyncio.to_thread(self._append_audit, json.dumps(entry.__dict__, ensure_ascii=False))
 
     def _append_audit(self, line: str) -> None:

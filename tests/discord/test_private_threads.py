@@ -10,7 +10,7 @@ import discord
 import discord.ext.test as dpytest
 from discord.ext.test import backend as back
 
-from tests.discord.fake_discord import drain_sent, join_guild
+from tests.discord.fake_discord import drain_sent, finish_interactions, join_guild, slash_command
 from tests.privacy.world import scripted_model
 
 EMBED = {"backend": "ollama", "model": "kagentlm"}  # the fake's embeddings: no model to load
@@ -43,6 +43,10 @@ async def test_a_private_thread_shares_no_memory_with_its_public_parent(discord_
     await dpytest.message(f"{h.mention()} /kb add --scope chat The launch password is zqdocprivate.",
                           channel=thread, member=h.alice)
     await h.bot.idle()
+    slash_command(h.webhooks, "kb", channel=thread, user=h.alice, args="add --scope chat The backup password is zqdocslash.")
+    await finish_interactions()
+    await h.bot.idle()
+    assert "this chat" in h.webhooks.followups[-1].content
     await dpytest.message(f"{h.mention()} what is the launch password zqqprivate", channel=thread, member=h.alice)
     await h.bot.idle()
     await h.bot.services.memory.flush()
@@ -52,13 +56,13 @@ async def test_a_private_thread_shares_no_memory_with_its_public_parent(discord_
     await h.bot.idle()
     public = wire(fake_ollama, before)
     assert "zqqpublic" in public  # Bob's turn did reach the model
-    assert "zqdocprivate" not in public and "zqqprivate" not in public
+    assert "zqdocprivate" not in public and "zqqprivate" not in public and "zqdocslash" not in public
 
     before = len(fake_ollama.requests)
     await dpytest.message(f"{h.mention()} and the password again zqqfollow", channel=thread, member=h.alice)
     await h.bot.idle()
     inside = wire(fake_ollama, before)
-    assert "zqdocprivate" in inside and "zqqprivate" in inside  # the thread's own memory is still its own
+    assert "zqdocprivate" in inside and "zqqprivate" in inside and "zqdocslash" in inside  # still its own
     drain_sent()
 
 
