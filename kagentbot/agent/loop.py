@@ -73,6 +73,7 @@ class _Turn:
     messages: list[dict[str, Any]] = field(default_factory=list)  # native mode: the calls and results since
     native_answer: str = ""  # native mode: the model answered instead of calling a tool
     cut: bool = False  # the answer was cut at its length limit: the note is shown, never stored
+    sources: set[str] = field(default_factory=set)  # scopes of the memory that reached the model
 
 
 class Agent:
@@ -139,17 +140,19 @@ class Agent:
             shown += CUT_NOTE[turn.language]
             yield AnswerDelta(CUT_NOTE[turn.language])
         if self.memory is not None:
-            await self._remember(request, answer, turn.completed)
+            await self._remember(request, answer, turn.completed, request.audience.store_scope(turn.sources))
         yield AnswerDone(shown, len(turn.completed), time.perf_counter() - started)
 
-    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord]) -> None:
+    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord], scope: str) -> None:
+        """Kept under `scope`, the most private scope of what went into the turn, so that what
+        was drawn from someone's private memory never reaches a more public conversation."""
         # A store that can write in the background (and waits for it before the next read of
         # these scopes) lets the turn end as soon as its answer is out.
         soon = getattr(self.memory, "remember_soon", None)
         if soon is not None:
-            soon(request.audience, request.question, answer, tuple(completed))
+            soon(request.audience, request.question, answer, tuple(completed), scope=scope)
         else:
-            await self.memory.remember(request.audience, request.question, answer, completed)
+            await self.memory.remember(request.audience, request.question, answer, completed, scope=scope)
 
     def _start(self, request: TurnRequest) -> _Turn:
         persona = request.persona
@@ -176,10 +179,11 @@ class Agent:
         if turn.completed:
             recall = replace(recall, conversation=turn.recall.conversation)
         turn.recall = recall
+        turn.sources.update(_scopes_of(recall, turn.request.audience))
 
     async def _plan_kagent(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
         specs = [t.function_spec() for t in turn.tools.tools()]
-        memory = prompts.memory_text(turn.recall, turn.completed, turn.language)
+        memory = prompts.memory_text(turn.recall, turn.completed, turn.language, turn.request.audience)
         parts = prompts.planning_prompt(
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
@@ -229,7 +233,8 @@ class Agent:
         question = turn.request.question
         if turn.recall == Recall():
             return system, prompts.PromptParts("", "", question, language)
-        return system, prompts.PromptParts("", prompts.memory_text(turn.recall, (), language), f"\n\nGOAL: {question}", language)
+        memory = prompts.memory_text(turn.recall, (), language, turn.request.audience)
+        return system, prompts.PromptParts("", memory, f"\n\nGOAL: {question}", language)
 
     def _check(self, turn: _Turn, index: int, plan: Plan) -> Plan | PlanRejected | None:
         if plan.is_stop:
@@ -256,7 +261,9 @@ class Agent:
 
     def _tool_context(self, turn: _Turn) -> ToolContext:
         audience = turn.request.audience
-        knowledge: KnowledgeSearcher | None = self._knowledge(audience) if self._knowledge else None
+        knowledge: KnowledgeSearcher | None = None
+        if self._knowledge:
+            knowledge = _Traced(self._knowledge(audience), turn.sources, audience.user_scope)
         return ToolContext(
             now=turn.now, language=turn.language, settings=self.settings,
             http=self._http() if callable(self._http) else self._http,
@@ -270,10 +277,10 @@ class Agent:
             return
         request, budget = turn.request, self.settings.agent.prompt_budget_tokens
         if turn.completed or turn.recall.knowledge:
-            memory = prompts.memory_text(turn.recall, turn.completed, turn.language)
+            memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
             parts = prompts.concluding_prompt(request.persona, turn.now, memory, request.question, turn.language)
         else:
-            history = prompts.conversation_text(turn.recall, turn.language)
+            history = prompts.conversation_text(turn.recall, turn.language, request.audience)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
         messages = [{"role": "user", "content": parts.render(budget)}]
         thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
@@ -300,6 +307,27 @@ class Agent:
         if not isinstance(tokens, (int, float)) or tokens <= 0:
             tokens = self.settings.llm.answer_max_tokens
         return int(tokens) * CHARS_PER_TOKEN_CEILING
+
+
+class _Traced:
+    """The knowledge base as a turn's tools see it, noting the scope of every passage handed out:
+    a tool's result is derived from them, and so is the turn's record."""
+
+    def __init__(self, inner: KnowledgeSearcher, sources: set[str], unknown: str) -> None:
+        self._inner = inner
+        self._sources = sources
+        self._unknown = unknown  # a passage that does not say its scope counts as the asker's own
+
+    async def search_knowledge(self, query: str, limit: int) -> Sequence[Any]:
+        passages = await self._inner.search_knowledge(query, limit)
+        self._sources.update(getattr(p, "scope", "") or self._unknown for p in passages)
+        return passages
+
+
+def _scopes_of(recall: Recall, audience: Audience) -> set[str]:
+    """The scopes of what a recall puts into the prompt (unknown ones count as the asker's own)."""
+    items = (*recall.knowledge, *recall.conversation, *recall.tasks)
+    return {getattr(item, "scope", "") or audience.user_scope for item in items}
 
 
 def _error_id() -> str:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
 REMEMBERED_SLOWED = 1024  # users told to slow down, kept to space out the next telling
+# to the asker alone, when their private notes match a question asked in a shared chat
+PRIVATE_LEFT_OUT = ("I didn't use your private notes here (this chat can't see them); ask me in a DM, "
+                    "or allow them in this chat with /kb share on.")
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
@@ -217,7 +220,8 @@ class Bot:
     async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
-        request = TurnRequest(message.text, message.audience, persona)
+        audience = await self.services.audience_for(message)
+        request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
@@ -225,12 +229,15 @@ class Bot:
         self._spawn(self._queue_notice(adapter, where, claim))
         token = current_claim.set(claim)  # the LLM calls of this turn ask for slots as this user
         try:
-            return await renderer.render(self.services.agent().run(request))
+            answered = await renderer.render(self.services.agent().run(request))
         finally:
             current_claim.reset(token)
             claim.started.set()  # a turn that ends before any call leaves no notice behind
             if typing is not None:
                 typing.cancel()
+        if answered and await self.services.private_left_out(audience, message.text):
+            await self._say(adapter, message, PRIVATE_LEFT_OUT, private=True)
+        return answered
 
     async def _queue_notice(self, adapter: Adapter, where: Destination, claim: Claim) -> None:
         """A turn waiting long for an LLM slot shows where it stands ("queued — 3 ahead of
