@@ -18,6 +18,7 @@ from kagentbot.agent.loop import TurnRequest
 from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.ops.turns import observe_turn
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
@@ -188,7 +189,7 @@ class Bot:
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
         try:
-            return await renderer.render(self.services.agent().run(request))
+            return await observe_turn(adapter.platform, self.services.agent().run(request), renderer.render)
         finally:
             if typing is not None:
                 typing.cancel()

@@ -12,6 +12,7 @@ from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import MemoryView
+from kagentbot.ops.llm_meter import metered
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry
@@ -47,7 +48,7 @@ class Services:
             opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
-            llm = make_client(settings.llm)
+            llm = metered(make_client(settings.llm))
             personas = await PersonaStore.open(settings)
         except BaseException:
             opening.cancel()
