@@ -162,18 +162,18 @@ class OpsServer:
     async def _gauges(self, meters: metrics.Meters) -> None:
         """Levels read at scrape time: LLM slots, platform connections, the loop, the store."""
         in_use, waiting = llm_slots(self.services.llm)
-        meters.llm_slots.set(in_use)
-        meters.llm_queue.set(waiting)
-        meters.loop_lag.set(self.lag)
+        meters.llm_slots.set((), in_use)
+        meters.llm_queue.set((), waiting)
+        meters.loop_lag.set((), self.lag)
         for adapter, check in zip(self.adapters, await asyncio.gather(*(self._platform(a) for a in self.adapters))):
-            meters.connected.labels(adapter.platform).set(1 if check.ok else 0)
+            meters.connected.set((adapter.platform,), 1 if check.ok else 0)
         counted_at, counted = self._totals
         if time.monotonic() - counted_at >= self.settings.ops.store_refresh:
             await self._store()
             counted = self._totals[1]
         if counted is not None:
-            meters.kb_documents.set(counted[0])
-            meters.kb_chunks.set(counted[1])
+            meters.kb_documents.set((), counted[0])
+            meters.kb_chunks.set((), counted[1])
 
 
 def _serves(names: Sequence[str], model: str) -> bool:
