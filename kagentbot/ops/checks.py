@@ -69,7 +69,7 @@ def check_volume(settings: Settings, root: Path = Path("/"),
     data = settings.data_dir.resolve()
     mount = _mount_of(data, _mount_points(mountinfo))
     if mount is None or mount == Path("/"):
-        return [Finding("fail", "container volume", f"the data directory {data} is in the container's own layer: "
+        return [Finding("warn", "container volume", f"the data directory {data} is in the container's own layer: "
                         "what users added is lost when the container is removed",
                         f"mount a volume at {data} (compose.yaml mounts kagentbot-data at /data)")]
     return [Finding("ok", "container volume", f"the data directory {data} is on a volume (mounted at {mount})")]
