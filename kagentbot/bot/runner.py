@@ -14,7 +14,7 @@ from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics
-from kagentbot.ops.server import OpsServer
+from kagentbot.ops.server import ops_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,11 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     if warm is not None:
         warm()
     bot = Bot(services, adapters, router)
-    ops = OpsServer(settings, services, adapters) if settings.ops.port else None
+    ops = ops_endpoint(settings, services, adapters)
     try:
-        if ops is not None:
-            await ops.start()  # first: a supervisor sees the process alive while platforms connect
+        await ops.start()  # first: a supervisor sees the process alive while platforms connect
         await bot.start()
-        if ops is not None:
-            ops.running()
+        ops.running()
         print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "
               f"{settings.llm.model} at {settings.llm.host}. Ctrl-C stops it.", file=sys.stderr)
         await _warn_if_llm_missing(settings)
@@ -83,11 +81,9 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 1
     finally:
-        if ops is not None:
-            ops.stopping()
+        ops.stopping()
         await bot.stop()
-        if ops is not None:
-            await ops.stop()
+        await ops.stop()
         metrics.disable()
     for reason in failures:
         print(f"kagentbot: {reason}", file=sys.stderr)

@@ -62,6 +62,7 @@ class OpsServer:
             await web.TCPSite(self._runner, ops.listen, ops.port).start()
         except OSError as exc:
             await self._runner.cleanup()
+            self._runner = None
             raise RuntimeError(f"cannot serve the ops endpoint on {ops.listen}:{ops.port} ({exc.strerror}): "
                                "set KAGENTBOT_OPS__PORT to a free port") from None
         self._heartbeat = asyncio.create_task(self._beat(), name="ops heartbeat")
@@ -174,6 +175,26 @@ class OpsServer:
         if counted is not None:
             meters.kb_documents.set((), counted[0])
             meters.kb_chunks.set((), counted[1])
+
+
+class NoEndpoint:
+    """What `kagentbot run` holds when `ops.port` is not set: the same lifecycle, doing nothing."""
+
+    async def start(self) -> None:
+        return None
+
+    def running(self) -> None:
+        return None
+
+    def stopping(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def ops_endpoint(settings: Settings, services: Any, adapters: Sequence[Any]) -> OpsServer | NoEndpoint:
+    return OpsServer(settings, services, adapters) if settings.ops.port else NoEndpoint()
 
 
 def _serves(names: Sequence[str], model: str) -> bool:
