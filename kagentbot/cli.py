@@ -102,6 +102,8 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
     use_format(log_format)  # json: one object a line, through the same handler and its filters
     if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
         logging.getLogger("pypdf").setLevel(logging.ERROR)
+        # httpx logs every request at INFO: Telegram's long polls alone would fill a service's log
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def console_message(text: str, user: str) -> Any:
