@@ -13,6 +13,8 @@ Rows, side by side in one run:
                              of one turn run during the next, so this row is throughput-bound
   … 50 ms between turns      the same turns with a 50 ms pause (untimed) after each, as when a
                              model takes time to answer: what one turn itself costs
+And what the ops metrics cost a turn (`kagentbot run` with KAGENTBOT_OPS__PORT): the bot with an
+in-memory platform, metrics off and on, in alternating batches; `--metrics-only` runs just that.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
 from kagentbot.memory.types import Audience, ConversationBuffer  # noqa: E402
+from kagentbot.ops import metrics  # noqa: E402
+from kagentbot.ops.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.tools.catalog import build_registry  # noqa: E402
 from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama, Scripted, complete, task  # noqa: E402
@@ -140,6 +144,116 @@ async def bot_row(settings, turns: int, memory: str, pause: float = 0.0) -> list
     return samples
 
 
+async def metrics_overhead(settings, rounds: int, batch: int = 50) -> None:
+    """Two bots on in-memory platforms, one plain and one with the LLM client metered and counting
+    on, run batches of turns in turn (off, on, off, on...), so that the machine's load falls on
+    both. Each batch is timed by the wall clock and by this process's CPU time: on a busy machine
+    the CPU time is the steadier figure, since waiting for a core is not counted."""
+    bots = {name: await _bench_bot(settings, metered=name == "on") for name in ("off", "on")}
+    meters = metrics.enable()
+    wall: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    for round_no in range(rounds + 1):
+        for name in ("off", "on"):
+            metrics.enable(meters) if name == "on" else metrics.disable()
+            started = time.process_time()
+            timed = await time_turns(bots[name][1], batch)
+            if round_no:  # the first round warms both up
+                wall[name].append(statistics.median(timed))
+                cpu[name].append((time.process_time() - started) * 1000 / batch)
+    metrics.disable()
+    for bot, _ in bots.values():
+        await bot.stop()
+    replayed = _replay_cost(meters)
+    wrapped = await _wrapper_cost(meters)
+    print(f"\nmetrics cost per turn: bot + in-memory platform, {rounds} rounds of {batch} turns each way, alternating")
+    print(f"{'metrics':8} {'wall ms (median of round medians)':>34} {'CPU ms per turn (median of rounds)':>36}")
+    for name in ("off", "on"):
+        print(f"{name:8} {statistics.median(wall[name]):34.3f} {statistics.median(cpu[name]):36.3f}")
+    wall_diff = statistics.median(b - a for a, b in zip(wall["off"], wall["on"])) * 1000
+    cpu_diff = statistics.median(b - a for a, b in zip(cpu["off"], cpu["on"])) * 1000
+    print(f"on − off per turn: {cpu_diff:+.1f} µs CPU, {wall_diff:+.1f} µs wall (median of the rounds' differences)")
+    best = (min(cpu["on"]) - min(cpu["off"])) * 1000
+    quiet = (_low(cpu["on"]) - _low(cpu["off"])) * 1000
+    print(f"on − off per turn, CPU of the quietest rounds: {best:+.1f} µs (fastest round each way), "
+          f"{quiet:+.1f} µs (10th percentile)")
+    print(f"its parts, timed alone: the metric calls of one turn {replayed:.1f} µs; the metered LLM client's "
+          f"two plans and one streamed answer {wrapped:.1f} µs; together {replayed + wrapped:.1f} µs")
+    print("goal: < 0.1 ms (100 µs) per turn")
+
+
+async def _wrapper_cost(meters, repeats: int = 3000) -> float:
+    """µs the metered LLM client adds to a turn's LLM calls (two plans, one streamed answer),
+    its counting included: the same calls through the bare and the metered client, alternately."""
+    async def calls(llm) -> float:
+        started = time.perf_counter()
+        for _ in range(repeats):
+            await llm.complete([], model="m", options={})
+            await llm.complete([], model="m", options={})
+            async for _ in llm.stream([], model="m", options={}):
+                pass
+        return time.perf_counter() - started
+
+    metrics.enable(meters)
+    bare, metered = [], []
+    for _ in range(7):
+        bare.append(await calls(InstantModel()))
+        metered.append(await calls(MeteredLLM(InstantModel())))
+    metrics.disable()
+    return (min(metered) - min(bare)) * 1e6 / repeats
+
+
+def _low(values: list[float]) -> float:
+    return sorted(values)[len(values) // 10]
+
+
+async def _bench_bot(settings, metered: bool):
+    services = await Services.open(settings)
+    await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
+    services.memory = ConversationBuffer()
+    services.llm = MeteredLLM(InstantModel()) if metered else InstantModel()
+    chat = ChatAdapter()
+    bot = Bot(services, [chat])
+    await bot.start()
+    counter = iter(range(10**9))
+
+    async def one_turn() -> None:
+        n = next(counter)
+        chat.deliver(IncomingMessage("testchat", f"D{n % 50}", f"U{n % 50}", QUESTION, message_id=str(n), is_dm=True))
+        await bot.idle()
+
+    return bot, one_turn
+
+
+def _replay_cost(meters, repeats: int = 2000) -> float:
+    """µs the metric calls of one bench turn take by themselves (recorded from the counts)."""
+    per_turn = {}
+    for family in meters.registry.collect():
+        for found in family.samples:
+            if found.name.endswith("_total") or found.name.endswith("_count"):
+                per_turn[found.name, tuple(sorted(found.labels.items()))] = found.value
+    turns = sum(v for (name, _), v in per_turn.items() if name == "kagentbot_turns_total")
+    calls = {key: round(v / turns) for key, v in per_turn.items()}
+    sent = calls.get(("kagentbot_messages_sent_total", (("platform", "testchat"),)), 0)
+    edits = calls.get(("kagentbot_message_edits_total", (("platform", "testchat"),)), 0)
+    llm = {call: calls.get(("kagentbot_llm_calls_total", (("call", call), ("outcome", "ok"))), 0)
+           for call in ("complete", "stream")}
+    metrics.enable(meters)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        metrics.turn_finished("testchat", "answered", 0.001, 0.0005)
+        metrics.tool_call("time_delta", True, 0.0001)
+        for call, count in llm.items():
+            for _ in range(count):
+                metrics.llm_call(call, "ok", 0.0001)
+        for _ in range(sent):
+            metrics.message_sent("testchat")
+        for _ in range(edits):
+            metrics.message_edited("testchat")
+    metrics.disable()
+    return (time.perf_counter() - started) * 1e6 / repeats
+
+
 # What `kagentbot ask` does before its first LLM request, step by step, in a fresh interpreter.
 PHASES = """
 import asyncio, sys, time
@@ -219,7 +333,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--cold", type=int, default=5)
+    parser.add_argument("--metrics-rounds", type=int, default=20)
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics on/off comparison")
     args = parser.parse_args()
+    if args.metrics_only:
+        with tempfile.TemporaryDirectory() as data:
+            await metrics_overhead(load_settings(data_dir=Path(data), render={"verbosity": "thread"}), args.metrics_rounds)
+        return
     if args.cold:  # first: the LanceDB rows below leave background work that would share the CPU
         await report_cold_start(args.cold)
     with tempfile.TemporaryDirectory() as data:
@@ -237,6 +357,8 @@ async def main() -> None:
         median, p99 = summary(samples)
         print(f"{name:32} {median:10.2f} {p99:8.2f} {median / base:8.1f}")
     print("goal: median < 5 ms, p99 < 20 ms")
+    with tempfile.TemporaryDirectory() as data:
+        await metrics_overhead(load_settings(data_dir=Path(data), render={"verbosity": "thread"}), args.metrics_rounds)
 
 
 if __name__ == "__main__":

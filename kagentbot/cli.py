@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
-    _configure_logging("DEBUG" if args.verbose else settings.log_level)
+    _configure_logging("DEBUG" if args.verbose else settings.log_level, settings.log.format)
     from kagentbot.memory.store import StoreError, start_import
 
     if args.func in (run_ask, run_chat):
@@ -93,12 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, log_format: str = "text") -> None:
     import logging
 
+    from kagentbot.ops.logs import use_format
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    use_format(log_format)  # json: one object a line, through the same handler and its filters
     if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
         logging.getLogger("pypdf").setLevel(logging.ERROR)
+        # httpx logs every request at INFO: Telegram's long polls alone would fill a service's log
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def console_message(text: str, user: str) -> Any:

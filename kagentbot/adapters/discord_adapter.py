@@ -124,6 +124,10 @@ class DiscordAdapter:
             if self.on_fatal is not None:
                 self.on_fatal(f"discord: {reason}")
 
+    async def connected(self) -> bool:
+        """For /readyz: the gateway session is up (discord.py reconnects by itself meanwhile)."""
+        return self._gateway is not None and self.client.is_ready() and not self.client.is_closed()
+
     async def stop_receiving(self) -> None:
         """Messages are ignored from now on, and a slash command is told to try again rather than
         deferred and never answered."""

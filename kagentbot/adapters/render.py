@@ -23,6 +23,7 @@ from kagentbot.agent.events import (
     StepPlanned,
     ToolFinished,
 )
+from kagentbot.ops import metrics
 
 log = logging.getLogger(__name__)
 Verbosity = Literal["thread", "summary", "off"]
@@ -50,6 +51,7 @@ class Outbox:
     async def send(self, where: Destination, text: str) -> SentMessage:
         await self._wait(self._next_send, where.chat_id, self.adapter.capabilities.send_interval)
         sent = await self._retry(where.chat_id, lambda: self.adapter.send(where, text))
+        metrics.message_sent(self.adapter.platform)
         self._last_text[sent.message_id] = text
         _trim(self._last_text)
         return sent
@@ -59,6 +61,7 @@ class Outbox:
             return  # platforms reject identical edits (Telegram: "message is not modified")
         await self._wait(self._next_edit, message.message_id, self.adapter.capabilities.edit_interval)
         await self._retry(message.chat_id, lambda: self.adapter.edit(message, text))
+        metrics.message_edited(self.adapter.platform)
         self._last_text[message.message_id] = text
 
     def ready_to_edit(self, message: SentMessage) -> bool:
@@ -85,6 +88,7 @@ class Outbox:
             try:
                 return await attempt()
             except RateLimited as exc:
+                metrics.rate_limited(self.adapter.platform)
                 wait = max(exc.retry_after, 0.05)  # a "Retry-After: 0" must not spin
                 rate_waited += wait
                 if rate_waited > MAX_RATE_WAIT:
@@ -99,6 +103,7 @@ class Outbox:
                 if failures == MAX_ATTEMPTS:
                     raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
                 log.warning("%s send failed (%s); retry %d", self.adapter.platform, exc, failures)
+                metrics.send_retried(self.adapter.platform)
                 await asyncio.sleep(delay)
                 delay *= 2
 

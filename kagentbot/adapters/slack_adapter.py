@@ -125,6 +125,13 @@ class SlackAdapter:
             await client.session.close()
         self._app = None
 
+    async def connected(self) -> bool:
+        """For /readyz: the Socket Mode WebSocket is open (and answers pings), or the events
+        server listens."""
+        if self.settings.slack.mode == "http":
+            return self._server is not None
+        return self._socket is not None and await self._socket.client.is_connected()
+
     def _check_settings(self) -> None:
         slack = self.settings.slack
         if not configured(self.settings):

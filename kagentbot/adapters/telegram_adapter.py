@@ -137,6 +137,11 @@ class TelegramAdapter:
         await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
         logging.getLogger("httpx").removeFilter(self._hide_token)
 
+    async def connected(self) -> bool:
+        """For /readyz: the application runs and fetches updates (polling or the webhook server)."""
+        app = self._app
+        return app is not None and app.running and app.updater is not None and app.updater.running
+
     def _check_settings(self) -> None:
         tg = self.settings.telegram
         if not configured(self.settings):

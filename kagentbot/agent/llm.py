@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from kagentbot.agent.slots import FairGate, SlotGate, current_claim, holding
 from kagentbot.config.settings import LLMSettings
+from kagentbot.ops.metrics import llm_tokens
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class OllamaClient:
                 model=model, messages=list(messages), options=options, tools=tool_specs,
                 keep_alive=self._settings.keep_alive, stream=False,
             ))
+        llm_tokens(response.prompt_eval_count, response.eval_count)
         calls = tuple(
             ToolCall(call.function.name, dict(call.function.arguments or {}))
             for call in (response.message.tool_calls or ())
@@ -140,6 +142,8 @@ class OllamaClient:
                 async for part in pieces:
                     if part.message.content:
                         yield part.message.content
+                    if part.done:
+                        llm_tokens(part.prompt_eval_count, part.eval_count)
                     if part.done and part.done_reason == "length":
                         yield ANSWER_CUT
 
@@ -291,6 +295,8 @@ class OpenAICompatibleClient:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
         async with _slot(self.slots), self._errors(model):
             response = await self._deadline(model).wait(self._client.chat.completions.create(**params))
+        if response.usage is not None:
+            llm_tokens(response.usage.prompt_tokens, response.usage.completion_tokens)
         choice = response.choices[0]
         calls = tuple(
             ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (choice.message.tool_calls or ())
@@ -305,6 +311,8 @@ class OpenAICompatibleClient:
             ))
             async with contextlib.aclosing(deadline.each(chunks)) as pieces:
                 async for chunk in pieces:
+                    if chunk.usage is not None:  # servers that send it unasked (vLLM with usage on)
+                        llm_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
                     if chunk.choices and chunk.choices[0].finish_reason == "length":

@@ -22,6 +22,7 @@ from kagentbot.bot.admission import UserLanes
 from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.ops.turns import observe_turn
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
@@ -229,7 +230,7 @@ class Bot:
         self._spawn(self._queue_notice(adapter, where, claim))
         token = current_claim.set(claim)  # the LLM calls of this turn ask for slots as this user
         try:
-            answered = await renderer.render(self.services.agent().run(request))
+            answered = await observe_turn(adapter.platform, self.services.agent().run(request), renderer.render)
         finally:
             current_claim.reset(token)
             claim.started.set()  # a turn that ends before any call leaves no notice behind

@@ -27,7 +27,10 @@ class Finding:
 
 async def diagnose(settings: Settings, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
-    findings = [*(await check_llm(settings)), check_data_dir(settings), *check_platforms(settings)]
+    from kagentbot.ops.checks import check_ops, check_volume
+
+    findings = [*(await check_llm(settings)), check_data_dir(settings), *check_volume(settings),
+                *check_platforms(settings), await check_ops(settings)]
     for finding in findings:
         console.print(f"{MARKS[finding.level]} [bold]{finding.topic}[/]: {finding.message}")
         if finding.fix:

@@ -13,6 +13,8 @@ from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
 from kagentbot.config.settings import Settings
+from kagentbot.ops import metrics
+from kagentbot.ops.server import ops_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,18 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     for adapter in adapters:
         if hasattr(adapter, "on_fatal"):
             adapter.on_fatal = fail
+    if settings.ops.port and settings.ops.metrics:
+        metrics.enable()  # before the services open, so that their LLM client is counted
     services = await Services.open(settings)
     warm = getattr(services.memory, "warm", None)
     if warm is not None:
         warm()
     bot = Bot(services, adapters, router)
+    ops = ops_endpoint(settings, services, adapters)
     try:
+        await ops.start()  # first: a supervisor sees the process alive while platforms connect
         await bot.start()
+        ops.running()
         print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "
               f"{settings.llm.model} at {settings.llm.host}. Ctrl-C stops it.", file=sys.stderr)
         await _warn_if_llm_missing(settings)
@@ -74,7 +81,10 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 1
     finally:
+        ops.stopping()
         await bot.stop()
+        await ops.stop()
+        metrics.disable()
     for reason in failures:
         print(f"kagentbot: {reason}", file=sys.stderr)
     return 1 if failures else 0

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kagentbot.config.files import atomic_write, exclusive
+from kagentbot.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,10 @@ class Scheduler:
         try:
             await self._fire(spec)
         except Exception:
+            metrics.scheduled_run("failed")
             log.exception("scheduled question %s failed", job_id)
+        else:
+            metrics.scheduled_run("started")
 
     async def upkeep(self) -> dict[str, Any]:
         return await run_upkeep(self._memory, self.settings)

@@ -13,6 +13,7 @@ from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
+from kagentbot.ops.llm_meter import metered
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry
@@ -49,7 +50,7 @@ class Services:
             opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
-            llm = make_client(settings.llm, FairGate.from_settings(settings))
+            llm = metered(make_client(settings.llm, FairGate.from_settings(settings)))
             personas = await PersonaStore.open(settings)
         except BaseException:
             opening.cancel()

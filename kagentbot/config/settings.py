@@ -221,6 +221,21 @@ class LimitsSettings(Section):
     queue_notice_every: float = Field(5.0, gt=0, description="seconds between updates of one queue notice (each is an edit)")
 
 
+class OpsSettings(Section):
+    """The operations endpoint: /healthz, /readyz and /metrics for supervisors and Prometheus."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="serve the endpoints on this port (unset: off)")
+    listen: str = "127.0.0.1"  # a container sets 0.0.0.0 so that Prometheus can reach it
+    metrics: bool = True  # count turns, LLM calls, tools and messages for /metrics
+    check_timeout: float = Field(3.0, gt=0, description="seconds each readiness check may take")
+    max_loop_lag: float = Field(5.0, gt=0, description="seconds the event loop may fall behind before /healthz fails")
+    store_refresh: float = Field(30.0, ge=0, description="seconds the knowledge-base counts in /metrics are reused")
+
+
+class LogSettings(Section):
+    format: Literal["text", "json"] = "text"  # json: one object a line, with the turn's id, platform and timing
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KAGENTBOT_",
@@ -244,6 +259,8 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     persona: PersonaSettings = Field(default_factory=PersonaSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     _split_admins = field_validator("admins", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))

@@ -558,6 +558,16 @@ class MemoryStore:
 
     # ----- MemoryView -----
 
+    async def totals(self) -> tuple[int, int]:
+        """(documents, chunks) in the knowledge base, every scope: for /metrics, and a read that
+        proves the store is open and reachable (for /readyz)."""
+        table = self._knowledge
+
+        def count() -> tuple[int, int]:
+            return table.count_rows("chunk_no = 0"), table.count_rows()
+
+        return await asyncio.to_thread(count)
+
     def warm(self) -> None:
         """Load the embedding model in the background now (a long-running bot), rather than on
         the first recall that needs it, which would stall that message by the model load."""
