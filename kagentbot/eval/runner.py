@@ -131,7 +131,15 @@ class BenchRun:
             if self.on_done:
                 self.on_done(item)
 
-        async with asyncio.TaskGroup() as group:
-            for item in todo:
-                group.create_task(one(item))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in todo:
+                    group.create_task(one(item))
+        except BaseExceptionGroup as failed:  # the first failure stops the rest; its own error is the news
+            raise _first(failed) from None
         return RunResult(len(todo), len(items) - len(todo), time.perf_counter() - started, self.calls)
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
