@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kagentbot.eval.bench import PROFILE_KEY, BenchItem
-from kagentbot.eval.e2e import E2ECase
+from kagentbot.eval.e2e import WEB, E2ECase
 from tests.fakes.ollama_server import Scripted, complete, task
 
 GARBAGE = "lorem ipsum dolor sit amet"
@@ -63,28 +63,34 @@ class PerfectBench:
 
 
 _GOAL = re.compile(r"^GOAL: (.*)$", re.M)
+_BASE = re.compile(r"http://127\.0\.0\.1:\d+")
 _DONE_TITLES = ("* Complete tasks", "* 已完成的任务")
 
 
 class PerfectAgent:
     """Follows each question's reference plan one task per planning prompt, then concludes with
-    its reference answer. Which question a prompt is for is read from its GOAL line."""
+    its reference answer. Which question a prompt is for is read from its GOAL line; cases are
+    loaded without the replay server's address, which is read back from the question."""
 
     def __init__(self, cases: Sequence[E2ECase]) -> None:
         self.cases = {case.question: case for case in cases}
 
     def __call__(self, body: dict[str, Any]) -> Scripted:
         prompt = body["messages"][-1]["content"]
-        case = self.cases[_GOAL.findall(prompt)[-1].strip()]
+        goal = _GOAL.findall(prompt)[-1].strip()
+        base = _BASE.search(goal)
+        case = self.cases[_BASE.sub(WEB, goal)]
         if prompt.rstrip().endswith(("A new Task:", "新任务：")):
             done = _finished(prompt)
             if done < len(case.plan):
-                step = case.plan[done]
+                step = json.loads(json.dumps(case.plan[done]).replace(WEB, base.group(0) if base else WEB))
                 return Scripted(task(step["task_name"], step["tool"], **step["args"]))
             return Scripted(complete())
         return Scripted(case.answer)
 
 
 def _finished(prompt: str) -> int:
+    """Tasks listed between the Complete tasks title and the GOAL (the reply format after it
+    shows a `"task_name"` too)."""
     start = max(prompt.rfind(title) for title in _DONE_TITLES)
-    return prompt[start:].count('"task_name"') if start >= 0 else 0
+    return prompt[start : prompt.rfind("\nGOAL: ")].count('"task_name"') if start >= 0 else 0
