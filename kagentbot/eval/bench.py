@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+OURSET = Path(__file__).parent / "data" / "kagentbench_ours.jsonl"  # our own set, shipped
 TYPES = ("plantooluse", "reflextion", "conclusion", "profile")
 REQUIRED = ("id", "query", "type", "golden_result_list", "prompt_input")
 PROFILE_KEY = "prompt"  # the one prompt of a profile case
@@ -95,8 +96,11 @@ def load_items(path: Path) -> list[BenchItem]:
     return items
 
 
-def select(items: Sequence[BenchItem], types: Sequence[str] = (), limit: int | None = None) -> list[BenchItem]:
-    chosen = [item for item in items if not types or item.type in types]
+def select(items: Sequence[BenchItem], types: Sequence[str] = (), limit: int | None = None,
+           templates: Sequence[str] = ()) -> list[BenchItem]:
+    """The cases of `types` that have one of `templates` (profile cases have one prompt: always)."""
+    chosen = [item for item in items if (not types or item.type in types)
+              and (not templates or item.type == "profile" or any(t in templates for t in item.templates))]
     return chosen[:limit] if limit is not None else chosen
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from kagentbot.eval.bench import TYPES
+from kagentbot.eval.bench import OURSET, TYPES
 
 NOTE = ("Measure answer quality. `run` sends a KAgentBench-format set's prompts to the configured model "
         "and writes its replies; `score` computes KAgentBench's metric; `e2e` runs checkable questions "
@@ -19,15 +18,12 @@ def _csv(text: str) -> list[str]:
 
 
 def register(subparsers: Any) -> None:
-    from kagentbot.eval.ourset import OURSET
-
     parser = subparsers.add_parser("eval", help="measure answer quality (KAgentBench format, end to end)", description=NOTE)
     actions = parser.add_subparsers(dest="eval_action", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="send a set's prompts to the model and write its predictions", description=NOTE)
     run.add_argument("data", nargs="?", type=Path, default=OURSET, help="KAgentBench-format JSONL (default: our own set)")
     run.add_argument("--out", type=Path, required=True, help="predictions JSONL; an existing one is resumed")
     _selection(run)
-    run.add_argument("--templates", type=_csv, default=[], help="only these prompt templates, e.g. KuaiAgent,ReACT")
     run.add_argument("--concurrency", type=int, help="cases at once (default: eval.concurrency)")
     run.add_argument("--restart", action="store_true", help="discard an existing output instead of resuming it")
     score = actions.add_parser("score", help="score predictions with KAgentBench's metric", description=NOTE)
@@ -45,8 +41,10 @@ def register(subparsers: Any) -> None:
 
 
 def _selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, help="only the first N cases (after --types)")
+    parser.add_argument("--limit", type=int, help="only the first N cases (after --types and --templates)")
     parser.add_argument("--types", type=_csv, default=[], help=f"only these types: {', '.join(TYPES)}")
+    parser.add_argument("--templates", type=_csv, default=[],
+                        help="only these prompt templates, e.g. KuaiAgent,ReACT (profile cases have one prompt and always count)")
 
 
 async def run_eval(args: argparse.Namespace, settings: Any) -> int:
@@ -87,7 +85,7 @@ async def _run(args: argparse.Namespace, settings: Any, console: Any) -> int:
     from kagentbot.eval.report import header_lines, run_header, save_run_settings
     from kagentbot.eval.runner import BenchRun
 
-    items = select(load_items(args.data), args.types, args.limit)
+    items = select(load_items(args.data), args.types, args.limit, args.templates)
     if args.restart and args.out.exists():
         args.out.unlink()
     header = run_header(settings, {"data": str(args.data), "cases": len(items)})
@@ -116,11 +114,11 @@ async def _score(args: argparse.Namespace, settings: Any, console: Any) -> int:
     from kagentbot.eval.report import print_table, run_header, saved_run_settings, write_reports
     from kagentbot.eval.score import score_all
 
-    items = select(load_items(args.data), args.types, args.limit)
+    items = select(load_items(args.data), args.types, args.limit, args.templates)
     predictions = load_predictions(args.predictions)
     if not predictions:
         raise BenchError(f"{args.predictions} holds no predictions: write them with `kagentbot eval run`")
-    table = await asyncio.to_thread(score_all, items, predictions)
+    table = await asyncio.to_thread(score_all, items, predictions, args.templates)
     header = (saved_run_settings(args.predictions) or run_header(settings, {"data": str(args.data)})) \
         | {"predictions": str(args.predictions)}
     print_table(Console(highlight=False, soft_wrap=True), table, header)
@@ -170,7 +168,3 @@ class _progress:
 
     def __exit__(self, *exc: object) -> None:
         self._bar.__exit__(*exc)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `kagentbot eval`")

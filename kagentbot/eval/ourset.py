@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from kagentbot.agent import prompts
 from kagentbot.eval import ourset_cases as cases
+from kagentbot.eval.bench import OURSET
 from kagentbot.memory.types import Recall, TaskRecord
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona
 from kagentbot.tools.catalog import build_registry
 
-OURSET = Path(__file__).parent / "data" / "kagentbench_ours.jsonl"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)  # every case is asked at this moment
 MAX_STEPS = 5
 BUDGET = 100_000  # the set's prompts are whole; `eval run` applies the input budget

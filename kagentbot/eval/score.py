@@ -103,19 +103,20 @@ def text_score(golden: Sequence[Any], reply: str) -> float:
     return max((rouge_l(reply, g) for g in _golden_texts(golden)), default=0.0)
 
 
-def _replies(item: BenchItem, predicted: Any) -> dict[str, str]:
-    """template → reply; a template without one gets the empty reply (scored 0)."""
+def _replies(item: BenchItem, predicted: Any, templates: Sequence[str] = ()) -> dict[str, str]:
+    """template → reply, for the case's templates (those of them in `templates`, if given); a
+    template without a reply gets the empty reply (scored 0)."""
     if item.type == "profile":
         reply = predicted if isinstance(predicted, str) else (predicted or {}).get(PROFILE_KEY, "")
         return {PROFILE_KEY: _text(reply)}
     predicted = predicted if isinstance(predicted, Mapping) else {}
-    return {name: _text(predicted.get(name, "")) for name in item.templates}
+    return {name: _text(predicted.get(name, "")) for name in item.templates if not templates or name in templates}
 
 
-def score_case(item: BenchItem, predicted: Any) -> CaseScore:
+def score_case(item: BenchItem, predicted: Any, templates: Sequence[str] = ()) -> CaseScore:
     per: dict[str, dict[str, float]] = {}
     unparsed = []
-    for template, reply in _replies(item, predicted).items():
+    for template, reply in _replies(item, predicted, templates).items():
         if item.type in ("conclusion", "profile"):
             per[template] = {item.type: text_score(item.golden, reply)}
             continue
@@ -127,12 +128,13 @@ def score_case(item: BenchItem, predicted: Any) -> CaseScore:
         else:
             per[template] = {"reflection": reflection_score(item.golden, guess, item.last_task)}
     abilities = {a for scores in per.values() for a in scores}
-    means = {a: sum(s[a] for s in per.values()) / len(per) for a in abilities}
+    means = {a: sum(s[a] for s in per.values()) / len(per) for a in abilities}  # select() keeps only cases with a template
     return CaseScore(item.id, item.type, means, per, tuple(unparsed))
 
 
-def score_all(items: Sequence[BenchItem], predictions: Mapping[str, Any]) -> ScoreTable:
-    cases = tuple(score_case(item, predictions.get(item.id)) for item in items)
+def score_all(items: Sequence[BenchItem], predictions: Mapping[str, Any], templates: Sequence[str] = ()) -> ScoreTable:
+    """`items` as `bench.select` chose them; `templates` (if given) limits each case's templates."""
+    cases = tuple(score_case(item, predictions.get(item.id), templates) for item in items)
     sums: dict[str, list[float]] = {}
     templates: dict[str, dict[str, list[float]]] = {}
     for case in cases:

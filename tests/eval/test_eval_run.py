@@ -113,3 +113,16 @@ def test_a_long_prompt_loses_the_middle_of_its_memory_first():
     cut = fit_prompt(no_memory, "", 500)
     assert estimate_tokens(cut) <= 500 and cut.startswith("HEAD") and cut.endswith("TAIL")
     assert fit_prompt("short", "", 500) == "short"
+
+
+async def test_templates_selects_for_run_and_score(fake_ollama, cli, tmp_path, ourset):
+    fake_ollama.responder = PerfectBench(ourset)
+    out = tmp_path / "pred.jsonl"
+    assert await cli(fake_ollama.url, "eval", "run", "--out", str(out), "--templates", "ReACT", "--concurrency", "8") == 0
+    lines = read_lines(out)
+    # conclusion cases have only KuaiAgent prompts: left out; profile cases always have their one prompt
+    assert {line["type"] for line in lines} == {"plantooluse", "reflextion", "profile"}
+    assert all(list(line["model_predict"]) == ["ReACT"] for line in lines if line["type"] != "profile")
+    assert await cli(fake_ollama.url, "eval", "score", str(OURSET), str(out), "--templates", "ReACT",
+                     "--report", str(tmp_path / "s")) == 0
+    assert scores(tmp_path / "s") == {"plan": 100.0, "tooluse": 100.0, "reflection": 100.0, "profile": 100.0, "overall": 80.0}
