@@ -61,7 +61,7 @@ async def main() -> None:
             fake.responder = responder
             results[label] = e2e_summary(await run_e2e(settings))
         print(f"\ne2e: {len(cases)} questions through the whole loop (tools on loopback fixtures, LanceDB memory)")
-        keys = ("accuracy", "correct", "steps_per_question", "tool_calls", "tool_failures", "parse_failures",
+        keys = ("accuracy_pct", "correct", "steps_per_question", "tool_calls", "tool_failures", "parse_failures",
                 "grounded", "seconds_per_question", "wall_seconds")
         print(f"{'measure':<22}{'perfect':>10}{'garbage':>10}")
         for key in keys:

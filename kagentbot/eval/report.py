@@ -119,7 +119,7 @@ def e2e_header(settings: Settings) -> dict[str, Any]:
 def e2e_summary(report: Any) -> dict[str, Any]:
     n = len(report.outcomes)
     return {
-        "questions": n, "correct": sum(o.correct for o in report.outcomes), "accuracy": round(report.accuracy * 100, 2),
+        "questions": n, "correct": sum(o.correct for o in report.outcomes), "accuracy_pct": round(report.accuracy * 100, 2),
         "steps_per_question": round(report.mean("steps"), 2), "tool_calls": report.total("tool_calls"),
         "tool_failures": report.total("tool_failures"), "parse_failures": report.total("parse_failures"),
         "other_rejections": report.total("other_rejections"), "errors": sum(bool(o.error) for o in report.outcomes),
@@ -148,7 +148,7 @@ def e2e_markdown(report: Any, header: dict[str, Any]) -> str:
         for o in failures:
             lines += [f"### {o.id}: {o.question}", f"- expected one of: {', '.join(o.expect)}",
                       f"- answer: {o.answer or '(none)'}" + (f"\n- error: {o.error}" if o.error else ""),
-                      "- trace:", *(f"    {line}" for line in o.trace), ""]
+                      "- trace:" if o.trace else "- trace: (no task planned)", *(f"    {line}" for line in o.trace), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -31,11 +31,12 @@ def fit_prompt(prompt: str, memory: str, budget: int) -> str:
     enough (or the prompt holds no memory), the middle of the prompt itself."""
     if estimate_tokens(prompt) <= budget:
         return prompt
-    language = detect_language(prompt)
     if memory and memory in prompt:
         room = budget - (estimate_tokens(prompt) - estimate_tokens(memory))
         if room > estimate_tokens(CUT_MARK):
-            return prompt.replace(memory, trim_middle(memory, room, language), 1)
+            prompt = prompt.replace(memory, trim_middle(memory, room, detect_language(prompt)), 1)
+            if estimate_tokens(prompt) <= budget:
+                return prompt
     return cut_middle(prompt, budget)
 
 

@@ -39,7 +39,7 @@ async def test_a_perfect_model_gets_every_question_right(fake_ollama, cli, tmp_p
     assert await cli(fake_ollama.url, "eval", "e2e", "--report", str(stem), **e2e_env) == 0
     report = json.loads(stem.with_suffix(".json").read_text("utf-8"))
     summary = report["summary"]
-    assert summary["questions"] >= 40 and summary["accuracy"] == 100.0
+    assert summary["questions"] >= 40 and summary["accuracy_pct"] == 100.0
     assert summary["tool_failures"] == 0 and summary["parse_failures"] == 0 and summary["errors"] == 0
     assert summary["grounded"] == summary["questions"]  # every fact came out of a tool, from the fixtures
     assert report["settings"]["model"] == "kagentlm" and report["settings"]["embedder"] == "ollama"
@@ -50,7 +50,7 @@ async def test_a_garbage_model_gets_nothing_right(fake_ollama, cli, tmp_path, e2
     stem = tmp_path / "e2e"
     assert await cli(fake_ollama.url, "eval", "e2e", "--report", str(stem), "--limit", "12", **e2e_env) == 0
     summary = json.loads(stem.with_suffix(".json").read_text("utf-8"))["summary"]
-    assert summary["questions"] == 12 and summary["accuracy"] == 0.0
+    assert summary["questions"] == 12 and summary["accuracy_pct"] == 0.0
     assert summary["parse_failures"] == 12 and summary["tool_calls"] == 0
     failures = stem.with_suffix(".md").read_text("utf-8")
     assert "## Failures" in failures and "lorem ipsum" in failures and "- model: kagentlm" in failures

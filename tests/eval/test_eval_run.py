@@ -126,3 +126,10 @@ async def test_templates_selects_for_run_and_score(fake_ollama, cli, tmp_path, o
     assert await cli(fake_ollama.url, "eval", "score", str(OURSET), str(out), "--templates", "ReACT",
                      "--report", str(tmp_path / "s")) == 0
     assert scores(tmp_path / "s") == {"plan": 100.0, "tooluse": 100.0, "reflection": 100.0, "profile": 100.0, "overall": 80.0}
+
+
+def test_a_prompt_whose_rules_alone_overflow_is_cut_in_its_middle():
+    memory = "short memory"
+    prompt = "RULES " + "rule text " * 3000 + memory + " GOAL: q"
+    fitted = fit_prompt(prompt, memory, 300)
+    assert estimate_tokens(fitted) <= 300 and fitted.startswith("RULES") and fitted.endswith("GOAL: q")
