@@ -94,7 +94,7 @@ async def _run(args: argparse.Namespace, settings: Any, console: Any) -> int:
     save_run_settings(args.out, header)
     llm = make_client(settings.llm)
     try:
-        with _progress(console, "cases", len(items)) as advance:
+        with ProgressBar(console, "cases", len(items)) as advance:
             result = await BenchRun(settings, llm, args.templates, on_done=lambda _: advance()).run(items, args.out)
     finally:
         await llm.close()
@@ -140,7 +140,7 @@ async def _e2e(args: argparse.Namespace, settings: Any, console: Any) -> int:
     out = Console(highlight=False, soft_wrap=True)
     for line in header_lines(header):
         out.print(line, markup=False)
-    with _progress(console, "questions", count) as advance:
+    with ProgressBar(console, "questions", count) as advance:
         report = await run_e2e(settings, data, limit=args.limit, categories=args.categories, on_done=lambda _: advance())
     for key, value in e2e_summary(report).items():
         out.print(f"{key}: {value}", markup=False)
@@ -152,7 +152,7 @@ async def _e2e(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-class _progress:
+class ProgressBar:
     """A progress bar on stderr (plain when it is not a terminal); yields `advance()`."""
 
     def __init__(self, console: Any, unit: str, total: int) -> None:
