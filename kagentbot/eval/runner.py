@@ -63,6 +63,7 @@ class PredictionWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
 
     def prepare(self) -> set[str]:
         if not self.path.exists():
@@ -89,9 +90,20 @@ class PredictionWriter:
         tmp.write_text("".join(line + "\n" for line in kept), "utf-8")
         tmp.replace(self.path)
 
-    async def write(self, line: str) -> None:
+    def write(self, line: str) -> asyncio.Task[None]:
+        """Starts the write as a task of its own, so a run stopped by another case's failure
+        still keeps every case already answered (see `settle`)."""
+        task = asyncio.ensure_future(self._write(line))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    async def _write(self, line: str) -> None:
         async with self._lock:
             await asyncio.to_thread(self._append, line)
+
+    async def settle(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
     def _append(self, line: str) -> None:
         with self.path.open("a", encoding="utf-8") as out:
@@ -128,7 +140,7 @@ class BenchRun:
         async def one(item: BenchItem) -> None:
             async with gate:
                 predicted = await self.predict(item)
-            await writer.write(prediction_line(item, predicted))
+            await asyncio.shield(writer.write(prediction_line(item, predicted)))
             if self.on_done:
                 self.on_done(item)
 
@@ -138,6 +150,8 @@ class BenchRun:
                     group.create_task(one(item))
         except BaseExceptionGroup as failed:  # the first failure stops the rest; its own error is the news
             raise _first(failed) from None
+        finally:
+            await writer.settle()
         return RunResult(len(todo), len(items) - len(todo), time.perf_counter() - started, self.calls)
 
 

@@ -133,3 +133,13 @@ def test_a_prompt_whose_rules_alone_overflow_is_cut_in_its_middle():
     prompt = "RULES " + "rule text " * 3000 + memory + " GOAL: q"
     fitted = fit_prompt(prompt, memory, 300)
     assert estimate_tokens(fitted) <= 300 and fitted.startswith("RULES") and fitted.endswith("GOAL: q")
+
+
+async def test_a_failing_case_does_not_lose_cases_answered_meanwhile(fake_ollama, cli, tmp_path, ourset):
+    out = tmp_path / "pred.jsonl"
+    # 11 answers and one failure, all arriving together: the answers being written when the
+    # failure stops the run are still written
+    fake_ollama.script(*[Scripted("answer", delay=0.3)] * 11, Scripted(status=500, error="out of memory", delay=0.32))
+    code = await cli(fake_ollama.url, "eval", "run", "--out", str(out), "--types", "profile", "--concurrency", "12")
+    assert code == 1
+    assert len(read_lines(out)) == 11
