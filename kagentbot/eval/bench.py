@@ -106,7 +106,7 @@ def select(items: Sequence[BenchItem], types: Sequence[str] = (), limit: int | N
 
 def prediction_line(item: BenchItem, predicted: dict[str, str]) -> str:
     """The input line with `model_predict` added: a dict per template, a string for profile."""
-    value: Any = predicted.get(PROFILE_KEY, "") if item.type == "profile" else predicted
+    value: Any = next(iter(predicted.values()), "") if item.type == "profile" else predicted  # whatever its key
     return json.dumps({**item.raw, "model_predict": value}, ensure_ascii=False)
 
 

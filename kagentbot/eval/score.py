@@ -58,11 +58,21 @@ def plan_score(golden: Sequence[Mapping[str, Any]], guess: PlanGuess | None) -> 
 def args_score(golden_args: Any, predicted: Mapping[str, Any]) -> float:
     """Mean ROUGE-L over the golden argument values (a key the reply lacks scores 0); 1 when both
     sides have no arguments, 0 when only one side has none."""
-    golden_args = golden_args if isinstance(golden_args, Mapping) else {}
+    golden_args = _as_args(golden_args)
     if not golden_args:
         return 1.0 if not predicted else 0.0
     per_key = [rouge_l(_text(predicted[k]), _text(v)) if k in predicted else 0.0 for k, v in golden_args.items()]
     return sum(per_key) / len(per_key)
+
+
+def _as_args(value: Any) -> Mapping[str, Any]:
+    """Golden arguments as an object; some data files carry them JSON-encoded."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
 
 
 def tooluse_score(golden: Sequence[Mapping[str, Any]], guess: PlanGuess | None) -> float:

@@ -143,3 +143,17 @@ async def test_a_failing_case_does_not_lose_cases_answered_meanwhile(fake_ollama
     code = await cli(fake_ollama.url, "eval", "run", "--out", str(out), "--types", "profile", "--concurrency", "12")
     assert code == 1
     assert len(read_lines(out)) == 11
+
+
+async def test_a_profile_case_with_a_named_or_bare_prompt_gets_a_string_prediction(fake_ollama, cli, tmp_path):
+    data = tmp_path / "profile.jsonl"
+    golden = [{"golden_result": "Arr, matey!"}]
+    lines = [{"id": "a", "query": "hi", "type": "profile", "golden_result_list": golden, "prompt_input": {"KuaiAgent": "Say hi like a pirate."}},
+             {"id": "b", "query": "hi", "type": "profile", "golden_result_list": golden, "prompt_input": "Say hi like a pirate."}]
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines), "utf-8")
+    fake_ollama.script("Arr, matey!", "Arr, matey!")
+    out = tmp_path / "pred.jsonl"
+    assert await cli(fake_ollama.url, "eval", "run", str(data), "--out", str(out), "--concurrency", "1") == 0
+    assert [line["model_predict"] for line in read_lines(out)] == ["Arr, matey!", "Arr, matey!"]
+    assert await cli(fake_ollama.url, "eval", "score", str(data), str(out), "--report", str(tmp_path / "s")) == 0
+    assert scores(tmp_path / "s")["profile"] == 100.0

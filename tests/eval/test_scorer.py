@@ -168,3 +168,9 @@ def test_rouge_l_matches_rouge_chinese_on_the_shipped_set(ourset):
         expected = rouge.get_scores(" ".join(tokenize(hyp)), " ".join(tokenize(ref)))[0]["rouge-l"]["f"]
         assert rouge_l(hyp, ref) == pytest.approx(expected, abs=1e-12), (hyp, ref)
     assert len(pairs) > 100
+
+
+def test_golden_arguments_written_as_a_json_string():
+    golden = [{"thought": "look him up", "tool_name": "encyclopedia", "tool_args": '{"query": "Lionel Messi"}'}]
+    scored = score_case(case("plantooluse", golden), {"KuaiAgent": kuai("look him up", "encyclopedia", query="Lionel Messi")})
+    assert scored.scores["tooluse"] == pytest.approx(f(2, 2, 2), abs=TOL)
