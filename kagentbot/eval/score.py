@@ -84,7 +84,7 @@ def tooluse_score(golden: Sequence[Mapping[str, Any]], guess: PlanGuess | None) 
 
 def _repeats(golden: Mapping[str, Any], last_task: Mapping[str, Any]) -> bool:
     return bool(last_task) and golden.get("tool_name") == last_task.get("tool_name") \
-        and (golden.get("tool_args") or {}) == (last_task.get("tool_args") or {})
+        and _as_args(golden.get("tool_args")) == _as_args(last_task.get("tool_args"))
 
 
 def reflection_score(golden: Sequence[Mapping[str, Any]], guess: PlanGuess | None, last_task: Mapping[str, Any]) -> float:
