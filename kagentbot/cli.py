@@ -15,6 +15,7 @@ from kagentbot.bot.kb_cli import os_user
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
 COMMAND_MODULES: tuple[str, ...] = (
     "kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli",
+    "kagentbot.eval.cli",
 )
 
 

@@ -236,6 +236,17 @@ class LogSettings(Section):
     format: Literal["text", "json"] = "text"  # json: one object a line, with the turn's id, platform and timing
 
 
+class EvalSettings(Section):
+    """`kagentbot eval`: KAgentLM's sampling and KwaiAgents' input budget, and how many cases at once."""
+
+    temperature: float = Field(0.1, ge=0, le=2)
+    top_p: float = Field(0.75, gt=0, le=1)
+    top_k: int = Field(40, ge=1)
+    max_input_tokens: int = Field(6000, ge=256, description="longer prompts are cut in the middle of their memory, else of the prompt")
+    max_output_tokens: int = Field(1024, ge=16, description="most tokens one benchmark reply may have")
+    concurrency: int = Field(4, ge=1, le=256, description="cases sent to the model at once")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KAGENTBOT_",
@@ -261,6 +272,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
     _split_admins = field_validator("admins", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))
