@@ -268,7 +268,7 @@ def load_settings(config_file: Path | None = None, environ: dict[str, str] | Non
         settings = settings_cls(**overrides)
     except ValidationError as exc:
         raise SettingsError(_explain(exc, toml_file if toml_file.is_file() else None)) from None
-    except (ValueError, OSError) as exc:  # malformed TOML, unreadable file
+    except (ValueError, OSError, RecursionError) as exc:  # malformed or too deeply nested TOML, unreadable file
         raise SettingsError(f"could not read {toml_file}: {exc}") from None
     if not settings.llm.host:
         host = environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
@@ -320,7 +320,7 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 
