@@ -451,6 +451,7 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_knowledge_persona_and_
                                        f"chat:telegram:{old}")
     await services.personas.select_persona("telegram:1", "chats", chat_key("telegram", str(old)), "research")
     ScheduleBook(services.settings).add("telegram:111", "telegram", str(old), "every day at 09:00", "lunch today?")
+    api.migrated[old] = new  # what Telegram answers about the old group from now on
     api.push(tg.update(tg.message(tg.GROUP, tg.ALICE, migrate_from_chat_id=old)))
     await api.wait_for(lambda: api.called("getUpdates") and not api.updates)
     await bot.idle()
