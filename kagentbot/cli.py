@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
-    _configure_logging("DEBUG" if args.verbose else settings.log_level)
+    from kagentbot.config.logs import configure_logging
+
+    os.umask(0o077)  # what the bot writes (memory, personas, schedules, logs) is its OS user's alone
+    configure_logging("DEBUG" if args.verbose else settings.log_level, settings)
     from kagentbot.memory.store import StoreError, start_import
 
     if args.func in (run_ask, run_chat):
@@ -91,14 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CatalogError, StoreError) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
-
-
-def _configure_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
-        logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def console_message(text: str, user: str) -> Any:
@@ -132,10 +127,11 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.bot.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
+    from kagentbot.config.redact import redact_url
     from kagentbot.memory.ingest import IngestError
 
     console = Console(highlight=False)
-    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Commands: /help. Empty line or Ctrl-D to quit.")
+    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {redact_url(settings.llm.host)}. Commands: /help. Empty line or Ctrl-D to quit.")
     async with await Services.open(settings, defer_memory=True) as services:
         renderer = ConsoleRenderer(console)
         router = default_router()

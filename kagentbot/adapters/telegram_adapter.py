@@ -42,20 +42,6 @@ _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
 
 
-class _HideToken(logging.Filter):
-    """httpx logs every request URL at INFO, and Bot API URLs hold the token."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "<token>"), ()
-        return True
-
-
 class FileTooLarge(AttachmentError):
     """A document is over the download limit; the message says which limit and how to raise it."""
 
@@ -111,12 +97,10 @@ class TelegramAdapter:
         self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
-        self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
         self._check_settings()
-        logging.getLogger("httpx").addFilter(self._hide_token)
         self._receive = receive
         self._app = self._build()
         try:
@@ -147,7 +131,6 @@ class TelegramAdapter:
             await app.stop()
         await app.shutdown()
         await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
-        logging.getLogger("httpx").removeFilter(self._hide_token)
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
