@@ -12,12 +12,18 @@ from kagentbot.config.redact import RedactingFilter, Redactor, settings_secrets
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _Handler(logging.StreamHandler):
+    """Ours, so that configuring again replaces it rather than doubling every line."""
+
+
 def configure_logging(level: str, settings: Any, stream: IO[str] | None = None) -> logging.Handler:
     """Install the redacting handler on the root logger; returns it (tests remove it again)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactingFilter(Redactor(settings_secrets(settings))))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
