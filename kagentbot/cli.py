@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from kagentbot.config.logs import configure_logging
 
-    os.umask(0o077)  # what the bot writes (memory, personas, schedules, logs) is its OS user's alone
     configure_logging("DEBUG" if args.verbose else settings.log_level, settings)
+    _keep_data_private(settings)
     from kagentbot.memory.store import StoreError, start_import
 
     if args.func in (run_ask, run_chat):
@@ -94,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     except (CatalogError, StoreError) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
+
+
+def _keep_data_private(settings: Any) -> None:
+    """Files the bot writes from here on (memory, personas, schedules, LanceDB's own) are its OS
+    user's alone; those already there are made so once."""
+    from kagentbot.config.files import make_data_private
+
+    os.umask(0o077)
+    make_data_private(settings)
 
 
 def console_message(text: str, user: str) -> Any:
