@@ -135,10 +135,16 @@ class ToolsSettings(Section):
     search_timeout: float = Field(25.0, gt=0, description="seconds for a whole search, retries included")
     search_proxy: str = ""  # proxy for the ddgs backend, e.g. socks5h://127.0.0.1:9150
     output_chars: int = Field(2800, ge=200, description="budget for one tool's text before the agent's own cut")
+    # No exfiltration by tool: browse_website opens only URLs that appeared in the asker's message,
+    # in search results or in documents and pages read this turn, or any URL on these hosts
+    # ("docs.python.org", "*.example.org"). browse_any_url lifts the rule (not recommended).
+    browse_hosts: CsvList = Field(default_factory=list)
+    browse_any_url: bool = False
 
     _split = field_validator("enabled", "custom", "browse_allowlist", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))
     )
+    _split_hosts = field_validator("browse_hosts", mode="before")(classmethod(lambda cls, v: _split_csv(v)))
 
 
 class RenderSettings(Section):
