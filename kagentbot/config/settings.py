@@ -111,6 +111,13 @@ class MemorySettings(Section):
     fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
     compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many background commits (each a batch of turns)")
+    # Untrusted files: PDF, Word and HTML are parsed in a child process with these budgets (0 CPU
+    # seconds: in the bot's own process, unlimited); zip-based files (.docx) are checked first.
+    parse_cpu_seconds: float = Field(20.0, ge=0, description="CPU seconds one document's parsing may use")
+    parse_memory_mb: int = Field(1024, ge=128, description="memory (address space, MB) one document's parsing may use")
+    archive_max_members: int = Field(1000, ge=1, description="most files inside a .docx")
+    archive_max_unpacked_mb: float = Field(100.0, gt=0, description="most MB a .docx may unpack to")
+    archive_max_ratio: int = Field(100, ge=2, description="highest compression ratio of one part of a .docx (larger than 1 MB unpacked)")
 
 
 class ToolsSettings(Section):

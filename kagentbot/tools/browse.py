@@ -46,7 +46,7 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
         page = await guarded_fetch(url, FetchPolicy.from_settings(settings))
     except (FetchRefused, FetchFailed) as exc:
         raise ToolError(str(exc)) from None
-    title, text = await asyncio.to_thread(page_text, page)
+    title, text = await asyncio.to_thread(_read_limited, page, context)
     if not text.strip():
         raise ToolError(f"{page.url} has no readable text (it may need JavaScript)")
     passages = rank_passages(text, question, settings.browse_passages) if question.strip() else [text]
@@ -66,6 +66,19 @@ def check_link(url: str, context: ToolContext) -> None:
         "where the bot sends requests). Open a link exactly as it was given, search for the page, or answer "
         "with what you have."
     )
+
+
+def _read_limited(page: Page, context: ToolContext) -> tuple[str, str]:
+    """`page_text` in a child process with the document parsing budget (a web page is as
+    untrusted as an upload: a PDF bomb or pathological HTML must not stall the bot)."""
+    from kagentbot.config.settings import MemorySettings
+    from kagentbot.memory.sandbox import Budget, BudgetExceeded, ParseFailed, run_limited
+
+    limits = context.settings.memory if context.settings is not None else MemorySettings()
+    try:
+        return run_limited(page_text, (page,), Budget(limits.parse_cpu_seconds, limits.parse_memory_mb), (ToolError,))
+    except (BudgetExceeded, ParseFailed) as exc:
+        raise ToolError(f"{page.url} could not be read within the limits for one page: {exc}") from None
 
 
 def page_text(page: Page) -> tuple[str, str]:
