@@ -15,6 +15,7 @@ from kagentbot.config.logs import configure_logging
 from kagentbot.config.redact import Redactor, redact_url
 from tests.bot.chat_adapter import ChatAdapter
 from tests.bot.test_bot_core import ask
+from tests.fakes.ollama_server import Scripted
 from tests.telegram import updates as tg
 from tests.telegram.fake_bot_api import FakeBotAPI
 
@@ -90,3 +91,24 @@ def test_the_redactor_masks_what_it_should_and_leaves_ordinary_text():
     assert redact("http://me:pw@host:1/v1 and https://host/path") == "http://<redacted>@host:1/v1 and https://host/path"
     assert redact("error at 12:30:45, user 42:bob") == "error at 12:30:45, user 42:bob"
     assert redact_url("http://me:pw@host:1/v1") == "http://host:1/v1" and redact_url("http://host/v1") == "http://host/v1"
+
+
+async def test_a_secret_in_an_answer_is_masked_before_it_reaches_chat(fake_ollama, make_settings):
+    """Whatever put it there (a page, a document, a tool's error), a configured secret, URL
+    userinfo or a token-shaped string is masked in what the bot posts and edits."""
+    token = "xoxb-111-222-SecretSlackToken"
+    fake_ollama.script(Scripted(f"Found it: {token}, and http://svc:{PASSWORD}@10.0.0.5/ and {UNCONFIGURED_BOT_TOKEN}.",
+                                chunk=4))
+    settings = make_settings(llm={"host": fake_ollama.url, "mode": "native"}, slack={"bot_token": token})
+    chat = ChatAdapter()
+    bot = Bot(await Services.open(settings), [chat])
+    await bot.start()
+    try:
+        chat.deliver(ask("what is in the config?"))
+        await bot.idle()
+    finally:
+        await bot.stop()
+    shown = [text for posted in chat.posted for text in (posted.text, *posted.edits)]
+    assert shown and "Found it: <redacted>" in shown[-1]
+    for secret in (token, PASSWORD, UNCONFIGURED_BOT_TOKEN):
+        assert all(secret not in text for text in shown)
