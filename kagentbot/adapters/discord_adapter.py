@@ -282,6 +282,19 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             raise _refusal(exc) or exc
 
+    async def delete(self, message: SentMessage) -> None:
+        """Take back one of the bot's own messages (a queue notice once its turn has started)."""
+        import discord
+
+        target = self._sent.pop(message.message_id, None)
+        if target is None:  # fell out of the cache: delete by id
+            channel = await self._channel(int(message.thread_id or message.chat_id))
+            target = channel.get_partial_message(int(message.message_id))
+        try:
+            await target.delete()
+        except discord.HTTPException as exc:
+            raise _refusal(exc) or exc
+
     async def _channel(self, channel_id: int) -> Any:
         """The channel or thread object: seen on a message, in discord.py's cache, or fetched."""
         import discord

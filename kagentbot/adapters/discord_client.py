@@ -83,7 +83,7 @@ class GatewayClient(discord.Client):
 
 
 _ARG_HINTS = {
-    "kb": "add URL or text | list | search QUERY | remove ID",
+    "kb": "add URL or text | list | search QUERY | remove ID | share on|off",
     "persona": "list | use NAME | set NAME",
     "schedule": "what to run and when, or list",
     "help": "optional; shows every command",
@@ -138,17 +138,27 @@ def _size(count: int) -> str:
     return f"{count / 1_048_576:.1f} MB" if count >= 1_048_576 else f"{count / 1024:.1f} KB"
 
 
+def chat_of(channel: object) -> tuple[str, str]:
+    """(chat id, thread id) of a channel. A public thread continues its channel's conversation;
+    a private thread has members of its own, so it is a chat of its own and never shares memory
+    with its parent."""
+    if not isinstance(channel, discord.Thread):
+        return str(channel.id), ""
+    if channel.type == discord.ChannelType.private_thread:
+        return str(channel.id), str(channel.id)
+    return str(channel.parent_id), str(channel.id)
+
+
 def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: int) -> IncomingMessage:
-    channel = message.channel
-    in_thread = isinstance(channel, discord.Thread)
+    chat_id, thread_id = chat_of(message.channel)
     own_role = message.guild.self_role if message.guild is not None else None
     return IncomingMessage(
         platform="discord",
-        chat_id=str(channel.parent_id if in_thread else channel.id),
+        chat_id=chat_id,
         user_id=str(message.author.id),
         text=strip_mention(message.content, bot.id, own_role.id if own_role else None),
         message_id=str(message.id),
-        thread_id=str(channel.id) if in_thread else "",
+        thread_id=thread_id,
         user_name=message.author.display_name,
         attachments=tuple(attachment_of(item, max_bytes) for item in message.attachments),
         is_dm=message.guild is None,
@@ -160,15 +170,14 @@ def command_message(interaction: discord.Interaction, text: str, synthetic_id: s
                     file: discord.Attachment | None, max_bytes: int) -> IncomingMessage:
     """A slash command as the text command the router knows: `/kb add` with the file attached."""
     channel = interaction.channel
-    in_thread = isinstance(channel, discord.Thread)
-    chat_id = channel.parent_id if in_thread else interaction.channel_id
+    chat_id, thread_id = chat_of(channel) if channel is not None else (str(interaction.channel_id), "")
     return IncomingMessage(
         platform="discord",
-        chat_id=str(chat_id),
+        chat_id=chat_id,
         user_id=str(interaction.user.id),
         text=text,
         message_id=synthetic_id,
-        thread_id=str(interaction.channel_id) if in_thread else "",
+        thread_id=thread_id,
         user_name=interaction.user.display_name,
         attachments=(attachment_of(file, max_bytes),) if file is not None else (),
         is_dm=interaction.guild_id is None,

@@ -138,10 +138,18 @@ class TurnRenderer:
                 await self._stream_answer(final=True)
                 ok = True
             elif isinstance(event, Failed):
-                await self.outbox.send(self.where, f"⚠️ {event.message}")
+                await self._failed(event)
             else:
                 await self._step(event)
         return ok
+
+    async def _failed(self, event: Failed) -> None:
+        """Whatever part of the answer came stays, without the cursor; the reason follows, split
+        at the platform's limit like any reply."""
+        if self._answer_messages:
+            await self._stream_answer(final=True)
+        for piece in split_text(f"⚠️ {event.message}", int(self.caps.max_length * 0.85)):
+            await self.outbox.send(self.where, convert(piece, self.caps.markup))
 
     async def _step(self, event: AgentEvent) -> None:
         if self.verbosity == "off":

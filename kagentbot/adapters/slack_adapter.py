@@ -364,6 +364,10 @@ class SlackAdapter:
     async def edit(self, message: SentMessage, text: str) -> None:
         await self._call(lambda c: c.chat_update(channel=message.chat_id, ts=message.message_id, text=text))
 
+    async def delete(self, message: SentMessage) -> None:
+        """Take back one of the bot's own messages (a queue notice once its turn has started)."""
+        await self._call(lambda c: c.chat_delete(channel=message.chat_id, ts=message.message_id))
+
     async def _ephemeral(self, channel: str, user: str, thread: str, text: str) -> SentMessage:
         options = {"thread_ts": thread} if thread else {}
         sent = await self._call(lambda c: c.chat_postEphemeral(channel=channel, user=user, text=text, **options))

@@ -388,6 +388,12 @@ class TelegramAdapter:
                 raise
         self._remember(message, text)
 
+    async def delete(self, message: SentMessage) -> None:
+        """Take back one of the bot's own messages (a queue notice once its turn has started)."""
+        bot = self._require_app().bot
+        await self._call(lambda mode: bot.delete_message(message.chat_id, int(message.message_id)), message.chat_id)
+        self._last_text.pop((message.chat_id, message.message_id), None)
+
     def _remember(self, message: SentMessage, text: str) -> None:
         self._last_text[(message.chat_id, message.message_id)] = text
         self._last_text.move_to_end((message.chat_id, message.message_id))

@@ -7,12 +7,14 @@ line written with each error names the host, its userinfo cut out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kagentbot.agent.slots import FairGate, SlotGate, current_claim, holding
 from kagentbot.config.redact import redact_url
 from kagentbot.config.settings import LLMSettings
 
@@ -67,6 +69,7 @@ ANSWER_CUT = "\x00answer cut at the output limit"
 
 class LLMClient(Protocol):
     host: str
+    slots: SlotGate  # the server's slots, shared fairly by every call
 
     async def complete(
         self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None
@@ -93,16 +96,22 @@ def sampling_options(settings: LLMSettings, overrides: dict[str, Any] | None = N
     return options
 
 
-def make_client(settings: LLMSettings) -> LLMClient:
+def make_client(settings: LLMSettings, slots: SlotGate | None = None) -> LLMClient:
+    """`slots`: the gate every call waits at (default: a fair gate of `max_connections`)."""
     if settings.backend == "openai":
-        return OpenAICompatibleClient(settings)
-    return OllamaClient(settings)
+        return OpenAICompatibleClient(settings, slots)
+    return OllamaClient(settings, slots)
+
+
+def _slot(gate: SlotGate):
+    """One call's slot, claimed for the turn running in this task."""
+    return holding(gate, current_claim.get())
 
 
 class OllamaClient:
     """Ollama's HTTP API through the official `ollama` AsyncClient."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
         import httpx
         import ollama
 
@@ -111,15 +120,15 @@ class OllamaClient:
         self._ollama = ollama
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
         self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=_pool_limits(settings))
-        self._in_flight = asyncio.Semaphore(settings.max_connections)
+        self.slots = slots or FairGate(settings.max_connections)
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
-        async with self._in_flight, self._errors(model):
-            response = await self._client.chat(
+        async with _slot(self.slots), self._errors(model):
+            response = await self._deadline(model).wait(self._client.chat(
                 model=model, messages=list(messages), options=options, tools=tool_specs,
                 keep_alive=self._settings.keep_alive, stream=False,
-            )
+            ))
         calls = tuple(
             ToolCall(call.function.name, dict(call.function.arguments or {}))
             for call in (response.message.tool_calls or ())
@@ -127,16 +136,18 @@ class OllamaClient:
         return ChatReply(response.message.content or "", calls, response.done_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._in_flight, self._errors(model):
-            parts = await self._client.chat(
+        async with _slot(self.slots), self._errors(model):
+            deadline = self._deadline(model)
+            parts = await deadline.wait(self._client.chat(
                 model=model, messages=list(messages), options=options,
                 keep_alive=self._settings.keep_alive, stream=True,
-            )
-            async for part in parts:
-                if part.message.content:
-                    yield part.message.content
-                if part.done and part.done_reason == "length":
-                    yield ANSWER_CUT
+            ))
+            async with contextlib.aclosing(deadline.each(parts)) as pieces:
+                async for part in pieces:
+                    if part.message.content:
+                        yield part.message.content
+                    if part.done and part.done_reason == "length":
+                        yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -160,6 +171,9 @@ class OllamaClient:
 
     def _errors(self, model: str) -> _Translate:
         return _Translate(self._translate_ollama, model, self.host)
+
+    def _deadline(self, model: str) -> _Deadline:
+        return _Deadline(self._settings.call_deadline, "the model server (Ollama)", model)
 
     def _translate_ollama(self, exc: BaseException, model: str) -> LLMError | None:
         import httpx
@@ -210,10 +224,53 @@ class _Translate:
         raise translated from exc
 
 
+class _Deadline:
+    """One call's overall deadline, from the moment it holds its slot. `llm.timeout` bounds each
+    read only: a server that trickles a token every few seconds would hold the slot forever.
+    Only awaits are timed (never a span across a `yield`), so the consumer's own work between
+    pieces is never cancelled by it."""
+
+    def __init__(self, seconds: float, server: str, model: str) -> None:
+        self._seconds = seconds
+        self._when = asyncio.get_running_loop().time() + seconds
+        self._server = server
+        self._model = model
+
+    async def wait(self, awaitable: Any) -> Any:
+        try:
+            async with asyncio.timeout_at(self._when):
+                return await awaitable
+        except TimeoutError as exc:
+            raise LLMTimeout(
+                f"{self._server} took longer than {self._seconds:g} s (llm.call_deadline) to answer with "
+                f"{self._model!r}: it may be overloaded or stuck repeating itself; try again, or raise "
+                "KAGENTBOT_LLM__CALL_DEADLINE"
+            ) from exc
+
+    async def each(self, items: Any) -> AsyncIterator[Any]:
+        """The pieces of a streamed reply, each awaited within the deadline; the stream is closed
+        however the iteration ends (deadline, error, or the consumer stopping early)."""
+        try:
+            while True:
+                try:
+                    item = await self.wait(anext(items))
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await _close_stream(items)
+
+
+async def _close_stream(items: Any) -> None:
+    close = getattr(items, "aclose", None) or getattr(items, "close", None)  # ollama: a generator; openai: AsyncStream
+    if close is not None:
+        await close()
+
+
 class OpenAICompatibleClient:
     """Any server with OpenAI's chat-completions API: vLLM, llama.cpp server, LM Studio."""
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
         import openai
 
         self._openai = openai
@@ -223,7 +280,7 @@ class OpenAICompatibleClient:
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
                                           http_client=openai.DefaultAsyncHttpxClient(limits=_pool_limits(settings)))
-        self._in_flight = asyncio.Semaphore(settings.max_connections)
+        self.slots = slots or FairGate(settings.max_connections)
 
     def _params(self, messages, model, options) -> dict[str, Any]:
         extra = {k: v for k, v in options.items() if k not in ("temperature", "top_p", "num_ctx", "num_predict")}
@@ -240,8 +297,8 @@ class OpenAICompatibleClient:
         params = self._params(messages, model, options)
         if tools:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
-        async with self._in_flight, self._errors(model):
-            response = await self._client.chat.completions.create(**params)
+        async with _slot(self.slots), self._errors(model):
+            response = await self._deadline(model).wait(self._client.chat.completions.create(**params))
         choice = response.choices[0]
         calls = tuple(
             ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (choice.message.tool_calls or ())
@@ -249,15 +306,17 @@ class OpenAICompatibleClient:
         return ChatReply(choice.message.content or "", calls, choice.finish_reason == "length")
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        async with self._in_flight, self._errors(model):
-            chunks = await self._client.chat.completions.create(
+        async with _slot(self.slots), self._errors(model):
+            deadline = self._deadline(model)
+            chunks = await deadline.wait(self._client.chat.completions.create(
                 **self._params(messages, model, options), stream=True
-            )
-            async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-                if chunk.choices and chunk.choices[0].finish_reason == "length":
-                    yield ANSWER_CUT
+            ))
+            async with contextlib.aclosing(deadline.each(chunks)) as pieces:
+                async for chunk in pieces:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+                    if chunk.choices and chunk.choices[0].finish_reason == "length":
+                        yield ANSWER_CUT
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -279,6 +338,9 @@ class OpenAICompatibleClient:
 
     def _errors(self, model: str) -> _Translate:
         return _Translate(self._translate_openai, model, self.host)
+
+    def _deadline(self, model: str) -> _Deadline:
+        return _Deadline(self._settings.call_deadline, "the model server", model)
 
     def _translate_openai(self, exc: BaseException, model: str) -> LLMError | None:
         openai = self._openai

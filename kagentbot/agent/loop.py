@@ -3,6 +3,8 @@ An async generator of typed events; it never raises for the model's or a tool's 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -33,7 +35,14 @@ from kagentbot.tools.registry import KnowledgeSearcher, ToolContext, ToolRegistr
 
 log = logging.getLogger(__name__)
 
-# After an answer the server stopped at llm.answer_max_tokens, so nobody takes it for complete.
+# A server that ignores the output cap is cut off here, at this many characters per token of the
+# cap: generous (English averages about 4, Chinese under 2), so a server that keeps its cap always
+# stops first, and a runaway one still ends in a few messages rather than hundreds.
+CHARS_PER_TOKEN_CEILING = 8
+# What of a model's error a user is shown: its first line, this long at most (the rest is logged).
+ERROR_SHOWN_CHARS = 300
+
+# After an answer cut at llm.answer_max_tokens (by the server or here), so nobody takes it for complete.
 CUT_NOTE = {
     "en": "\n\n… (cut off: the answer reached its length limit, llm.answer_max_tokens)",
     "zh": "\n\n……（回答已达长度上限 llm.answer_max_tokens，后文被截断）",
@@ -61,8 +70,11 @@ class _Turn:
     max_steps: int
     completed: list[TaskRecord] = field(default_factory=list)
     recall: Recall = field(default_factory=Recall)
-    messages: list[dict[str, Any]] = field(default_factory=list)  # native mode only
+    native_opening: tuple[str, prompts.PromptParts] | None = None  # native mode: system text, user message
+    messages: list[dict[str, Any]] = field(default_factory=list)  # native mode: the calls and results since
     native_answer: str = ""  # native mode: the model answered instead of calling a tool
+    cut: bool = False  # the answer was cut at its length limit: the note is shown, never stored
+    sources: set[str] = field(default_factory=set)  # scopes of the memory that reached the model
     links: TurnLinks = field(default_factory=TurnLinks)  # what URL-taking tools may open
 
 
@@ -88,11 +100,21 @@ class Agent:
 
     async def run(self, request: TurnRequest) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
+        deadline = self.settings.agent.turn_deadline
         try:
-            async for event in self._run(request, started):
-                yield event
+            async with contextlib.aclosing(self._run(request, started)) as events:
+                async for event in _within(events, deadline):
+                    yield event
+        except _Overdue:
+            error_id = _error_id()
+            log.warning("turn stopped at agent.turn_deadline, %g s (error id %s) for %s",
+                        deadline, error_id, request.audience.user_scope)
+            yield Failed(f"That took longer than {deadline:g} s (agent.turn_deadline), so I stopped. Try a narrower "
+                         "question, or ask the bot's operator to raise KAGENTBOT_AGENT__TURN_DEADLINE.", error_id, True)
         except LLMError as exc:
-            yield Failed(str(exc), _error_id(), exc.retryable)
+            error_id = _error_id()
+            log.warning("model call failed (error id %s) for %s: %s", error_id, request.audience.user_scope, exc)
+            yield Failed(shown_error(str(exc), error_id), error_id, exc.retryable)
         except Exception:
             error_id = _error_id()
             log.exception("turn failed (error id %s) for %s", error_id, request.audience.user_scope)
@@ -115,18 +137,24 @@ class Agent:
         async for delta in self._conclude(turn):
             answer += delta
             yield AnswerDelta(delta)
+        shown = answer
+        if turn.cut:  # the note is the bot's, not the model's words: shown, not remembered
+            shown += CUT_NOTE[turn.language]
+            yield AnswerDelta(CUT_NOTE[turn.language])
         if self.memory is not None:
-            await self._remember(request, answer, turn.completed)
-        yield AnswerDone(answer, len(turn.completed), time.perf_counter() - started)
+            await self._remember(request, answer, turn.completed, request.audience.store_scope(turn.sources))
+        yield AnswerDone(shown, len(turn.completed), time.perf_counter() - started)
 
-    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord]) -> None:
+    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord], scope: str) -> None:
+        """Kept under `scope`, the most private scope of what went into the turn, so that what
+        was drawn from someone's private memory never reaches a more public conversation."""
         # A store that can write in the background (and waits for it before the next read of
         # these scopes) lets the turn end as soon as its answer is out.
         soon = getattr(self.memory, "remember_soon", None)
         if soon is not None:
-            soon(request.audience, request.question, answer, tuple(completed))
+            soon(request.audience, request.question, answer, tuple(completed), scope=scope)
         else:
-            await self.memory.remember(request.audience, request.question, answer, completed)
+            await self.memory.remember(request.audience, request.question, answer, completed, scope=scope)
 
     def _start(self, request: TurnRequest) -> _Turn:
         persona = request.persona
@@ -155,11 +183,12 @@ class Agent:
         if turn.completed:
             recall = replace(recall, conversation=turn.recall.conversation)
         turn.recall = recall
+        turn.sources.update(_scopes_of(recall, turn.request.audience))
         turn.links.note(*(p.text for p in recall.knowledge), *(p.source for p in recall.knowledge))
 
     async def _plan_kagent(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
         specs = [t.function_spec() for t in turn.tools.tools()]
-        memory = prompts.memory_text(turn.recall, turn.completed, turn.language)
+        memory = prompts.memory_text(turn.recall, turn.completed, turn.language, turn.request.audience)
         parts = prompts.planning_prompt(
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
@@ -173,12 +202,13 @@ class Agent:
         return self._check(turn, index, plan)
 
     async def _plan_native(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
-        if not turn.messages:
-            turn.messages = self._native_opening(turn)
         specs = [t.function_spec() for t in turn.tools.tools()]
-        reply = await self.llm.complete(turn.messages, model=turn.model, options=turn.options, tools=specs or None)
+        messages = self._native_messages(turn)
+        reply = await self.llm.complete(messages, model=turn.model, options=turn.options, tools=specs or None)
         if not reply.tool_calls:
-            turn.native_answer = strip_thinking(reply.content) + (CUT_NOTE[turn.language] if reply.cut else "")
+            limit = self._answer_chars(turn)
+            turn.native_answer = strip_thinking(reply.content[:limit])
+            turn.cut = reply.cut or len(reply.content) > limit
             return None
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
@@ -186,7 +216,17 @@ class Agent:
         task_name = reply.content.strip() or _purpose(turn.tools.get(call.name)) or call.name
         return self._check(turn, index, Plan(task_name[:200], call.name, call.arguments))
 
-    def _native_opening(self, turn: _Turn) -> list[dict[str, Any]]:
+    def _native_messages(self, turn: _Turn) -> list[dict[str, Any]]:
+        """The system text, the user message with its memory trimmed to what the prompt budget
+        leaves (as kagent mode trims its prompt), then this turn's calls and results."""
+        if turn.native_opening is None:
+            turn.native_opening = self._native_opening(turn)
+        system, user = turn.native_opening
+        used = prompts.estimate_tokens(system) + sum(_message_tokens(m) for m in turn.messages)
+        budget = max(self.settings.agent.prompt_budget_tokens - used, 0)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user.render(budget)}, *turn.messages]
+
+    def _native_opening(self, turn: _Turn) -> tuple[str, prompts.PromptParts]:
         language = turn.language
         system = "\n\n".join([
             prompts.persona_block(turn.request.persona, language),
@@ -195,9 +235,11 @@ class Agent:
             "Call a tool when you lack a fact; answer directly once you know enough." if language == "en"
             else "缺少事实时调用工具；信息足够时直接回答。",
         ])
-        memory = prompts.memory_text(turn.recall, (), language)
-        user = f"{memory}\n\nGOAL: {turn.request.question}" if turn.recall != Recall() else turn.request.question
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        question = turn.request.question
+        if turn.recall == Recall():
+            return system, prompts.PromptParts("", "", question, language)
+        memory = prompts.memory_text(turn.recall, (), language, turn.request.audience)
+        return system, prompts.PromptParts("", memory, f"\n\nGOAL: {question}", language)
 
     def _check(self, turn: _Turn, index: int, plan: Plan) -> Plan | PlanRejected | None:
         if plan.is_stop:
@@ -226,7 +268,9 @@ class Agent:
 
     def _tool_context(self, turn: _Turn) -> ToolContext:
         audience = turn.request.audience
-        knowledge: KnowledgeSearcher | None = self._knowledge(audience) if self._knowledge else None
+        knowledge: KnowledgeSearcher | None = None
+        if self._knowledge:
+            knowledge = _Traced(self._knowledge(audience), turn.sources, audience.user_scope)
         return ToolContext(
             now=turn.now, language=turn.language, settings=self.settings,
             http=self._http() if callable(self._http) else self._http,
@@ -240,27 +284,99 @@ class Agent:
             return
         request, budget = turn.request, self.settings.agent.prompt_budget_tokens
         if turn.completed or turn.recall.knowledge:
-            memory = prompts.memory_text(turn.recall, turn.completed, turn.language)
+            memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
             parts = prompts.concluding_prompt(request.persona, turn.now, memory, request.question, turn.language)
         else:
-            history = prompts.conversation_text(turn.recall, turn.language)
+            history = prompts.conversation_text(turn.recall, turn.language, request.audience)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
         messages = [{"role": "user", "content": parts.render(budget)}]
         thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
-        cut = False
-        async for delta in self.llm.stream(messages, model=turn.model, options=turn.options):
-            if delta is ANSWER_CUT:
-                cut = True
-            elif visible := thinking.feed(delta):
-                yield visible
+        left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
+        async with contextlib.aclosing(self.llm.stream(messages, model=turn.model, options=turn.options)) as deltas:
+            async for delta in deltas:
+                if delta is ANSWER_CUT:
+                    turn.cut = True
+                    continue
+                if len(delta) > left:  # the server ignores its cap: stop reading (the slot is freed)
+                    delta, turn.cut = delta[:left], True
+                left -= len(delta)
+                if visible := thinking.feed(delta):
+                    yield visible
+                if turn.cut:
+                    break
         if rest := thinking.flush():
             yield rest
-        if cut:
-            yield CUT_NOTE[turn.language]
+
+    def _answer_chars(self, turn: _Turn) -> int:
+        """The most characters of answer taken from the server: the output cap's worth (a persona
+        that lifts the cap, num_predict <= 0, still gets llm.answer_max_tokens' worth)."""
+        tokens = turn.options.get("num_predict")
+        if not isinstance(tokens, (int, float)) or tokens <= 0:
+            tokens = self.settings.llm.answer_max_tokens
+        return int(tokens) * CHARS_PER_TOKEN_CEILING
+
+
+class _Traced:
+    """The knowledge base as a turn's tools see it, noting the scope of every passage handed out:
+    a tool's result is derived from them, and so is the turn's record."""
+
+    def __init__(self, inner: KnowledgeSearcher, sources: set[str], unknown: str) -> None:
+        self._inner = inner
+        self._sources = sources
+        self._unknown = unknown  # a passage that does not say its scope counts as the asker's own
+
+    async def search_knowledge(self, query: str, limit: int) -> Sequence[Any]:
+        passages = await self._inner.search_knowledge(query, limit)
+        self._sources.update(getattr(p, "scope", "") or self._unknown for p in passages)
+        return passages
+
+
+def _scopes_of(recall: Recall, audience: Audience) -> set[str]:
+    """The scopes of what a recall puts into the prompt (unknown ones count as the asker's own)."""
+    items = (*recall.knowledge, *recall.conversation, *recall.tasks)
+    return {getattr(item, "scope", "") or audience.user_scope for item in items}
 
 
 def _error_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+class _Overdue(Exception):
+    """The turn ran past agent.turn_deadline."""
+
+
+async def _within(events: AsyncIterator[AgentEvent], seconds: float) -> AsyncIterator[AgentEvent]:
+    """`events`, each awaited before one shared deadline. Only the awaits are timed, never the
+    consumer's work between events; on expiry the awaited step (a model call, a tool) is
+    cancelled, which frees its LLM slot."""
+    loop = asyncio.get_running_loop()
+    when = loop.time() + seconds
+    while True:
+        try:
+            async with asyncio.timeout_at(when):
+                event = await anext(events)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            if loop.time() < when:  # some step's own timeout, not the turn's
+                raise
+            raise _Overdue() from exc
+        yield event
+
+
+def shown_error(text: str, error_id: str) -> str:
+    """What a user sees of an error: its first line, at most ERROR_SHOWN_CHARS (a server's error
+    body can run to kilobytes); the whole of it goes to the log under `error_id`."""
+    first = (text.strip().splitlines() or [""])[0]
+    if len(first) > ERROR_SHOWN_CHARS:
+        first = first[: ERROR_SHOWN_CHARS - 1].rstrip() + "…"
+    return f"{first} (error id {error_id})"
+
+
+def _message_tokens(message: dict[str, Any]) -> int:
+    calls = message.get("tool_calls")
+    return prompts.estimate_tokens(message.get("content") or "") + (
+        prompts.estimate_tokens(json.dumps(calls, ensure_ascii=False)) if calls else 0)
 
 
 async def collect(events: AsyncIterator[AgentEvent]) -> list[AgentEvent]:

@@ -7,7 +7,9 @@ import asyncio
 import heapq
 import logging
 import math
+import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +17,8 @@ from kagentbot.adapters.base import Adapter, ChatMoved, Destination, Undeliverab
 from kagentbot.adapters.markup import convert, split_text
 from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
+from kagentbot.agent.slots import Claim, current_claim
+from kagentbot.bot.admission import UserLanes
 from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
@@ -23,6 +27,10 @@ from kagentbot.config.redact import Redactor, settings_secrets
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
 SHUTDOWN_GRACE = 8.0  # seconds turns under way get to finish when the bot stops
+REMEMBERED_SLOWED = 1024  # users told to slow down, kept to space out the next telling
+# to the asker alone, when their private notes match a question asked in a shared chat
+PRIVATE_LEFT_OUT = ("I didn't use your private notes here (this chat can't see them); ask me in a DM, "
+                    "or allow them in this chat with /kb share on.")
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
@@ -46,6 +54,11 @@ class Bot:
         self._arrivals = 0  # breaks ties in the platform order: first come, first answered
         self._tasks: set[asyncio.Task] = set()
         self._running = False
+        limits = services.settings.limits
+        self._turn_lanes = UserLanes(limits.user_turns, limits.user_queued)
+        self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
+        self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
+        self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
 
     async def start(self) -> None:
         self._running = True
@@ -114,7 +127,8 @@ class Bot:
             self._spawn(self._move_chat(message))
             return
         if CommandRouter.is_command(message.text):
-            self._spawn(self._command(adapter, message))
+            if self._admitted(self._command_lanes, adapter, message, "command"):
+                self._spawn(self._command(adapter, message))
             return
         if not message.text.strip():
             if message.attachments:  # a file with no words: say how to add it rather than stay silent
@@ -123,14 +137,33 @@ class Bot:
                                                         "the caption /kb add.", private=True))
             return
         key = conversation_key(message)
-        conversation = self._conversations.setdefault(key, _Conversation())
-        if len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
+        conversation = self._conversations.get(key)
+        if conversation is not None and len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
+            self.refused["conversation"] += 1
             self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
             return
+        if not self._admitted(self._turn_lanes, adapter, message, "turn"):
+            return
+        conversation = self._conversations.setdefault(key, _Conversation())
         self._arrivals += 1
         heapq.heappush(conversation.waiting, (_platform_order(message), self._arrivals, adapter, message))
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
+
+    def _admitted(self, lanes: UserLanes, adapter: Adapter, message: IncomingMessage, what: str) -> bool:
+        """Room in the user's lane for this message; past the cap, a "slow down" reply (once per
+        `limits.slow_down_every`, so a flood does not become a flood of replies)."""
+        if lanes.admit(message.user_key, always=bool(message.schedule_id)):
+            return True
+        self.refused[what] += 1
+        log.info("refused a %s from %s: %d waiting or under way", what, message.user_key, lanes.outstanding(message.user_key))
+        now, every = time.monotonic(), self.services.settings.limits.slow_down_every
+        if now - self._slowed.get(message.user_key, -math.inf) >= every:
+            if len(self._slowed) >= REMEMBERED_SLOWED:  # forget who was told long enough ago
+                self._slowed = {user: told for user, told in self._slowed.items() if now - told < every}
+            self._slowed[message.user_key] = now
+            self._spawn(self._say(adapter, message, slow_down_text(lanes.outstanding(message.user_key), what), private=True))
+        return False
 
     def _pause_schedule(self, job_id: str, reason: str) -> None:
         """A scheduled question whose chat refuses it for good (the bot was removed or blocked)
@@ -171,7 +204,7 @@ class Bot:
             await asyncio.sleep(window)
         while conversation.waiting:
             _, _, adapter, message = heapq.heappop(conversation.waiting)
-            await self._guarded(adapter, message, self.answer(adapter, message))
+            await self._guarded(adapter, message, self._turn(adapter, message))
         if self._conversations.get(key) is conversation and not conversation.waiting:
             del self._conversations[key]
 
@@ -182,24 +215,75 @@ class Bot:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- work ----------------------------------------------------------------------------------
+    async def _turn(self, adapter: Adapter, message: IncomingMessage) -> None:
+        async with self._turn_lanes.running(message.user_key):
+            await self.answer(adapter, message)
+
     async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
-        request = TurnRequest(message.text, message.audience, persona)
+        audience = await self.services.audience_for(message)
+        request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
+        claim = claim_for(message)
+        self._spawn(self._queue_notice(adapter, where, claim))
+        token = current_claim.set(claim)  # the LLM calls of this turn ask for slots as this user
         try:
-            return await renderer.render(self.services.agent().run(request))
+            answered = await renderer.render(self.services.agent().run(request))
         finally:
+            current_claim.reset(token)
+            claim.started.set()  # a turn that ends before any call leaves no notice behind
             if typing is not None:
                 typing.cancel()
+        if answered and await self.services.private_left_out(audience, message.text):
+            await self._say(adapter, message, PRIVATE_LEFT_OUT, private=True)
+        return answered
+
+    async def _queue_notice(self, adapter: Adapter, where: Destination, claim: Claim) -> None:
+        """A turn waiting long for an LLM slot shows where it stands ("queued — 3 ahead of
+        you"), kept up to date by edits where the platform has them, and withdrawn when its
+        first call gets a slot."""
+        limits = self.services.settings.limits
+        if await _set_within(claim.started, limits.queue_notice_after):
+            return
+        outbox, sent, shown = self._outboxes[id(adapter)], None, None
+        try:
+            while not claim.started.is_set():
+                ahead = self.services.slots.position(claim.turn)
+                if ahead is not None and ahead != shown and (sent is None or adapter.capabilities.edits):
+                    text = queued_text(ahead)
+                    if sent is None:
+                        sent = await outbox.send(where, text)
+                    else:
+                        await outbox.edit(sent, text)
+                    shown = ahead
+                await _set_within(claim.started, limits.queue_notice_every)
+            if sent is not None:
+                await self._withdraw_notice(adapter, outbox, sent)
+        except DeliveryFailed:
+            log.info("%s: could not show or withdraw a queue notice in %s", adapter.platform, where.chat_id)
+
+    @staticmethod
+    async def _withdraw_notice(adapter: Adapter, outbox: Outbox, sent) -> None:
+        """Removed where the platform lets the bot delete its messages, else replaced."""
+        delete = getattr(adapter, "delete", None)
+        if delete is not None:
+            try:
+                await delete(sent)
+                return
+            except Exception as exc:  # a notice left standing is no failure of the turn
+                log.info("%s: could not delete a queue notice (%s)", adapter.platform, exc)
+        if adapter.capabilities.edits:
+            await outbox.edit(sent, STARTED_TEXT)
 
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
         async def run() -> None:
-            context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
-            reply = await self.router.dispatch(context)
-            await self._say(adapter, message, reply.text, private=reply.private)
+            async with self._command_lanes.running(message.user_key):
+                context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
+                reply = await self.router.dispatch(context)
+                await self._say(adapter, message, reply.text, private=reply.private)
 
         await self._guarded(adapter, message, run())
 
@@ -235,6 +319,36 @@ class Bot:
                 await self._say(adapter, message, pointer)
                 return
             log.exception("could not tell %s chat %s: %s", message.platform, message.chat_id, text)
+
+
+STARTED_TEXT = "▶️ Working on it now."
+
+
+def queued_text(ahead: int) -> str:
+    if ahead == 0:
+        return "⏳ Queued — you're next."
+    return f"⏳ Queued — {ahead} ahead of you."
+
+
+def slow_down_text(outstanding: int, what: str) -> str:
+    things = "questions" if what == "turn" else "commands"
+    return (f"Slow down, please: you have {outstanding} {things} waiting or under way. I'm not taking more "
+            f"{things} from you until some are done; send this one again then.")
+
+
+def claim_for(message: IncomingMessage) -> Claim:
+    """On whose behalf this turn's model calls run, for the fair sharing of LLM slots."""
+    return Claim(message.user_key, f"{message.platform}:{message.chat_id}",
+                 "scheduled" if message.schedule_id else "interactive", uuid.uuid4().hex, asyncio.Event())
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds`."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _platform_order(message: IncomingMessage) -> float:

@@ -48,7 +48,7 @@ def audience_for(user: str, scope: str) -> tuple[Audience, str]:
     if scope.startswith("chat:") and len(scope) > 5:
         parts = scope.split(":")
         chat = scope if len(parts) >= 3 else f"chat:console:{parts[1]}"
-        return Audience(user_scope, chat), chat
+        return Audience(user_scope, chat, share_private=True), chat  # the operator at the terminal
     raise ValueError(f"--scope must be user, global or chat:ID, not {scope!r}")
 
 

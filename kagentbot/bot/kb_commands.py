@@ -1,4 +1,5 @@
-"""`/kb` chat command: add, list, search and remove knowledge-base documents. Platform-agnostic;
+"""`/kb` chat command: add, list, search and remove knowledge-base documents, and opt in to using
+one's private notes in a shared chat (`/kb share`). Platform-agnostic;
 the store comes from `ctx.services.memory`. Users only ever see what their audience can read."""
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
 
 USAGE = (
     "/kb add [--scope user|chat|global] TEXT|URL (or attach files) · /kb list · "
-    "/kb search QUERY · /kb remove ID"
+    "/kb search QUERY · /kb remove ID · /kb share on|off (use your private notes in this chat)"
 )
 EXCERPT_CHARS = 240
 
 
 def kb_command() -> Command:
-    return Command("kb", "your knowledge base: add, list, search and remove documents", USAGE, handle_kb)
+    return Command("kb", "your knowledge base: add, list, search, remove; share your notes in a chat", USAGE, handle_kb)
 
 
 async def handle_kb(ctx: CommandContext, args: list[str]) -> Reply:
@@ -171,8 +172,38 @@ async def _search(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
 async def _remove(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("Give the id of one document (see /kb list).")
-    info = await store.remove_document(ctx.audience, args[0], may_remove_global=ctx.is_admin)
+    from kagentbot.memory.store import NotFound
+
+    try:
+        info = await store.remove_document(ctx.audience, args[0], may_remove_global=ctx.is_admin)
+    except NotFound as exc:
+        hint = "" if ctx.message.is_dm else f" {PRIVATE_HINT}"
+        return Reply(f"{exc}.{hint}", private=True)
     return Reply(f"Removed {info.title} ({info.id}, {describe_scope(info.scope)}).", private=True)
 
 
-_ACTIONS = {"add": _add, "list": _list, "ls": _list, "search": _search, "find": _search, "remove": _remove, "rm": _remove}
+SHARE_ON = ("Sharing is on: in this chat I will also use your private documents, conversation and tasks, "
+            "and my answers here may quote them for everyone in it. What I derive from them stays private "
+            "to you in this chat. /kb share off stops it.")
+SHARE_OFF = ("Sharing is off: in this chat I use only this chat's documents and the global ones, never "
+             "your private notes. /kb share on allows them here.")
+
+
+async def _share(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+    """`/kb share on|off` in a shared chat: the asker's opt-in for this chat alone, audited."""
+    audience = ctx.audience
+    if not audience.is_shared:
+        return Reply("Your private notes are always used in a direct message; /kb share is for channels, "
+                     "groups and threads.", private=True)
+    book = ctx.services.sharing()
+    if not args:
+        return Reply(SHARE_ON if await book.is_on(audience.user_scope, audience.chat_scope) else SHARE_OFF, private=True)
+    if len(args) != 1 or args[0].lower() not in ("on", "off"):
+        raise CommandError("Say /kb share on or /kb share off.")
+    on = args[0].lower() == "on"
+    await book.set(ctx.message.user_key, audience.user_scope, audience.chat_scope, on)
+    return Reply(SHARE_ON if on else SHARE_OFF, private=True)
+
+
+_ACTIONS = {"add": _add, "list": _list, "ls": _list, "search": _search, "find": _search, "remove": _remove, "rm": _remove,
+            "share": _share}

@@ -3,6 +3,7 @@ directory, and an APScheduler 3 AsyncIOScheduler running in the bot's event loop
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,6 +25,10 @@ ACCEPTED = (
     "\"every day at 08:30\", \"every weekday at 9:00\", \"every monday at 10:00\", "
     "\"every 30 minutes\", \"every 2 hours\", \"at 2026-12-24 18:00\"."
 )
+# How far any search for a cron line's next time looks. APScheduler searches up to the year 9999
+# for a line that can never fire (30 February), which takes the better part of a second; nothing
+# real waits a century (29 February on a Monday recurs within 40 years).
+HORIZON = timedelta(days=366 * 100)
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME = r"(\d{1,2}):(\d{2})"
 _PHRASES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -65,12 +70,25 @@ def zone(name: str) -> ZoneInfo:
 
 def parse_when(when: str, tz: str, start: datetime | None = None) -> Any:
     """The APScheduler trigger for `when` in zone `tz` (intervals count from `start`, default now).
-    Raises ScheduleError listing the accepted forms."""
+    Raises ScheduleError listing the accepted forms. Every search for a cron trigger's next time
+    ends at HORIZON past `start`."""
+    trigger = _parse(when, zone(tz), start)
+    if is_cron(trigger):
+        trigger.end_date = (start or datetime.now(timezone.utc)).astimezone(trigger.timezone) + HORIZON
+    return trigger
+
+
+def is_cron(trigger: Any) -> bool:
+    from apscheduler.triggers.cron import CronTrigger
+
+    return isinstance(trigger, CronTrigger)
+
+
+def _parse(when: str, tzinfo: ZoneInfo, start: datetime | None) -> Any:
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.date import DateTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    tzinfo = zone(tz)
     text = " ".join(when.split())
     for kind, pattern in _PHRASES:
         match = pattern.fullmatch(text)
@@ -253,10 +271,13 @@ class ScheduleBook:
         tz = self.timezone_for(owner)
         now = now or datetime.now(timezone.utc)
         trigger = parse_when(when, tz, now)
-        check_interval(trigger, limits.min_interval_minutes, now)
         upcoming = next_runs(trigger, now, 1)
+        if not upcoming and is_cron(trigger):
+            raise ScheduleError(f"{when!r} never fires: no such date comes (like 30 February or 31 April). "
+                                f"Check the day and month. {ACCEPTED}")
         if not upcoming or upcoming[0] <= now:
             raise ScheduleError("That time is in the past.")
+        check_interval(trigger, limits.min_interval_minutes, now)
         spec = JobSpec(uuid.uuid4().hex[:8], owner, platform, chat_id, thread_id, is_dm, question.strip(),
                        when, tz, created=now.isoformat())
         with self.file.changing():
@@ -428,6 +449,13 @@ class Scheduler:
     # changes made since come along)
     def add(self, *args: Any, **kw: Any) -> JobSpec:
         spec = self.book.add(*args, **kw)
+        self._replan()
+        return spec
+
+    async def add_off_loop(self, *args: Any, **kw: Any) -> JobSpec:
+        """`add` for chat commands: parsing (a search through the calendar) and the wait for the
+        job file's lock run in a worker thread, so the bot keeps answering everyone meanwhile."""
+        spec = await asyncio.to_thread(self.book.add, *args, **kw)
         self._replan()
         return spec
 

@@ -23,7 +23,7 @@ async def _handle(ctx: CommandContext, args: list[str]) -> Reply:
     owner = ctx.message.user_key
     try:
         if action == "add":
-            return _add(ctx, scheduler)
+            return await _add(ctx, scheduler)
         if action == "list":
             jobs = scheduler.book.visible(owner, ctx.is_admin)
             if not jobs:
@@ -46,7 +46,7 @@ async def _handle(ctx: CommandContext, args: list[str]) -> Reply:
     raise CommandError(f"Unknown action {action!r}.")
 
 
-def _add(ctx: CommandContext, scheduler) -> Reply:
+async def _add(ctx: CommandContext, scheduler) -> Reply:
     from kagentbot.bot.schedule import describe, split_when
 
     # The raw text keeps the quotes around a cron expression that shlex-split args would lose.
@@ -55,5 +55,5 @@ def _add(ctx: CommandContext, scheduler) -> Reply:
         raise CommandError("Give when and the question.")
     when, question = split_when(text[2])
     m = ctx.message
-    spec = scheduler.add(m.user_key, m.platform, m.chat_id, when, question, thread_id=m.thread_id, is_dm=m.is_dm)
+    spec = await scheduler.add_off_loop(m.user_key, m.platform, m.chat_id, when, question, thread_id=m.thread_id, is_dm=m.is_dm)
     return Reply(f"Scheduled: {describe(spec, scheduler.book.next_run(spec))}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.loop import Agent
+from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.config.settings import Settings
-from kagentbot.memory.types import MemoryView
+from kagentbot.memory.types import Audience, MemoryView
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry
@@ -29,6 +30,7 @@ class Services:
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     extras: dict[str, Any] = field(default_factory=dict)
     scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
+    _sharing: Any = None  # kagentbot.bot.sharing.ShareBook, opened on first use
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -50,7 +52,7 @@ class Services:
             opening = asyncio.ensure_future(MemoryStore.open(settings))
         try:
             tools = build_registry(settings)
-            llm = make_client(settings.llm)
+            llm = make_client(settings.llm, FairGate.from_settings(settings))
             personas = await PersonaStore.open(settings)
         except BaseException:
             opening.cancel()
@@ -61,6 +63,33 @@ class Services:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
         return await self.personas.persona_for(message)
 
+    def sharing(self) -> Any:
+        """Who allowed their private memory in which shared chat (`/kb share`)."""
+        if self._sharing is None:
+            from kagentbot.bot.sharing import ShareBook
+
+            self._sharing = ShareBook(self.settings.data_dir)
+        return self._sharing
+
+    async def audience_for(self, message: Any) -> Audience:
+        """What a turn for `message` may read: in a shared chat the asker's private memory only
+        where they turned sharing on for that chat."""
+        audience = message.audience
+        if not audience.is_shared or not await self.sharing().is_on(audience.user_scope, audience.chat_scope):
+            return audience
+        return replace(audience, share_private=True)
+
+    async def private_left_out(self, audience: Audience, question: str) -> bool:
+        """Whether the asker's private documents, which a shared chat does not read, match the question."""
+        matches = getattr(self.memory, "private_matches", None)
+        if audience.private_readable or matches is None:
+            return False
+        try:
+            return await matches(audience.user_scope, question)
+        except Exception:  # a hint is not worth a failed turn
+            log.exception("could not check for private notes left out")
+            return False
+
     async def move_chat(self, platform: str, old_id: str, new_id: str) -> None:
         """The platform gave a chat a new id (Telegram: a group upgraded to a supergroup). What
         was kept under the old one follows: the chat's knowledge, conversation and task history,
@@ -70,6 +99,7 @@ class Services:
         move_scope = getattr(self.memory, "move_scope", None)
         rows = await move_scope(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}") if move_scope else 0
         persona = await self.personas.move_chat(chat_key(platform, old_id), chat_key(platform, new_id))
+        await self.sharing().move_chat(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}")
         if self.scheduler is not None:
             jobs = self.scheduler.move_chat(platform, old_id, new_id)
         else:
@@ -78,6 +108,11 @@ class Services:
             jobs = await asyncio.to_thread(ScheduleBook(self.settings).move_chat, platform, old_id, new_id)
         log.info("%s chat %s is now %s: moved %d memory rows, %d scheduled questions, persona %s",
                  platform, old_id, new_id, rows, jobs, persona or "none")
+
+    @property
+    def slots(self) -> SlotGate:
+        """The LLM server's slots: `in_use()` and `queue_length()` for metrics."""
+        return self.llm.slots
 
     def http(self) -> Any:
         """The HTTP session network tools share (opened lazily: most turns need none)."""

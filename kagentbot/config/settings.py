@@ -55,9 +55,11 @@ class LLMSettings(Section):
     plan_max_tokens: int = Field(4096, ge=32, description="most tokens one planning reply may have")
     answer_max_tokens: int = Field(4096, ge=32, description="most tokens one answer may have")
     keep_alive: str = "10m"
-    timeout: float = Field(120.0, gt=0, description="seconds for one LLM call")
+    timeout: float = Field(120.0, gt=0, description="seconds for each read from the LLM server (llm.call_deadline bounds a whole call)")
     connect_timeout: float = Field(5.0, gt=0)
     max_connections: int = Field(32, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
+    # llm.timeout bounds each read, so a server sending a token every few seconds never trips it
+    call_deadline: float = Field(300.0, gt=0, description="seconds one LLM call may take in all, however steadily it streams")
 
     @field_validator("host")
     @classmethod
@@ -71,8 +73,9 @@ class AgentSettings(Section):
     max_steps: int = Field(5, ge=1, le=20)
     tool_timeout: float = Field(30.0, gt=0)
     history_turns: int = Field(4, ge=0, le=50)
-    prompt_budget_tokens: int = Field(6000, ge=512, description="planning prompt size limit")
+    prompt_budget_tokens: int = Field(6000, ge=512, description="prompt size limit for every request, in both modes")
     tool_output_chars: int = Field(3000, ge=200)
+    turn_deadline: float = Field(600.0, gt=0, description="seconds one turn may take in all: planning, tools and the answer")
 
 
 class EmbedSettings(Section):
@@ -217,6 +220,20 @@ class PersonaSettings(Section):
     default: str = "assistant"
 
 
+class LimitsSettings(Section):
+    """Fair shares under load: what one user or one chat may take of a shared bot."""
+
+    user_turns: int = Field(4, ge=1, description="turns one user has running at once; more wait in line")
+    user_queued: int = Field(50, ge=0, description="turns one user may have waiting; past it, a 'slow down' reply")
+    user_commands: int = Field(2, ge=1, description="commands one user has running at once; more wait in line")
+    user_commands_queued: int = Field(10, ge=0, description="commands one user may have waiting; past it, a 'slow down' reply")
+    chat_share: float = Field(0.75, gt=0, le=1, description="most of the LLM slots one chat holds while other chats wait")
+    queue_notice_after: float = Field(2.0, ge=0, description="seconds a turn waits for an LLM slot before the user is shown where it stands")
+    slow_down_every: float = Field(30.0, ge=0, description="seconds between two 'slow down' replies to one user")
+    scheduled_patience: float = Field(30.0, gt=0, description="seconds a scheduled question's model call waits behind interactive ones at most")
+    queue_notice_every: float = Field(5.0, gt=0, description="seconds between updates of one queue notice (each is an edit)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KAGENTBOT_",
@@ -239,6 +256,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     persona: PersonaSettings = Field(default_factory=PersonaSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     _split_admins = field_validator("admins", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))

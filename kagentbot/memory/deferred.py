@@ -51,23 +51,27 @@ class DeferredStore:
             return Recall()
         return await (await opening).recall(audience, query, turns=turns, limit=limit)
 
-    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
+                       scope: str = "") -> None:
         self._written = True
-        await (await self.store()).remember(audience, question, answer, tasks)
+        await (await self.store()).remember(audience, question, answer, tasks, scope=scope)
 
-    def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+    def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
+                      scope: str = "") -> None:
         self._written = True
         opening = self.start()
         if opening.done() and not opening.cancelled() and opening.exception() is None:
-            opening.result().remember_soon(audience, question, answer, tasks)
+            opening.result().remember_soon(audience, question, answer, tasks, scope=scope)
             return
         # Still opening: hand the turn over once it is open; flush() waits for the hand-over.
-        handover = asyncio.get_running_loop().create_task(self._remember_when_open(audience, question, answer, tuple(tasks)))
+        handover = asyncio.get_running_loop().create_task(
+            self._remember_when_open(audience, question, answer, tuple(tasks), scope))
         self._handovers.add(handover)
         handover.add_done_callback(self._handovers.discard)
 
-    async def _remember_when_open(self, audience: Audience, question: str, answer: str, tasks: tuple[TaskRecord, ...]) -> None:
-        (await self.store()).remember_soon(audience, question, answer, tasks)
+    async def _remember_when_open(self, audience: Audience, question: str, answer: str,
+                                  tasks: tuple[TaskRecord, ...], scope: str) -> None:
+        (await self.store()).remember_soon(audience, question, answer, tasks, scope=scope)
 
     async def flush(self) -> None:
         if self._handovers:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kagentbot.memory.embedders import Embedder, Progress, build_embedder, settings_for
 from kagentbot.memory.ingest import Document, chunk_document
-from kagentbot.memory.types import Audience, Passage, Recall, TaskRecord, Turn
+from kagentbot.memory.types import PRIVATE_IN, Audience, Passage, Recall, TaskRecord, Turn
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import MemorySettings, Settings
@@ -492,15 +492,38 @@ class MemoryStore:
         """Give every row of scope `old` the scope `new` (a chat that the platform moved to a new
         id: Telegram upgrading a group to a supergroup). Returns how many rows moved."""
         await self._current()
-        await self._settled([old])
-        where = f"scope = {_quote(old)}"
+        await self._settled([old, *(key for key in self._writes if key.endswith(PRIVATE_IN + old))])
+        renames = [(old, new), *await asyncio.to_thread(self._private_in, old, new)]
         async with self._write_lock:
             moved = 0
-            for table in (self._knowledge, self._tasks, self._conversation):
-                result = await asyncio.to_thread(table.update, where=where, values={"scope": new})
-                moved += int(getattr(result, "rows_updated", 0) or 0)
+            for before, after in renames:
+                for table in (self._knowledge, self._tasks, self._conversation):
+                    result = await asyncio.to_thread(table.update, where=f"scope = {_quote(before)}", values={"scope": after})
+                    moved += int(getattr(result, "rows_updated", 0) or 0)
         self._searchable.clear()
         return moved
+
+    def _private_in(self, old: str, new: str) -> list[tuple[str, str]]:
+        """The askers' private scopes in chat `old` (see Audience.private_here), renamed for `new`."""
+        like = "%" + PRIVATE_IN + old.replace("%", "").replace("_", "\\_")
+        found: set[str] = set()
+        for table in (self._tasks, self._conversation):
+            rows = table.search().where(f"scope LIKE {_quote(like)}").select(["scope"]).limit(None).to_arrow()
+            found.update(s for s in rows.column("scope").to_pylist() if s.endswith(PRIVATE_IN + old))
+        return [(scope, scope.removesuffix(old) + new) for scope in sorted(found)]
+
+    async def private_matches(self, user_scope: str, query: str) -> bool:
+        """Whether documents in `user_scope` share words with `query` (the full-text leg alone:
+        a vector search always finds something). For telling someone in a shared chat that their
+        private notes were left out."""
+        if not query.strip():
+            return False
+        await self._current()
+        where = scope_filter([user_scope])
+        if not await asyncio.to_thread(self._knowledge_in, [user_scope]):
+            return False
+        hits = await asyncio.to_thread(self._text_leg, query, where, 1)
+        return hits.num_rows > 0
 
     async def search(self, audience: Audience, query: str, limit: int) -> list[Passage]:
         """Hybrid (vector + n-gram full text, fused by RRF) top-`limit` over readable scopes."""
@@ -574,7 +597,7 @@ class MemoryStore:
         thread (a leaf: it submits nothing, so the pool cannot deadlock) beside the other two."""
         scopes = audience.readable
         tasks = self._legs.submit(self._related_tasks, vector, scopes)
-        conversation = self._last_turns(audience.conversation_key, turns)
+        conversation = self._conversation_of(audience, turns)
         knowledge = self._hybrid(vector, query, scopes, limit) if query.strip() and self._knowledge_in(scopes) else []
         return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks.result()))
 
@@ -597,7 +620,7 @@ class MemoryStore:
         is skipped. None: rank as usual."""
         if self._has_searchable(audience.readable):
             return None
-        return Recall(conversation=tuple(self._last_turns(audience.conversation_key, turns)))
+        return Recall(conversation=tuple(self._conversation_of(audience, turns)))
 
     def _has_searchable(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
@@ -609,6 +632,15 @@ class MemoryStore:
         if found:
             self._searchable.add(key)
         return found
+
+    def _conversation_of(self, audience: Audience, turns: int) -> list[Turn]:
+        """The last turns the audience may read here: the chat's, and with sharing on the asker's
+        private turns in this chat, in the order they happened."""
+        keys = audience.conversation_keys
+        if len(keys) == 1:
+            return self._last_turns(keys[0], turns)
+        merged = sorted((t for key in keys for t in self._last_turns(key, turns)), key=lambda t: t.at)
+        return merged[-turns:] if turns > 0 else []
 
     def _last_turns(self, key: str, turns: int) -> list[Turn]:
         """The last `turns` turns of a conversation. Served from memory while the conversation
@@ -630,9 +662,10 @@ class MemoryStore:
         return list(cached.turns[-turns:])
 
     def _read_turns(self, key: str, version: int, depth: int) -> _CachedTurns:
-        query = self._conversation.search().where(f"scope = {_quote(key)}").select(["question", "answer", "at_ms"]).limit(None)
+        columns = ["scope", "user_scope", "question", "answer", "at_ms"]
+        query = self._conversation.search().where(f"scope = {_quote(key)}").select(columns).limit(None)
         rows = sorted(query.to_arrow().to_pylist(), key=lambda r: r["at_ms"])
-        kept = tuple(Turn(r["question"], r["answer"], _iso(r["at_ms"])) for r in rows[-depth:])
+        kept = tuple(_turn(r) for r in rows[-depth:])
         return _CachedTurns(version, kept, depth, complete=len(rows) <= depth)
 
     def _add_turns(self, rows: list[dict[str, Any]]) -> None:
@@ -653,34 +686,38 @@ class MemoryStore:
                     continue
                 for row in rows:
                     if row["scope"] == key:
-                        cached = cached.appended(after, Turn(row["question"], row["answer"], _iso(row["at_ms"])))
+                        cached = cached.appended(after, _turn(row))
                 self._turns[key] = replace(cached, version=after)
 
     def _related_tasks(self, vector: Any, scopes: Sequence[str]) -> list[TaskRecord]:
         query = (
             self._tasks.search(vector).distance_type("cosine").where(scope_filter(scopes), prefilter=True)
-            .select(["task_name", "command", "result", "_distance"]).limit(TASKS_PER_RECALL)
+            .select(["task_name", "command", "result", "scope", "_distance"]).limit(TASKS_PER_RECALL)
         )
         max_distance = 1.0 - self._settings.task_min_similarity
         return [
-            TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"])
+            TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"], r["scope"])
             for r in query.to_arrow().to_pylist()
             if r["_distance"] <= max_distance
         ]
 
-    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
-        """Store a finished turn; returns once it is committed."""
-        await self._commit([_PendingTurn(audience, question, answer, tuple(tasks), _now_ms())])
+    async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
+                       scope: str = "") -> None:
+        """Store a finished turn under `scope` (default: the audience's conversation); returns once
+        it is committed."""
+        scope = scope or audience.conversation_key
+        await self._commit([_PendingTurn(audience, scope, question, answer, tuple(tasks), _now_ms())])
 
-    def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
+    def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
+                      scope: str = "") -> None:
         """`remember` in the background, so a turn ends when its answer is out. Turns finished
         while a batch is being written go into the next one: one commit per table per batch, so
         hundreds of busy conversations cost a few commits, not hundreds. Nothing reads around
         it: a recall over the scopes a pending turn writes waits for its batch first, and `flush`
         (called by Services.close) waits for every one."""
         loop = asyncio.get_running_loop()
-        key = audience.conversation_key
-        pending = _PendingTurn(audience, question, answer, tuple(tasks), _now_ms(), loop.create_future())
+        key = scope or audience.conversation_key
+        pending = _PendingTurn(audience, key, question, answer, tuple(tasks), _now_ms(), loop.create_future())
         self._queue.append(pending)
         self._writes.setdefault(key, set()).add(pending.done)
         pending.done.add_done_callback(lambda done: self._write_done(key, done))
@@ -695,7 +732,7 @@ class MemoryStore:
             except Exception:
                 # Nobody awaits these: say what was lost rather than let it vanish.
                 log.exception("could not store %d turn(s) in memory (%s)", len(batch),
-                              ", ".join(sorted({p.audience.conversation_key for p in batch})))
+                              ", ".join(sorted({p.scope for p in batch})))
             finally:
                 for pending in batch:
                     pending.done.set_result(None)
@@ -708,7 +745,7 @@ class MemoryStore:
                 task.add_done_callback(lambda done: self._write_done("", done))
 
     async def _commit(self, batch: Sequence[_PendingTurn]) -> None:
-        turns = [{"id": uuid.uuid4().hex, "scope": p.audience.conversation_key, "user_scope": p.audience.user_scope,
+        turns = [{"id": uuid.uuid4().hex, "scope": p.scope, "user_scope": p.audience.user_scope,
                   "question": p.question, "answer": p.answer, "at_ms": p.at} for p in batch]
         await asyncio.to_thread(self._add_turns, turns)
         if any(p.tasks for p in batch):
@@ -754,7 +791,7 @@ class MemoryStore:
         rows = [(p, t) for p in batch for t in p.tasks]
         vectors = await self._embedder.embed([_task_text(p.question, t.task_name, t.result) for p, t in rows])
         data = {
-            "id": [uuid.uuid4().hex for _ in rows], "scope": [p.audience.conversation_key for p, _ in rows],
+            "id": [uuid.uuid4().hex for _ in rows], "scope": [p.scope for p, _ in rows],
             "question": [p.question for p, _ in rows], "task_name": [t.task_name for _, t in rows],
             "command": [json.dumps(t.command, ensure_ascii=False, default=str) for _, t in rows],
             "result": [t.result for _, t in rows], "at_ms": [p.at for p, _ in rows],
@@ -856,6 +893,11 @@ def _rrf() -> Any:
     return RRFReranker(return_score="relevance")
 
 
+def _turn(row: dict[str, Any]) -> Turn:
+    at = datetime.fromtimestamp(row["at_ms"] / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    return Turn(row["question"], row["answer"], at, row["user_scope"], row["scope"])
+
+
 def _task_text(question: str, task_name: str, result: str) -> str:
     """What a task record is found by: the question it served and what it returned."""
     return f"{question}\n{task_name}: {result[:1000]}"
@@ -864,6 +906,7 @@ def _task_text(question: str, task_name: str, result: str) -> str:
 @dataclass(frozen=True)
 class _PendingTurn:
     audience: Audience
+    scope: str  # kept under this scope: the most private of what went into the turn
     question: str
     answer: str
     tasks: tuple[TaskRecord, ...]

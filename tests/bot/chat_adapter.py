@@ -28,6 +28,7 @@ class ChatAdapter:
     def __init__(self, capabilities: Capabilities | None = None, rate_limit_first: int = 0) -> None:
         self.capabilities = capabilities or Capabilities(True, True, 500, 0.0, 0.0, "plain")
         self.posted: list[Posted] = []
+        self.deleted: list[Posted] = []  # what the bot took back, in order
         self._ids = itertools.count(1)
         self._receive: Receiver | None = None
         self._rate_limit_left = rate_limit_first
@@ -58,6 +59,11 @@ class ChatAdapter:
 
     async def edit(self, message: SentMessage, text: str) -> None:
         next(p for p in self.posted if p.message_id == message.message_id).edits.append(text)
+
+    async def delete(self, message: SentMessage) -> None:
+        posted = next(p for p in self.posted if p.message_id == message.message_id)
+        self.posted.remove(posted)
+        self.deleted.append(posted)
 
     def in_chat(self, chat_id: str) -> list[Posted]:
         return [p for p in self.posted if p.where.chat_id == chat_id]

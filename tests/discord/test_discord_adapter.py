@@ -20,7 +20,7 @@ from kagentbot.adapters.discord_adapter import configured, create
 from kagentbot.adapters.discord_client import thread_name
 from kagentbot.bot.app import default_router
 from kagentbot.bot.commands import Command, CommandContext, Reply
-from tests.discord.harness import INVITE_PERMISSIONS
+from tests.discord.harness import INVITE_PERMISSIONS, until
 from tests.discord.fake_discord import FakeDiscordHttp, drain_sent, finish_interactions, join_guild, slash_command, stored_messages
 from tests.fakes.ollama_server import Scripted, complete, task
 
@@ -381,3 +381,23 @@ async def test_scheduled_questions_reach_a_server_channel_and_a_users_dm(discord
     dm = h.alice.dm_channel or await h.alice.create_dm()
     assert [m.channel.id for m in drain_sent()] == [h.channel.id, dm.id]
     assert final_texts(h.channel.id) == ["Standup time."] and final_texts(dm.id) == ["Your daily reminder."]
+
+
+async def test_a_mention_kept_waiting_for_the_model_sees_its_place_then_the_notice_goes(discord_bot, fake_ollama):
+    fake_ollama.responder = lambda body: Scripted("Answered.", delay=0.6)
+    h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native", "max_connections": 1}, agent={"max_steps": 1},
+                          limits={"queue_notice_after": 0.2})
+    first = await dpytest.message(f"{h.mention()} first", channel=h.channel, member=h.alice)
+    while fake_ollama.in_flight < 1:  # the first question holds the only slot
+        await asyncio.sleep(0.01)
+    second = await dpytest.message(f"{h.mention()} second", channel=h.channel, member=h.alice)
+    shown: list[str] = []
+
+    def noticed() -> bool:
+        shown.extend(m.content for m in drain_sent())
+        return any(text.startswith("⏳") for text in shown)
+
+    await until(noticed)
+    await h.bot.idle()
+    assert "⏳ Queued — you're next." in shown
+    assert final_texts(first.id) == ["Answered."] and final_texts(second.id) == ["Answered."]  # the notice is gone

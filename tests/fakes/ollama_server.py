@@ -30,6 +30,8 @@ class Scripted:
     delay: float = 0.0  # seconds before answering
     chunk: int = 6
     cut_stream: bool = False  # drop the connection mid-stream
+    interval: float = 0.0  # seconds between streamed pieces (or between pieces of a plain body): a trickle
+    ignore_cap: bool = False  # send all of `content` whatever num_predict / max_tokens say
 
 
 Responder = Callable[[dict[str, Any]], Scripted]
@@ -55,7 +57,11 @@ class FakeModel:
 
 
 class FakeOllama:
-    def __init__(self, models: list[FakeModel] | None = None) -> None:
+    def __init__(self, models: list[FakeModel] | None = None, parallel: int = 0) -> None:
+        # like OLLAMA_NUM_PARALLEL: at most `parallel` chat/generate requests are worked on at
+        # once, the rest wait their turn inside the server (0: no limit)
+        self._parallel = asyncio.Semaphore(parallel) if parallel else None
+        self.calls = 0  # chat/generate requests taken up, errors included
         self.models = {m.name: m for m in (models or [FakeModel("kagentlm"), FakeModel("qwen2.5", capabilities=("completion", "tools"))])}
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._script: list[Scripted] = []
@@ -176,23 +182,35 @@ class FakeOllama:
     async def _answer(self, request: web.Request, body: dict[str, Any], shape) -> web.StreamResponse:
         if body.get("model") not in self.models:
             return self._missing(body.get("model", ""))
+        if self._parallel is None:
+            return await self._work(request, body, shape)
+        async with self._parallel:
+            return await self._work(request, body, shape)
+
+    async def _work(self, request: web.Request, body: dict[str, Any], shape) -> web.StreamResponse:
+        self.calls += 1
         reply = self._next(body)
         if reply.delay:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                await asyncio.sleep(reply.delay)
+                await _think(request, reply.delay)
             finally:
                 self.in_flight -= 1
+        if request.transport is None or request.transport.is_closing():
+            return web.Response(status=499)  # the client gave up waiting: nobody to answer
         if reply.status >= 400:
             return web.json_response({"error": reply.error or "internal error"}, status=reply.status)
-        content, cut = capped(reply.content, (body.get("options") or {}).get("num_predict"))
+        content, cut = capped(reply.content, None if reply.ignore_cap else (body.get("options") or {}).get("num_predict"))
         reply = replace(reply, content=content)
         base = {"model": body["model"], "created_at": CREATED_AT}
         final = {**base, "done": True, "done_reason": "length" if cut else "stop", "total_duration": 1000,
                  "load_duration": 10, "prompt_eval_count": 10, "eval_count": 10}
         if body.get("stream", True) is False:
-            return web.json_response({**base, **shape(reply.content, reply.tool_calls), **final})
+            whole = {**base, **shape(reply.content, reply.tool_calls), **final}
+            if reply.interval:
+                return await trickle_json(request, whole, reply)
+            return web.json_response(whole)
         return await self._stream(request, reply, base, final, shape)
 
     async def _stream(self, request, reply: Scripted, base, final, shape) -> web.StreamResponse:
@@ -203,12 +221,38 @@ class FakeOllama:
             if reply.cut_stream and n == len(pieces) // 2:
                 request.transport.close()  # type: ignore[union-attr]
                 return response
+            if n and reply.interval:
+                await asyncio.sleep(reply.interval)
             await response.write((json.dumps({**base, **shape(piece, []), "done": False}) + "\n").encode())
         if reply.tool_calls:
             await response.write((json.dumps({**base, **shape("", reply.tool_calls), "done": False}) + "\n").encode())
         await response.write((json.dumps({**final, **shape("", [])}) + "\n").encode())
         await response.write_eof()
         return response
+
+
+async def trickle_json(request: web.Request, whole: dict[str, Any], reply: Scripted) -> web.StreamResponse:
+    """A plain JSON reply sent `reply.chunk` bytes at a time, `reply.interval` seconds apart: each
+    read gets something, so only a deadline on the whole call ends it."""
+    data = json.dumps(whole).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for start in range(0, len(data), reply.chunk):
+        if start:
+            await asyncio.sleep(reply.interval)
+        await response.write(data[start : start + reply.chunk])
+    await response.write_eof()
+    return response
+
+
+async def _think(request: web.Request, seconds: float) -> None:
+    """Take `seconds` over a reply, stopping early if the client hangs up (as Ollama drops a
+    request whose client went away, freeing its slot)."""
+    ends = asyncio.get_running_loop().time() + seconds
+    while (left := ends - asyncio.get_running_loop().time()) > 0:
+        if request.transport is None or request.transport.is_closing():
+            return
+        await asyncio.sleep(min(left, 0.25))  # one sleep for a usual reply: each wake-up can run late
 
 
 def _message(content: str, calls: list[dict[str, Any]]) -> dict[str, Any]:

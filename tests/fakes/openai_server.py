@@ -3,13 +3,14 @@ and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.ollama_server import Scripted, capped
+from tests.fakes.ollama_server import Scripted, capped, trickle_json
 
 
 class FakeOpenAI:
@@ -57,7 +58,7 @@ class FakeOpenAI:
         if reply.status >= 400:
             return web.json_response({"error": {"message": reply.error, "type": "error", "code": reply.status}},
                                      status=reply.status)
-        content, cut = capped(reply.content, body.get("max_tokens"))
+        content, cut = capped(reply.content, None if reply.ignore_cap else body.get("max_tokens"))
         reply = replace(reply, content=content)
         finish = "length" if cut else "tool_calls" if reply.tool_calls else "stop"
         if body.get("stream"):
@@ -69,11 +70,14 @@ class FakeOpenAI:
                  "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
                 for i, c in enumerate(reply.tool_calls)
             ]
-        return web.json_response({
+        whole = {
             "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-        })
+        }
+        if reply.interval:
+            return await trickle_json(request, whole, reply)
+        return web.json_response(whole)
 
     async def _stream(self, request, body, reply: Scripted, finish: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -83,6 +87,8 @@ class FakeOpenAI:
             if reply.cut_stream and n == len(pieces) // 2:
                 request.transport.close()  # type: ignore[union-attr]
                 return response
+            if n and reply.interval:
+                await asyncio.sleep(reply.interval)
             chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())

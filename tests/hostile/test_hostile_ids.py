@@ -30,9 +30,13 @@ async def test_hostile_user_ids_see_only_their_own_documents(store):
     bob = Audience("user:slack:BOB")
     await store.add_document(from_text("Bob's salary is 91000.", memory), bob.user_scope)
     for hostile in HOSTILE:
-        mallory = Audience(f"user:slack:{hostile}", chat_scope=f"chat:slack:{hostile}")
+        mallory = Audience(f"user:slack:{hostile}")  # her DM
+        room = Audience(mallory.user_scope, chat_scope=f"chat:slack:{hostile}")  # a chat with a hostile id
         await store.add_document(from_text(f"Mallory note {hostile!r}", memory), mallory.user_scope)
+        await store.add_document(from_text(f"Room note {hostile!r}", memory), room.chat_scope)
         assert [d.scope for d in await store.list_documents(mallory.readable)] == [mallory.user_scope]
+        assert [d.scope for d in await store.list_documents(room.readable)] == [room.chat_scope]
+        assert all("salary" not in p.text for p in await store.search(room, "salary 91000", 10))
         assert all("salary" not in p.text for p in await store.search(mallory, "salary 91000", 10))
         (bobs,) = await store.list_documents(bob.readable)
         with pytest.raises(NotFound):

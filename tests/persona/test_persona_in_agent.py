@@ -107,7 +107,8 @@ async def test_pages_documents_and_model_output_cannot_change_the_persona(fake_o
     from kagentbot.memory.store import MemoryStore
 
     memory = await MemoryStore.open(settings)
-    await memory.add_document(from_text(f"Team handbook. {INJECTION}", settings.memory), "user:slack:U1")
+    # the channel's own knowledge base: a question in a channel does not read the asker's private notes
+    await memory.add_document(from_text(f"Team handbook. {INJECTION}", settings.memory), "chat:slack:C1")
     store = await pirate_store(settings)
     await store.save_persona("slack:UADMIN", Persona(name="evil", display_name="Evil"), mode="create")
     await store.select_persona("slack:UADMIN", "chats", "slack:C1", "research")  # research may read pages

@@ -56,6 +56,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.messages: list[Posted] = []  # chat.postMessage, in order; edits applied
+        self.deleted: list[Posted] = []  # chat.delete took them out of `messages`
         self._by_ts: dict[tuple[str, str], Posted] = {}
         self.ephemeral: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # what arrived at response_urls
@@ -227,6 +228,14 @@ class FakeSlack:
         found.text = str(params.get("text", ""))
         found.edits.append(found.text)
         return {"ok": True, "channel": found.channel, "ts": found.ts, "text": found.text}
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self._by_ts.pop((str(params.get("channel")), str(params.get("ts"))), None)
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        self.messages.remove(found)
+        self.deleted.append(found)
+        return {"ok": True, "channel": found.channel, "ts": found.ts}
 
     def _chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("user"):

@@ -344,3 +344,22 @@ async def test_a_command_reply_past_the_response_urls_five_uses_goes_as_an_ephem
     assert [r["text"] for r in api.responses] == [f"part {n}" for n in range(5)]
     (extra,) = api.ephemeral
     assert extra["text"] == "part 5" and extra["user"] == "U0ALICE" and extra["channel"] == "C0GENERAL"
+
+
+async def test_a_mention_kept_waiting_for_the_model_sees_its_place_then_the_notice_goes(api, slack_settings, start_bot, fake_ollama):
+    fake_ollama.responder = lambda body: Scripted("Answered.", delay=0.6)
+    settings = slack_settings()
+    settings.llm.max_connections = 1  # one model slot: the second mention waits for the first
+    settings.limits.queue_notice_after = 0.2
+    adapter = SlackAdapter(settings)
+    bot = await start_bot(settings, [adapter])
+    first = slack.app_mention(f"<@{slack.BOT_USER_ID}> first", user="U1")
+    second = slack.app_mention(f"<@{slack.BOT_USER_ID}> second", user="U2")
+    await api.push(slack.event_callback(first))
+    while fake_ollama.in_flight < 1:  # the first question holds the only slot
+        await asyncio.sleep(0.01)
+    await api.push(slack.event_callback(second))
+    await api.wait_for(lambda: any(m.text.startswith("⏳") for m in api.in_thread(second["channel"], second["ts"])))
+    await bot.idle()
+    assert [m.text for m in api.deleted] == ["⏳ Queued — you're next."]
+    assert [m.text for m in api.in_thread(second["channel"], second["ts"])] == ["Answered."]

@@ -84,6 +84,7 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id → (file_path, content)
         self.messages: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → visible text
+        self.deleted: dict[tuple[int, int], str] = {}  # taken back by deleteMessage: their last text
         self.markup: dict[tuple[int, int], str] = {}  # (chat_id, message_id) → text as sent, with tags
         self.commands: list[dict[str, str]] = []
         self.blocked_by: set[int] = set()  # users who blocked the bot: sending to them is 403
@@ -267,6 +268,13 @@ class FakeBotAPI:
         return web.json_response({"ok": False, "error_code": 400,
                                   "description": "Bad Request: group chat was upgraded to a supergroup chat",
                                   "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}, status=400)
+
+    async def _api_deleteMessage(self, params):
+        key = (params.get("chat_id"), params.get("message_id"))
+        if key not in self.messages:
+            return _error(400, "Bad Request: message to delete not found")
+        self.deleted[key] = self.messages.pop(key)
+        return _ok(True)
 
     async def _api_editMessageText(self, params):
         key = (params.get("chat_id"), params.get("message_id"))

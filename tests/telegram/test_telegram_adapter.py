@@ -490,3 +490,20 @@ async def test_a_scheduled_question_for_an_upgraded_group_moves_with_it_instead_
     await bot.idle()
     assert [str(p["chat_id"]) for p in api.called("sendMessage")][-1] == str(new)
 
+
+
+async def test_a_mention_kept_waiting_for_the_model_sees_its_place_then_the_notice_goes(api, telegram_settings, start_bot, fake_ollama):
+    fake_ollama.responder = lambda body: Scripted("Answered.", delay=0.6)
+    settings = telegram_settings()
+    settings.llm.max_connections = 1  # one model slot: Bob's question waits for Alice's
+    settings.limits.queue_notice_after = 0.2
+    adapter = TelegramAdapter(settings)
+    bot = await start_bot(settings, [adapter])
+    api.push(tg.group_mention("first"))
+    while fake_ollama.in_flight < 1:  # the first question holds the only slot
+        await asyncio.sleep(0.01)
+    second = api.push(tg.group_mention("second", sender=tg.BOB))["message"]
+    await api.wait_for(lambda: any(p["text"].startswith("⏳") for p in sends_replying_to(api, second["message_id"])))
+    await bot.idle()
+    assert list(api.deleted.values()) == ["⏳ Queued — you're next."]
+    assert [final_text(api, p) for p in sends_replying_to(api, second["message_id"]) if not p["text"].startswith("⏳")] == ["Answered."]

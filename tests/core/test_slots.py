@@ -1,0 +1,136 @@
+"""The fair gate for LLM slots on its own: who gets the next free slot, and where a waiting
+turn stands."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kagentbot.agent.slots import Claim, FairGate
+
+
+async def _served_order(gate: FairGate, claims: list[Claim]) -> list[str]:
+    """Fill the gate, queue `claims` in order, then free the slots: each waiter, once served,
+    gives its slot back at once, so the order of service is the gate's choice alone."""
+    holder = Claim("holder", "elsewhere")
+    for _ in range(gate.capacity):
+        await gate.acquire(holder)
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(c)) for c in claims]
+    await asyncio.sleep(0)
+    for _ in range(gate.capacity):
+        gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    return order
+
+
+async def test_users_take_turns_whatever_order_they_asked_in():
+    gate = FairGate(1)
+    flood = [Claim("A", "c1", turn=f"a{n}") for n in range(5)]
+    others = [Claim("B", "c2", turn="b0"), Claim("C", "c3", turn="c0")]
+    order = await _served_order(gate, flood + others)
+    assert order[:3] == ["a0", "b0", "c0"]
+    assert order[3:] == ["a1", "a2", "a3", "a4"]
+
+
+async def test_interactive_turns_go_before_scheduled_ones():
+    gate = FairGate(1)
+    claims = [Claim("A", "c1", "scheduled", turn="s1"), Claim("B", "c2", "scheduled", turn="s2"),
+              Claim("C", "c3", turn="i1")]
+    assert await _served_order(gate, claims) == ["i1", "s1", "s2"]
+
+
+async def test_a_chat_at_its_share_is_passed_over_while_another_chat_waits():
+    gate = FairGate(4, chat_share=0.5)  # a chat holds at most 2 of 4 while others wait
+    for claim in (Claim("A", "busy"), Claim("B", "busy"), Claim("E", "third"), Claim("F", "third")):
+        await gate.acquire(claim)
+    busy = asyncio.create_task(gate.acquire(Claim("C", "busy", turn="busy")))
+    quiet = asyncio.create_task(gate.acquire(Claim("D", "quiet", turn="quiet")))
+    await asyncio.sleep(0)
+    gate.release(Claim("F", "third"))
+    await asyncio.sleep(0)
+    assert quiet.done() and not busy.done()  # C asked first, but its chat held its share
+    gate.release(Claim("E", "third"))
+    await asyncio.sleep(0)
+    assert busy.done()  # nobody else waits: the share yields rather than leave a slot idle
+
+
+async def test_no_slot_stays_idle_when_only_one_chat_wants_them():
+    gate = FairGate(4, chat_share=0.5)
+    for n in range(4):
+        await asyncio.wait_for(gate.acquire(Claim(f"U{n}", "busy")), 1)
+    assert gate.in_use() == 4
+
+
+async def test_position_counts_who_is_served_first_and_a_cancelled_wait_leaves_the_queue():
+    gate = FairGate(1)
+    await gate.acquire(Claim("holder", "x"))
+    tasks = [asyncio.create_task(gate.acquire(c)) for c in (
+        Claim("A", "c1", turn="a0"), Claim("A", "c1", turn="a1"), Claim("B", "c2", turn="b0"))]
+    await asyncio.sleep(0)
+    assert [gate.position(t) for t in ("a0", "b0", "a1")] == [0, 1, 2]
+    assert gate.queue_length() == 3
+    tasks[0].cancel()
+    await asyncio.gather(tasks[0], return_exceptions=True)
+    # A was not served in this round yet: A's next call still goes first
+    assert gate.position("a0") is None and [gate.position(t) for t in ("a1", "b0")] == [0, 1]
+    assert gate.queue_length() == 2
+    gate.release(Claim("holder", "x"))
+    await asyncio.sleep(0)
+    assert tasks[1].done() and not tasks[2].done() and gate.in_use() == 1
+    for task in tasks[1:]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_first_slot_of_a_turn_marks_it_started():
+    gate = FairGate(1)
+    started = asyncio.Event()
+    await gate.acquire(Claim("A", "c", turn="t", started=started))
+    assert started.is_set()
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+async def test_every_wait_is_served_exactly_once(capacity):
+    gate = FairGate(capacity, chat_share=0.5)
+    held = 0
+    peak = 0
+
+    async def call(n: int) -> None:
+        nonlocal held, peak
+        await gate.acquire(Claim(f"U{n % 4}", f"c{n % 2}"))
+        held += 1
+        peak = max(peak, held)
+        await asyncio.sleep(0.001)
+        held -= 1
+        gate.release(Claim(f"U{n % 4}", f"c{n % 2}"))
+
+    await asyncio.wait_for(asyncio.gather(*(call(n) for n in range(40))), 5)
+    assert peak == capacity and gate.in_use() == 0 and gate.queue_length() == 0
+
+
+async def test_a_scheduled_call_waiting_past_its_patience_goes_before_interactive_ones():
+    gate = FairGate(1, scheduled_patience=0.05)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(Claim("S", "c1", "scheduled", turn="s")))]
+    await asyncio.sleep(0.06)
+    waiting += [asyncio.create_task(take(Claim(u, "c2", turn=u))) for u in ("A", "B")]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert order == ["s", "A", "B"]
