@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
-    _configure_logging("DEBUG" if args.verbose else settings.log_level, settings.log.format)
+    _configure_logging("DEBUG" if args.verbose else settings.log_level, settings)
+    _keep_data_private(settings)
     from kagentbot.memory.store import StoreError, start_import
 
     if args.func in (run_ask, run_chat):
@@ -94,17 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(level: str, log_format: str = "text") -> None:
-    import logging
-
+def _configure_logging(level: str, settings: Any) -> None:
+    from kagentbot.config.logs import configure_logging
     from kagentbot.ops.logs import use_format
 
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    use_format(log_format)  # json: one object a line, through the same handler and its filters
-    if level != "DEBUG":  # pypdf logs each flaw of a damaged PDF; the user gets one clear error instead
-        logging.getLogger("pypdf").setLevel(logging.ERROR)
-        # httpx logs every request at INFO: Telegram's long polls alone would fill a service's log
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(level, settings)  # one redacting handler on the root logger
+    use_format(settings.log.format)  # json: one object a line, through the same handler and its filters
+
+
+def _keep_data_private(settings: Any) -> None:
+    """Files the bot writes from here on (memory, personas, schedules, LanceDB's own) are its OS
+    user's alone; those already there are made so once."""
+    from kagentbot.config.files import make_data_private
+
+    os.umask(0o077)
+    make_data_private(settings)
 
 
 def console_message(text: str, user: str) -> Any:
@@ -138,10 +143,11 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.bot.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
+    from kagentbot.config.redact import redact_url
     from kagentbot.memory.ingest import IngestError
 
     console = Console(highlight=False)
-    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {settings.llm.host}. Commands: /help. Empty line or Ctrl-D to quit.")
+    console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {redact_url(settings.llm.host)}. Commands: /help. Empty line or Ctrl-D to quit.")
     async with await Services.open(settings, defer_memory=True) as services:
         renderer = ConsoleRenderer(console)
         router = default_router()

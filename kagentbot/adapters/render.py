@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -40,8 +40,9 @@ class DeliveryFailed(Exception):
 class Outbox:
     """One per adapter: paces sends per chat and edits per message, retries what fails."""
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter, redact: Callable[[str], str] | None = None) -> None:
         self.adapter = adapter
+        self._redact = redact or (lambda text: text)  # secrets never reach a chat, whoever wrote them
         # insertion-ordered and trimmed to REMEMBERED: a long-running bot must not grow without bound
         self._next_send: dict[str, float] = {}
         self._next_edit: dict[str, float] = {}
@@ -49,6 +50,7 @@ class Outbox:
         self._paused: dict[str, float] = {}  # chat → when its 429 wait ends: every write there waits
 
     async def send(self, where: Destination, text: str) -> SentMessage:
+        text = self._redact(text)
         await self._wait(self._next_send, where.chat_id, self.adapter.capabilities.send_interval)
         sent = await self._retry(where.chat_id, lambda: self.adapter.send(where, text))
         metrics.message_sent(self.adapter.platform)
@@ -57,6 +59,7 @@ class Outbox:
         return sent
 
     async def edit(self, message: SentMessage, text: str) -> None:
+        text = self._redact(text)
         if self._last_text.get(message.message_id) == text:
             return  # platforms reject identical edits (Telegram: "message is not modified")
         await self._wait(self._next_edit, message.message_id, self.adapter.capabilities.edit_interval)

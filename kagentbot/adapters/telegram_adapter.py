@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -38,20 +39,7 @@ SEEN_UPDATES = 2048  # update ids remembered to drop redeliveries
 REMEMBERED_TEXTS = 1024  # sent texts remembered to skip identical edits
 _ADDRESSED_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)@([A-Za-z0-9_]+)")
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-
-
-class _HideToken(logging.Filter):
-    """httpx logs every request URL at INFO, and Bot API URLs hold the token."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "<token>"), ()
-        return True
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
 
 
 class FileTooLarge(AttachmentError):
@@ -65,6 +53,16 @@ def configured(settings: Settings) -> bool:
 
 def create(settings: Settings, router: "CommandRouter") -> TelegramAdapter:
     return TelegramAdapter(settings, commands=router.commands())
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The webhook's secret token: the configured one, else a fresh random one (each start
+    registers it anew with setWebhook). Either way only Telegram can post updates: PTB answers
+    403 to a request without the matching X-Telegram-Bot-Api-Secret-Token header."""
+    configured_secret = settings.telegram.webhook_secret
+    if configured_secret is not None and configured_secret.get_secret_value():
+        return configured_secret.get_secret_value()
+    return secrets.token_urlsafe(32)  # 43 characters of A-Z, a-z, 0-9, _ and -
 
 
 def file_base_url(settings: Settings) -> str:
@@ -99,12 +97,10 @@ class TelegramAdapter:
         self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
-        self._hide_token = _HideToken(settings.telegram.token.get_secret_value().strip()) if configured(settings) else None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
         self._check_settings()
-        logging.getLogger("httpx").addFilter(self._hide_token)
         self._receive = receive
         self._app = self._build()
         try:
@@ -135,7 +131,6 @@ class TelegramAdapter:
             await app.stop()
         await app.shutdown()
         await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
-        logging.getLogger("httpx").removeFilter(self._hide_token)
 
     async def connected(self) -> bool:
         """For /readyz: the application runs and fetches updates (polling or the webhook server)."""
@@ -148,6 +143,8 @@ class TelegramAdapter:
             raise RuntimeError("Telegram is not configured: set KAGENTBOT_TELEGRAM__TOKEN (from @BotFather)")
         if tg.mode == "webhook" and not tg.webhook_url.startswith("https://"):
             raise RuntimeError("KAGENTBOT_TELEGRAM__MODE=webhook needs KAGENTBOT_TELEGRAM__WEBHOOK_URL, a public https:// URL")
+        if tg.mode == "webhook" and tg.webhook_secret and not _WEBHOOK_SECRET.match(tg.webhook_secret.get_secret_value()):
+            raise RuntimeError("KAGENTBOT_TELEGRAM__WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 
     async def _connect(self) -> None:
         from telegram.error import InvalidToken, NetworkError
@@ -191,7 +188,7 @@ class TelegramAdapter:
             port=tg.port,
             url_path=urlsplit(tg.webhook_url).path.lstrip("/"),
             webhook_url=tg.webhook_url,
-            secret_token=tg.webhook_secret.get_secret_value() if tg.webhook_secret else None,
+            secret_token=webhook_secret(self.settings),
             allowed_updates=["message"],
         )
 
@@ -225,9 +222,30 @@ class TelegramAdapter:
             self._seen.popitem(last=False)
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        incoming = self.normalise(update.message) if update.message else None
+        message = update.message
+        if message is not None and message.migrate_from_chat_id and not await self._really_moved(message):
+            return
+        incoming = self.normalise(message) if message is not None else None
         if incoming is not None and self._receive is not None:
             self._receive(self, incoming)  # never blocks: the Bot queues the work
+
+    async def _really_moved(self, message: Message) -> bool:
+        """Moving a group's memory, persona and schedules is only done on Telegram's word: the
+        old group must answer "upgraded to a supergroup" with this new id. (A real upgrade is
+        also seen when a send to the old id fails that way, so a check that fails loses nothing.)"""
+        from telegram.error import ChatMigrated, TelegramError
+
+        old, new = message.migrate_from_chat_id, message.chat.id
+        try:
+            await self._require_app().bot.get_chat(old)
+        except ChatMigrated as exc:
+            if exc.new_chat_id == new:
+                return True
+        except TelegramError as exc:
+            log.warning("telegram: could not confirm that group %s moved to %s (%s); left as it is", old, new, exc)
+            return False
+        log.warning("telegram: ignored a claim that group %s moved to %s: Telegram does not confirm it", old, new)
+        return False
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: handling update failed", exc_info=context.error)

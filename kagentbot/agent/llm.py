@@ -1,19 +1,25 @@
 """The LLM behind one small interface: Ollama (default) and any OpenAI-compatible server
 (vLLM, llama.cpp server). Both stream; both turn transport failures into `LLMError`s whose
-message names the host or model and says what to do."""
+message names the model and says what to do. Messages call the host "the model server": they
+reach chat users, who should see no internal address (let alone credentials in it); the log
+line written with each error names the host, its userinfo cut out."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kagentbot.agent.slots import FairGate, SlotGate, current_claim, holding
+from kagentbot.config.redact import redact_url
 from kagentbot.config.settings import LLMSettings
 from kagentbot.ops.metrics import llm_tokens
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class OllamaClient:
         import httpx
         import ollama
 
-        self.host = settings.host
+        self.host = redact_url(settings.host)  # for logs and the doctor; the client gets the real one
         self._settings = settings
         self._ollama = ollama
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
@@ -168,10 +174,10 @@ class OllamaClient:
         await self._client._client.aclose()  # the ollama client exposes no close of its own
 
     def _errors(self, model: str) -> _Translate:
-        return _Translate(self._translate_ollama, model)
+        return _Translate(self._translate_ollama, model, self.host)
 
     def _deadline(self, model: str) -> _Deadline:
-        return _Deadline(self._settings.call_deadline, f"Ollama at {self.host}", model)
+        return _Deadline(self._settings.call_deadline, "the model server (Ollama)", model)
 
     def _translate_ollama(self, exc: BaseException, model: str) -> LLMError | None:
         import httpx
@@ -179,34 +185,35 @@ class OllamaClient:
         if isinstance(exc, self._ollama.ResponseError):
             if exc.status_code == 404 and "not found" in str(exc.error).lower():
                 return ModelNotFound(
-                    f"the model {model!r} is not on the Ollama server at {self.host}: "
+                    f"the model {model!r} is not on the model server (Ollama): "
                     f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
                 )
-            return LLMError(f"Ollama at {self.host} answered {exc.status_code} for the model {model!r}: {exc.error}")
+            return LLMError(f"the model server (Ollama) answered {exc.status_code} for the model {model!r}: {exc.error}")
         if isinstance(exc, httpx.TimeoutException):
             return LLMTimeout(
-                f"Ollama at {self.host} did not answer within {self._settings.timeout:g} s: the model may still be "
+                f"the model server (Ollama) did not answer within {self._settings.timeout:g} s: the model may still be "
                 "loading; try again, or raise KAGENTBOT_LLM__TIMEOUT"
             )
         if _broke_off(exc):
             return LLMUnavailable(
-                f"the connection to Ollama at {self.host} broke off while {model!r} was answering: try again; "
+                f"the connection to the model server (Ollama) broke off while {model!r} was answering: try again; "
                 "if it keeps happening, check the server's log (it may have run out of memory or restarted)"
             )
         if isinstance(exc, (ConnectionError, httpx.TransportError)):
             return LLMUnavailable(
-                f"cannot reach Ollama at {self.host}: start it with `ollama serve`, or point "
+                f"cannot reach the model server (Ollama): start it with `ollama serve`, or point "
                 "KAGENTBOT_LLM__HOST (or OLLAMA_HOST) at a running server"
             )
         return None
 
 
 class _Translate:
-    """`async with` block that re-raises transport errors as LLMErrors."""
+    """`async with` block that re-raises transport errors as LLMErrors, logging which host."""
 
-    def __init__(self, translate, model: str) -> None:
+    def __init__(self, translate, model: str, host: str) -> None:
         self._translate = translate
         self._model = model
+        self._host = host  # already without userinfo
 
     async def __aenter__(self) -> None:
         return None
@@ -217,6 +224,7 @@ class _Translate:
         translated = self._translate(exc, self._model)
         if translated is None:
             return False
+        log.warning("LLM server %s: %s (%s: %s)", self._host, translated, type(exc).__name__, exc)
         raise translated from exc
 
 
@@ -272,7 +280,7 @@ class OpenAICompatibleClient:
         self._openai = openai
         self._settings = settings
         base = settings.host if settings.host.rstrip("/").endswith("/v1") else settings.host + "/v1"
-        self.host = base
+        self.host = redact_url(base)
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
         self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
                                           http_client=openai.DefaultAsyncHttpxClient(limits=_pool_limits(settings)))
@@ -325,7 +333,7 @@ class OpenAICompatibleClient:
             if entry.id == model:
                 extra = entry.model_extra or {}
                 return ModelInfo(model, extra.get("max_model_len"), None, extra)
-        raise ModelNotFound(f"the server at {self.host} does not serve {model!r}; it serves: "
+        raise ModelNotFound(f"the model server does not serve {model!r}; it serves: "
                             + ", ".join(e.id for e in listed.data))
 
     async def list_models(self) -> list[str]:
@@ -337,30 +345,30 @@ class OpenAICompatibleClient:
         await self._client.close()
 
     def _errors(self, model: str) -> _Translate:
-        return _Translate(self._translate_openai, model)
+        return _Translate(self._translate_openai, model, self.host)
 
     def _deadline(self, model: str) -> _Deadline:
-        return _Deadline(self._settings.call_deadline, f"the server at {self.host}", model)
+        return _Deadline(self._settings.call_deadline, "the model server", model)
 
     def _translate_openai(self, exc: BaseException, model: str) -> LLMError | None:
         openai = self._openai
         if isinstance(exc, openai.APITimeoutError):
-            return LLMTimeout(f"the server at {self.host} did not answer within {self._settings.timeout:g} s")
+            return LLMTimeout(f"the model server did not answer within {self._settings.timeout:g} s")
         if _broke_off(exc):
             return LLMUnavailable(
-                f"the connection to the server at {self.host} broke off while {model!r} was answering: try again; "
+                f"the connection to the model server broke off while {model!r} was answering: try again; "
                 "if it keeps happening, check the server's log"
             )
         if isinstance(exc, openai.APIConnectionError):
             return LLMUnavailable(
-                f"cannot reach the OpenAI-compatible server at {self.host}: start it, or fix KAGENTBOT_LLM__HOST"
+                f"cannot reach the model server (OpenAI-compatible): start it, or fix KAGENTBOT_LLM__HOST"
             )
         if isinstance(exc, openai.NotFoundError):
-            return ModelNotFound(f"the server at {self.host} does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
+            return ModelNotFound(f"the model server does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, dict) else {}
             detail = body.get("message") or exc.message  # the server's own words, without the SDK's prefix
-            return LLMError(f"the server at {self.host} answered {exc.status_code} for the model {model!r}: {detail}")
+            return LLMError(f"the model server answered {exc.status_code} for the model {model!r}: {detail}")
         return None
 
 

@@ -30,6 +30,7 @@ from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_pla
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona
+from kagentbot.tools.links import TurnLinks
 from kagentbot.tools.registry import KnowledgeSearcher, ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class _Turn:
     native_answer: str = ""  # native mode: the model answered instead of calling a tool
     cut: bool = False  # the answer was cut at its length limit: the note is shown, never stored
     sources: set[str] = field(default_factory=set)  # scopes of the memory that reached the model
+    links: TurnLinks = field(default_factory=TurnLinks)  # what URL-taking tools may open
 
 
 class Agent:
@@ -158,13 +160,15 @@ class Agent:
         persona = request.persona
         language = persona.language if persona.language != "auto" else prompts.detect_language(request.question)
         now = request.now or datetime.now(timezone.utc).astimezone()
-        return _Turn(
+        turn = _Turn(
             request=request, language=language, now=now,
             model=persona.model or self.settings.llm.model,
             options=sampling_options(self.settings.llm, persona.options),
             tools=self.tools.subset(persona.tools),
             max_steps=persona.max_steps or self.settings.agent.max_steps,
         )
+        turn.links.note(request.question)
+        return turn
 
     async def _refresh_memory(self, turn: _Turn) -> None:
         """KAgentSys retrieves memory before every planning step, steered by the latest task."""
@@ -180,6 +184,7 @@ class Agent:
             recall = replace(recall, conversation=turn.recall.conversation)
         turn.recall = recall
         turn.sources.update(_scopes_of(recall, turn.request.audience))
+        turn.links.note(*(p.text for p in recall.knowledge), *(p.source for p in recall.knowledge))
 
     async def _plan_kagent(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
         specs = [t.function_spec() for t in turn.tools.tools()]
@@ -255,6 +260,8 @@ class Agent:
             timeout=agent.tool_timeout, max_chars=agent.tool_output_chars,
         )
         turn.completed.append(TaskRecord(plan.task_name, {"name": plan.tool, "args": plan.args}, result.text))
+        if result.ok:  # a refusal quotes no address worth opening
+            turn.links.note(result.text)
         if turn.messages:
             turn.messages.append({"role": "tool", "content": result.text, "tool_name": plan.tool})
         yield ToolFinished(index, plan.tool, result.ok, result.text, result.display, result.elapsed)
@@ -268,7 +275,7 @@ class Agent:
             now=turn.now, language=turn.language, settings=self.settings,
             http=self._http() if callable(self._http) else self._http,
             knowledge=knowledge, user_scope=audience.user_scope, chat_scope=audience.chat_scope,
-            services=self._services,
+            services=self._services, links=turn.links,
         )
 
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:

@@ -22,6 +22,7 @@ from kagentbot.bot.admission import UserLanes
 from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.config.redact import Redactor, settings_secrets
 from kagentbot.ops.turns import observe_turn
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class Bot:
         self.services = services
         self.adapters = list(adapters)
         self.router = router or default_router()
-        self._outboxes = {id(a): Outbox(a) for a in self.adapters}
+        redact = Redactor(settings_secrets(services.settings))
+        self._outboxes = {id(a): Outbox(a, redact) for a in self.adapters}
         self._conversations: dict[str, _Conversation] = {}
         self._arrivals = 0  # breaks ties in the platform order: first come, first answered
         self._tasks: set[asyncio.Task] = set()

@@ -48,7 +48,7 @@ async def check_llm(settings: Settings) -> list[Finding]:
             models = await client.list_models()
         except LLMError as exc:  # unreachable, or a 404 for the model list itself: a wrong host or path
             fix = "" if "KAGENTBOT_LLM__HOST" in str(exc) else _host_fix(settings)
-            return [Finding("fail", "LLM server", str(exc), fix)]
+            return [Finding("fail", "LLM server", f"{exc} (at {client.host})", fix)]
         count = f"{len(models)} model{'' if len(models) == 1 else 's'}"
         found = [Finding("ok", "LLM server", f"{llm.backend} server at {client.host} answers ({count})")]
         try:

@@ -12,6 +12,7 @@ from kagentbot.adapters.base import Adapter
 from kagentbot.bot.app import Bot, default_router
 from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
+from kagentbot.config.redact import redact_url
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics
 from kagentbot.ops.server import ops_endpoint
@@ -74,7 +75,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await bot.start()
         ops.running()
         print(f"kagentbot is running on {', '.join(a.platform for a in adapters)} with "
-              f"{settings.llm.model} at {settings.llm.host}. Ctrl-C stops it.", file=sys.stderr)
+              f"{settings.llm.model} at {redact_url(settings.llm.host)}. Ctrl-C stops it.", file=sys.stderr)
         await _warn_if_llm_missing(settings)
         await stop.wait()
     except RuntimeError as exc:  # adapters raise these for a rejected token or an unreachable API

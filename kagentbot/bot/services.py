@@ -37,8 +37,11 @@ class Services:
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
         """`defer_memory`: when the store does not exist yet, do not open (create) it before the
         first turn needs it; `kagentbot ask` then reaches the model without importing LanceDB."""
+        from kagentbot.config.files import make_data_private
         from kagentbot.memory.deferred import DeferredStore, store_absent
         from kagentbot.tools.catalog import build_registry
+
+        await asyncio.to_thread(make_data_private, settings)  # a no-op once the directory is private
 
         if defer_memory and store_absent(settings):
             opening: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -35,3 +41,39 @@ def exclusive(lock_path: Path) -> Iterator[None]:
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def make_data_private(settings: Any) -> None:
+    """`make_private` for the data directory, and for the memory store's folder when it is
+    local and elsewhere. A folder that cannot be made is left to `kagentbot doctor` to report."""
+    folders = [Path(settings.data_dir)]
+    uri = settings.memory_uri
+    if "://" not in uri and not Path(uri).resolve().is_relative_to(Path(settings.data_dir).resolve()):
+        folders.append(Path(uri))
+    for folder in folders:
+        try:
+            make_private(folder)
+        except OSError as exc:
+            log.warning("could not create %s (%s)", folder, exc.strerror or exc)
+
+
+def make_private(root: Path) -> None:
+    """The data directory readable by the bot's OS user alone: itself and every folder in it
+    0700, every file 0600. The tree is walked only while the directory is not 0700 yet (a first
+    start, or the first after an upgrade; it is chmodded last, so an interrupted walk is redone);
+    what is written later is private through the umask `kagentbot` sets at start."""
+    root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if stat.S_IMODE(root.stat().st_mode) == PRIVATE_DIR:
+        return
+    for folder, folders, files in os.walk(root):
+        for name, mode in [*((f, PRIVATE_DIR) for f in folders), *((f, PRIVATE_FILE) for f in files)]:
+            _chmod(Path(folder) / name, mode)
+    _chmod(root, PRIVATE_DIR)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if not path.is_symlink():  # a link's target may lie outside: not ours to change
+            path.chmod(mode)
+    except OSError as exc:
+        log.warning("could not make %s private (%s); fix its permissions by hand", path, exc.strerror or exc)

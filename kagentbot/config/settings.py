@@ -114,6 +114,13 @@ class MemorySettings(Section):
     fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
     compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many background commits (each a batch of turns)")
+    # Untrusted files: PDF, Word and HTML are parsed in a child process with these budgets (0 CPU
+    # seconds: in the bot's own process, unlimited); zip-based files (.docx) are checked first.
+    parse_cpu_seconds: float = Field(20.0, ge=0, description="CPU seconds one document's parsing may use")
+    parse_memory_mb: int = Field(1024, ge=128, description="memory (address space, MB) one document's parsing may use")
+    archive_max_members: int = Field(1000, ge=1, description="most files inside a .docx")
+    archive_max_unpacked_mb: float = Field(100.0, gt=0, description="most MB a .docx may unpack to")
+    archive_max_ratio: int = Field(100, ge=2, description="highest compression ratio of one part of a .docx (larger than 1 MB unpacked)")
 
 
 class ToolsSettings(Section):
@@ -138,10 +145,16 @@ class ToolsSettings(Section):
     search_timeout: float = Field(25.0, gt=0, description="seconds for a whole search, retries included")
     search_proxy: str = ""  # proxy for the ddgs backend, e.g. socks5h://127.0.0.1:9150
     output_chars: int = Field(2800, ge=200, description="budget for one tool's text before the agent's own cut")
+    # No exfiltration by tool: browse_website opens only URLs that appeared in the asker's message,
+    # in search results or in documents and pages read this turn, or any URL on these hosts
+    # ("docs.python.org", "*.example.org"). browse_any_url lifts the rule (not recommended).
+    browse_hosts: CsvList = Field(default_factory=list)
+    browse_any_url: bool = False
 
     _split = field_validator("enabled", "custom", "browse_allowlist", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))
     )
+    _split_hosts = field_validator("browse_hosts", mode="before")(classmethod(lambda cls, v: _split_csv(v)))
 
 
 class RenderSettings(Section):
@@ -315,7 +328,7 @@ def load_settings(config_file: Path | None = None, environ: dict[str, str] | Non
         settings = settings_cls(**overrides)
     except ValidationError as exc:
         raise SettingsError(_explain(exc, toml_file if toml_file.is_file() else None)) from None
-    except (ValueError, OSError) as exc:  # malformed TOML, unreadable file
+    except (ValueError, OSError, RecursionError) as exc:  # malformed or too deeply nested TOML, unreadable file
         raise SettingsError(f"could not read {toml_file}: {exc}") from None
     if not settings.llm.host:
         host = environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
@@ -367,7 +380,7 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 

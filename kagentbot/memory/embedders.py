@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kagentbot.config.redact import redact_url
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -214,7 +216,8 @@ class OllamaEmbedder:
         except ollama.ResponseError as exc:
             raise EmbedderError(self._explain(exc)) from None
         except (httpx.HTTPError, ConnectionError) as exc:
-            raise EmbedderError(f"cannot reach Ollama at {self._host} for embeddings ({exc}): is `ollama serve` running?") from None
+            log.warning("embeddings: cannot reach %s (%s: %s)", redact_url(self._host), type(exc).__name__, exc)
+            raise EmbedderError("cannot reach the model server (Ollama) for embeddings: is `ollama serve` running?") from None
         embeddings = list(response.embeddings)
         if len(embeddings) != len(batch):
             raise EmbedderError(f"Ollama returned {len(embeddings)} embeddings for {len(batch)} texts")
@@ -222,7 +225,7 @@ class OllamaEmbedder:
 
     def _explain(self, exc: Any) -> str:
         if exc.status_code == 404:
-            return f"embedding model {self._model!r} is not on the Ollama server at {self._host}: run `ollama pull {self._model}`"
+            return f"embedding model {self._model!r} is not on the model server (Ollama): run `ollama pull {self._model}`"
         return f"Ollama embedding failed ({exc.status_code}): {exc.error}"
 
 

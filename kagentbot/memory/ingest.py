@@ -55,12 +55,9 @@ def extract(data: bytes, filename: str, limits: MemorySettings, source: str = ""
     check_size(len(data), limits)
     suffix = PurePosixPath(filename.lower()).suffix
     if suffix in (".pdf", ".docx"):
-        try:
-            text = _pdf_text(data, limits.max_pages) if suffix == ".pdf" else _docx_text(data)
-        except IngestError as exc:
-            raise IngestError(f"{filename}: {exc}") from None
+        text = _parse_limited(data, filename, suffix, limits)
     elif suffix in HTML_SUFFIXES:
-        text = _html_text(_decode(data, filename))
+        text = _parse_limited(_decode(data, filename), filename, suffix, limits)
     elif suffix in TEXT_SUFFIXES:
         text = _decode(data, filename)
     else:
@@ -68,6 +65,35 @@ def extract(data: bytes, filename: str, limits: MemorySettings, source: str = ""
     if not text.strip():
         raise IngestError(f"{filename}: no readable text found in it")
     return Document(title=filename, source=source or filename, text=text)
+
+
+def _parse_limited(data: bytes | str, filename: str, suffix: str, limits: MemorySettings) -> str:
+    """PDF, Word and HTML parsers run on hostile input: in a child process with a budget, the
+    archive inside a .docx checked before any of it is unpacked."""
+    from kagentbot.memory.archives import ArchiveRefused, check_archive
+    from kagentbot.memory.sandbox import Budget, BudgetExceeded, ParseFailed, run_limited
+
+    try:
+        if suffix == ".docx":
+            check_archive(data, limits)
+        budget = Budget(limits.parse_cpu_seconds, limits.parse_memory_mb)
+        return run_limited(parse_untrusted, (data, suffix, limits.max_pages), budget, (IngestError,))
+    except (ArchiveRefused, BudgetExceeded) as exc:
+        raise IngestError(f"{filename} was refused: {exc}; nothing was added") from None
+    except ParseFailed as exc:  # a parser out of memory often says only "unknown error"
+        raise IngestError(f"{filename} was refused: it could not be read within the limits for one document "
+                          f"(damaged, or too large unpacked: {exc}); nothing was added") from None
+    except IngestError as exc:
+        raise IngestError(f"{filename}: {exc}") from None
+
+
+def parse_untrusted(data: bytes | str, suffix: str, max_pages: int) -> str:
+    """The text of a PDF, a Word file, or decoded HTML (run by `_parse_limited` in a budgeted child)."""
+    if suffix == ".pdf":
+        return _pdf_text(data, max_pages)
+    if suffix == ".docx":
+        return _docx_text(data)
+    return _html_text(data)
 
 
 def check_size(size: int, limits: MemorySettings) -> None:

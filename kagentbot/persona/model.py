@@ -67,6 +67,8 @@ def persona_from_toml(text: str | bytes, source: str = "persona file") -> Person
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PersonaError(f"{source} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or table
+        raise PersonaError(f"{source} nests arrays or tables too deeply; a persona needs only a few levels") from None
     return persona_from_mapping(data, source)
 
 
@@ -97,6 +99,8 @@ def _scalar(raw: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    except RecursionError:
+        raise PersonaError(f"the value {raw[:40]}… nests arrays or tables too deeply") from None
 
 
 def persona_to_toml(persona: Persona) -> str:

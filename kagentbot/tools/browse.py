@@ -12,6 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from kagentbot.tools.framing import as_data
+from kagentbot.tools.links import host_of
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import output_budget, tool_settings
 
@@ -40,17 +41,44 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
     from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
 
     settings = tool_settings(context)
+    check_link(url, context)
     try:
         page = await guarded_fetch(url, FetchPolicy.from_settings(settings))
     except (FetchRefused, FetchFailed) as exc:
         raise ToolError(str(exc)) from None
-    title, text = await asyncio.to_thread(page_text, page)
+    title, text = await asyncio.to_thread(_read_limited, page, context)
     if not text.strip():
         raise ToolError(f"{page.url} has no readable text (it may need JavaScript)")
     passages = rank_passages(text, question, settings.browse_passages) if question.strip() else [text]
     body = f"title: {title}\nurl: {page.url}\n\n" + "\n\n".join(passages)
     shown = f"📄 {title or page.url}\n{page.url}\n{' '.join(passages[0].split())[:300]}"
     return ToolOutput(text=as_data(f"the web page {page.url}", body, output_budget(context)), display=shown)
+
+
+def check_link(url: str, context: ToolContext) -> None:
+    """Refuse an address nobody but the model wrote this turn (see kagentbot.tools.links)."""
+    settings = tool_settings(context)
+    if context.links is None or settings.browse_any_url or context.links.allows(url, settings.browse_hosts):
+        return
+    raise ToolError(
+        f"refused: the address on {host_of(url)} did not appear in the user's message, in search results or in "
+        "a document or page read in this turn, and only those can be opened (a page or document cannot choose "
+        "where the bot sends requests). Open a link exactly as it was given, search for the page, or answer "
+        "with what you have."
+    )
+
+
+def _read_limited(page: Page, context: ToolContext) -> tuple[str, str]:
+    """`page_text` in a child process with the document parsing budget (a web page is as
+    untrusted as an upload: a PDF bomb or pathological HTML must not stall the bot)."""
+    from kagentbot.config.settings import MemorySettings
+    from kagentbot.memory.sandbox import Budget, BudgetExceeded, ParseFailed, run_limited
+
+    limits = context.settings.memory if context.settings is not None else MemorySettings()
+    try:
+        return run_limited(page_text, (page,), Budget(limits.parse_cpu_seconds, limits.parse_memory_mb), (ToolError,))
+    except (BudgetExceeded, ParseFailed) as exc:
+        raise ToolError(f"{page.url} could not be read within the limits for one page: {exc}") from None
 
 
 def page_text(page: Page) -> tuple[str, str]:

@@ -16,6 +16,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+if typing.TYPE_CHECKING:
+    from kagentbot.tools.links import TurnLinks
+
 TOOL_ATTRIBUTE = "__kagentbot_tool__"
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class ToolContext:
     user_scope: str = ""  # "user:<platform>:<id>"
     chat_scope: str = ""  # "chat:<platform>:<id>"
     services: Any = None  # extension point: a typed services object of the bot
+    links: TurnLinks | None = None  # addresses seen this turn; None: not a model's turn (the CLI)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,8 @@ async def test_unreachable_model_gives_a_readable_error(running, make_settings):
     await bot.idle()
     await bot.stop()
     (error,) = chat.posted
-    assert error.text.startswith("⚠️ cannot reach Ollama at http://127.0.0.1:9") and "Traceback" not in error.text
+    assert error.text.startswith("⚠️ cannot reach the model server (Ollama)") and "Traceback" not in error.text
+    assert "127.0.0.1" not in error.text  # chat sees no internal address
 
 
 async def test_commands_get_answers_and_unknown_ones_get_help(running):

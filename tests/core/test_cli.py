@@ -43,7 +43,8 @@ async def test_ask_prints_steps_and_answer(cli_env, fake_ollama):
 async def test_ask_against_an_unreachable_server_fails_clearly(cli_env):
     code, out, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": "http://127.0.0.1:9"}, "ask", "hi")
     assert code == 1
-    assert "cannot reach Ollama at http://127.0.0.1:9" in " ".join((out + err).split())
+    assert "cannot reach the model server (Ollama)" in " ".join((out + err).split())
+    assert "LLM server http://127.0.0.1:9" in err  # the log names the host for the operator
     assert "Traceback" not in out + err
 
 

@@ -92,7 +92,7 @@ async def test_ollama_missing_model_says_pull_it(embed_server):
 
 async def test_ollama_unreachable_is_a_clear_error(unused_tcp_port):
     embedder = OllamaEmbedder(f"http://127.0.0.1:{unused_tcp_port}", "fake-embed")
-    with pytest.raises(EmbedderError, match="cannot reach Ollama"):
+    with pytest.raises(EmbedderError, match=r"cannot reach the model server \(Ollama\)"):
         await embedder.embed(["x"])
 
 

@@ -107,7 +107,7 @@ async def test_health_readiness_and_metrics_follow_the_bot(api, ops_settings, fa
         ollama_port = urlsplit(fake_ollama.url).port
         await fake_ollama.stop()
         down = await until(port, "/readyz", 503)
-        assert down["ready"] is False and down["reason"].startswith("model server: cannot reach Ollama")
+        assert down["ready"] is False and down["reason"].startswith("model server: cannot reach the model server")
         assert (await get(port, "/healthz"))[0] == 200  # alive all the same
         await fake_ollama.start(ollama_port)
         await until(port, "/readyz", 200)

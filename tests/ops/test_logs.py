@@ -86,12 +86,15 @@ def test_text_stays_the_default(make_settings):
     assert make_settings().log.format == "text"
 
 
-def test_at_info_a_service_log_is_not_filled_with_every_http_request(monkeypatch):
-    from kagentbot.cli import _configure_logging
+def test_at_info_a_service_log_is_not_filled_with_every_http_request(monkeypatch, make_settings):
+    from kagentbot.config.logs import configure_logging
 
     httpx_logger = logging.getLogger("httpx")
     monkeypatch.setattr(httpx_logger, "level", logging.NOTSET)
     monkeypatch.setattr(logging.getLogger("pypdf"), "level", logging.NOTSET)
     monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)  # as basicConfig(level=INFO) leaves it
-    _configure_logging("INFO")
-    assert httpx_logger.getEffectiveLevel() == logging.WARNING
+    handler = configure_logging("INFO", make_settings())
+    try:
+        assert httpx_logger.getEffectiveLevel() == logging.WARNING
+    finally:
+        logging.getLogger().removeHandler(handler)

@@ -63,7 +63,7 @@ async def test_a_turn_without_its_model_is_failed_and_says_why(counting, running
     await fake_ollama.stop()
     chat.deliver(ask("hello"))
     await bot.idle()
-    assert chat.posted[-1].text.startswith("⚠️ cannot reach Ollama")
+    assert chat.posted[-1].text.startswith("⚠️ cannot reach the model server")
     assert counting.turns.values == {("testchat", "failed"): 1}
     assert counting.llm_calls.values == {("complete", "unavailable"): 1}
 

@@ -73,4 +73,4 @@ async def test_run_warns_at_start_when_the_model_server_is_down(api, slack_setti
         await asyncio.sleep(0.05)
     stop.set()
     assert await asyncio.wait_for(running, 10) == 0
-    assert "running on slack" in err and "warning: cannot reach Ollama at http://127.0.0.1:9" in err
+    assert "running on slack" in err and "warning: cannot reach the model server (Ollama)" in err and "(at http://127.0.0.1:9)" in err

@@ -239,9 +239,7 @@ class FakeBotAPI:
         if int(chat_id) in self.blocked_by:
             return _error(403, "Forbidden: bot was blocked by the user")
         if int(chat_id) in self.migrated:
-            return web.json_response({"ok": False, "error_code": 400,
-                                      "description": "Bad Request: group chat was upgraded to a supergroup chat",
-                                      "parameters": {"migrate_to_chat_id": self.migrated[int(chat_id)]}}, status=400)
+            return self._upgraded(int(chat_id))
         try:
             shown = visible_text(text, params.get("parse_mode"))
         except ValueError as exc:
@@ -257,6 +255,19 @@ class FakeBotAPI:
         if params.get("message_thread_id"):
             result |= {"message_thread_id": params["message_thread_id"], "is_topic_message": True}
         return _ok(result)
+
+    async def _api_getChat(self, params):
+        chat_id = int(params.get("chat_id", 0))
+        if chat_id in self.migrated:
+            return self._upgraded(chat_id)
+        if chat_id > 0:
+            return _ok({"id": chat_id, "type": "private", "first_name": "someone", "accent_color_id": 0, "max_reaction_count": 11})
+        return _error(400, "Bad Request: chat not found")
+
+    def _upgraded(self, chat_id: int) -> web.Response:
+        return web.json_response({"ok": False, "error_code": 400,
+                                  "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                                  "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}, status=400)
 
     async def _api_deleteMessage(self, params):
         key = (params.get("chat_id"), params.get("message_id"))
