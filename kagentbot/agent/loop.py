@@ -62,6 +62,7 @@ class _Turn:
     recall: Recall = field(default_factory=Recall)
     messages: list[dict[str, Any]] = field(default_factory=list)  # native mode only
     native_answer: str = ""  # native mode: the model answered instead of calling a tool
+    cut: bool = False  # the answer reached the output cap: the user is told, the memory is not
 
 
 class Agent:
@@ -113,8 +114,9 @@ class Agent:
         async for delta in self._conclude(turn):
             answer += delta
             yield AnswerDelta(delta)
-        if self.memory is not None:
-            await self._remember(request, answer, turn.completed)
+        if self.memory is not None:  # the bot's own "(cut off …)" note is not the model's words
+            said = answer.removesuffix(CUT_NOTE[turn.language]) if turn.cut else answer
+            await self._remember(request, said, turn.completed)
         yield AnswerDone(answer, len(turn.completed), time.perf_counter() - started)
 
     async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord]) -> None:
@@ -160,7 +162,9 @@ class Agent:
         )
         prompt = parts.render(self.settings.agent.prompt_budget_tokens)
         options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
-        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options)
+        schema = prompts.plan_schema(specs) if self.settings.llm.constrained_planning else None
+        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options,
+                                        schema=schema)
         try:
             plan = parse_plan(reply.content)
         except PlanParseError as exc:
@@ -173,7 +177,7 @@ class Agent:
         specs = [t.function_spec() for t in turn.tools.tools()]
         reply = await self.llm.complete(turn.messages, model=turn.model, options=turn.options, tools=specs or None)
         if not reply.tool_calls:
-            turn.native_answer = strip_thinking(reply.content) + (CUT_NOTE[turn.language] if reply.cut else "")
+            turn.native_answer, turn.cut = strip_thinking(reply.content), reply.cut
             return None
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
@@ -230,6 +234,8 @@ class Agent:
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:
         if turn.native_answer.strip():
             yield turn.native_answer  # already written with every tool result in view
+            if turn.cut:
+                yield CUT_NOTE[turn.language]
             return
         request, budget = turn.request, self.settings.agent.prompt_budget_tokens
         if turn.completed or turn.recall.knowledge:
@@ -249,6 +255,7 @@ class Agent:
         if rest := thinking.flush():
             yield rest
         if cut:
+            turn.cut = True
             yield CUT_NOTE[turn.language]
 
 
