@@ -364,7 +364,7 @@ class OpenAICompatibleClient(_SchemaFallback):
             return ModelNotFound(f"the server at {self.host} does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, dict) else {}
-            detail = error_text(str(body.get("message") or exc.message))  # the server's words, without the SDK's prefix
+            detail = error_text(str(body.get("message") or _body_text(exc) or exc.message))  # the server's own words
             kind = SchemaRejected if constrained and 400 <= exc.status_code < 500 else LLMError
             return kind(f"the server at {self.host} answered {exc.status_code} for the model {model!r}: {detail}")
         return None
@@ -459,6 +459,14 @@ def error_text(body: str) -> str:
         text = title.group(1) if title else _TAGS.sub(" ", text)
     text = " ".join(text.split())
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def _body_text(exc: Any) -> str:
+    """A non-JSON error body (an HTML page from a proxy), which the SDK does not parse."""
+    try:
+        return exc.response.text if isinstance(exc.body, (str, type(None))) else ""
+    except Exception:  # a streamed response whose body was not read
+        return ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ _ARG_KEYS = ("args", "arguments", "parameters", "action_input", "tool_input", "i
 # What a model copies instead of planning: the format line's `<…>` slots and date masks.
 _PLACEHOLDER = re.compile(r"^\s*<[^<>]{0,60}>\s*$")
 _FORMAT_MASK = re.compile(r"yyyy|YYYY|MM-dd|dd/MM|HH:mm|hh:mm|mm:ss")
+_COMMAND_LINE = re.compile(r'^\s*\d+:\s*\{"name":.*"parameters":.*\}\s*$', re.M)
 _SCHEMA_KEYS = frozenset({"type", "properties", "required", "description", "default", "enum", "items", "anyOf"})
 _MAX_STARTS = 32  # objects tried per reply: a reply is short, but never scan without bound
 _MAX_CHARS = 20_000  # a plan is a few hundred characters; a rambling reply is not read to its end
@@ -46,7 +47,8 @@ class Plan:
 
 def parse_plan(reply: str) -> Plan:
     text = _THINK.sub("", reply).strip()[:_MAX_CHARS]
-    problems: list[str] = []
+    text, echoed = _COMMAND_LINE.subn("", text)  # the prompt's `N: {spec}` lines, repeated back
+    problems: list[str] = ["the model repeated the prompt's command list instead of planning a task"] if echoed else []
     for candidate in _candidates(text):
         obj = _load(candidate)
         if not isinstance(obj, dict) or not obj:
