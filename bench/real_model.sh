@@ -77,9 +77,12 @@ stop_server() {
 
 start_server() {
   local port="$1" threads="${KAGENTBOT_BENCH_THREADS:-1}"
-  # one thread per core it may use: on a busy 2-core machine -t 1 was far faster than -t 2
+  # one thread per core it may use: on a busy 2-core machine -t 1 was far faster than -t 2;
+  # --no-repack: the AMX repacked weights crash (SIGSEGV) where the CPU has AMX but a container
+  # may not use it
   nice -n 10 "$SERVER_BIN" -m "$GGUF" --alias gemma3-270m --host 127.0.0.1 --port "$port" \
-    -t "$threads" -c "${KAGENTBOT_BENCH_CTX:-4096}" --jinja --no-webui >"$CACHE/server.log" 2>&1 &
+    -t "$threads" -c "${KAGENTBOT_BENCH_CTX:-4096}" --jinja --no-webui --no-repack \
+    ${KAGENTBOT_BENCH_TEMPLATE:+--chat-template "$KAGENTBOT_BENCH_TEMPLATE"} >"$CACHE/server.log" 2>&1 &
   SERVER_PID=$!
   trap stop_server EXIT
   for _ in $(seq 1 120); do
@@ -103,7 +106,7 @@ run_bench() {
   echo "== questions (both modes, with and without constrained planning)"
   "$PY" "$(dirname "$0")/real_model_run.py" --host "$host" --model gemma3-270m --backend openai \
     --questions "${KAGENTBOT_BENCH_QUESTIONS:-3}" --out "$out" --replies "$CACHE/replies.jsonl" \
-    --note "Gemma 3 270M Q4_K_M (base model, not instruction-tuned), llama-server -t 1, $(nproc) cores, $(date -u +%F)"
+    --note "Gemma 3 270M Q4_K_M (base model, not instruction-tuned), llama-server -t 1, chat template ${KAGENTBOT_BENCH_TEMPLATE:-from the GGUF, chatml when it has none}, $(nproc) cores, $(date -u +%F)"
   if $kb eval e2e --help >/dev/null 2>&1; then
     echo "== kagentbot eval e2e (kagent, then native)"
     KAGENTBOT_LLM__MODE=kagent $kb eval e2e || true

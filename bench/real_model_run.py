@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished  # noqa: E402
 from kagentbot.agent.llm import make_client  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
+from kagentbot.agent.parsing import PlanParseError, parse_plan  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
 from kagentbot.memory.types import Audience  # noqa: E402
 from kagentbot.tools.registry import ToolRegistry  # noqa: E402
@@ -83,7 +84,8 @@ class Row:
     completed: bool
     steps: int
     plans: int
-    parsed: int
+    parsed: int  # planning replies the parser reads as a task (kagent mode)
+    rejected: int  # plans the loop did not use: unparseable, unknown tool, or a repeat
     tools: str
     correct: bool
     seconds: float
@@ -109,30 +111,39 @@ async def one_turn(args, mode: str, constrained: bool, question: str, expected: 
     answer = done[0].text if done else (failed[0].message if failed else "")
     rejected = sum(isinstance(e, PlanRejected) for e in events)
     plans = len(client.replies)
+    parsed = sum(_parses(r["raw"]) for r in client.replies) if mode == "kagent" else plans
     tools = [f"{e.tool}({json.dumps(e.args, ensure_ascii=False)})" for e in events if isinstance(e, StepPlanned)]
     oks = [e.ok for e in events if isinstance(e, ToolFinished)]
     for reply in client.replies:
         log.append({"mode": mode, "question": question, **reply})
-    return Row(mode, constrained, question, bool(done), len(oks), plans, plans - rejected,
+    return Row(mode, constrained, question, bool(done), len(oks), plans, parsed, rejected,
                "; ".join(f"{t}{'' if ok else ' ✗'}" for t, ok in zip(tools, oks)) or "-",
                bool(done) and any(w in answer.lower() for w in expected), elapsed, client.seconds,
                " ".join(answer.split())[:80])
 
 
+def _parses(raw: str) -> bool:
+    try:
+        parse_plan(raw)
+    except PlanParseError:
+        return False
+    return True
+
+
 def table(rows: list[Row], note: str) -> str:
     lines = [note, "",
-             "| mode | constrained | question | completed | steps | plans parsed | tools (args) | correct | s | model s | bot s | answer |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| mode | constrained | question | completed | steps | plans parsed | rejected | tools (args) | correct | s | model s | bot s | answer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cell = lambda t: t.replace("|", "\\|")  # noqa: E731
         lines.append(f"| {r.mode} | {'yes' if r.constrained else 'no'} | {cell(r.question)} | {'yes' if r.completed else 'no'} "
-                     f"| {r.steps} | {r.parsed}/{r.plans} | {cell(r.tools)} | {'yes' if r.correct else 'no'} "
+                     f"| {r.steps} | {r.parsed}/{r.plans} | {r.rejected} | {cell(r.tools)} | {'yes' if r.correct else 'no'} "
                      f"| {r.seconds:.1f} | {r.model_seconds:.1f} | {r.seconds - r.model_seconds:.2f} | {cell(r.answer)} |")
     for mode, constrained in VARIANTS:
         some = [r for r in rows if (r.mode, r.constrained) == (mode, constrained)]
         if some and mode == "kagent":
             lines.append(f"\n{mode}, constrained={'yes' if constrained else 'no'}: plans parsed "
-                         f"{sum(r.parsed for r in some)}/{sum(r.plans for r in some)}, "
+                         f"{sum(r.parsed for r in some)}/{sum(r.plans for r in some)}, plans not used {sum(r.rejected for r in some)}, "
                          f"completed {sum(r.completed for r in some)}/{len(some)}, correct {sum(r.correct for r in some)}/{len(some)}")
     return "\n".join(lines)
 

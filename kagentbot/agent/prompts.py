@@ -143,6 +143,9 @@ def commands_block(tool_specs: Sequence[dict], language: str) -> str:
 
 
 TASK_NAME_CHARS = 160
+# A string argument ends here: a small model inside a string (a `reason`, a query) otherwise
+# writes until the output cap and leaves the JSON unclosed.
+ARG_CHARS = 300
 
 
 def plan_schema(tool_specs: Sequence[dict]) -> dict:
@@ -161,11 +164,15 @@ def plan_schema(tool_specs: Sequence[dict]) -> dict:
     }
 
 
+def _bounded(prop: dict) -> dict:
+    return {"maxLength": ARG_CHARS, **prop} if prop.get("type") == "string" else prop
+
+
 def _command_schema(spec: dict) -> dict:
     parameters = spec.get("parameters") or {}
     args = {
         "type": "object",
-        "properties": parameters.get("properties", {}),
+        "properties": {name: _bounded(prop) for name, prop in parameters.get("properties", {}).items()},
         "required": list(parameters.get("required", [])),
         "additionalProperties": False,  # invented argument names cannot be written
     }

@@ -30,9 +30,12 @@ def assert_plan_schema(schema: dict, registry) -> None:
     assert sorted(per_tool) == sorted([*registry.names(), "task_complete"])
     for spec in registry.tools():
         args = per_tool[spec.name]
-        assert args["properties"] == spec.parameters["properties"]
+        assert list(args["properties"]) == list(spec.parameters["properties"])
+        for name, prop in spec.parameters["properties"].items():  # the tool's own schema, strings bounded
+            bound = {"maxLength": 300} if prop.get("type") == "string" else {}
+            assert args["properties"][name] == {**bound, **prop}
         assert args["required"] == spec.parameters["required"] and args["additionalProperties"] is False
-    assert per_tool["task_complete"]["properties"] == {"reason": {"type": "string"}}
+    assert per_tool["task_complete"]["properties"] == {"reason": {"type": "string", "maxLength": 300}}
 
 
 async def test_ollama_planning_call_carries_the_plan_schema_as_format(fake_ollama, make_settings):
