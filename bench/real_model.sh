@@ -3,6 +3,10 @@
 #   bench/real_model.sh build   # only build llama-server (cached)
 #   bench/real_model.sh model   # only assemble the GGUF (cached)
 #   bench/real_model.sh         # build, model, then run doctor + questions, write a table
+# Environment: PYTHON (the interpreter with kagentbot installed; default python3), KAGENTBOT (the
+# command, default kagentbot), KAGENTBOT_BENCH_CACHE (default /work/cache/llama, outside the repo),
+# _JOBS (2), _THREADS (1), _CTX (4096), _PORT (18088), _QUESTIONS (3), _TEMPLATE (e.g. gemma), _OUT.
+# The build runs under `nice -n 19`; start it early, it takes 10-40 min on 2 cores.
 set -euo pipefail
 
 CACHE="${KAGENTBOT_BENCH_CACHE:-/work/cache/llama}"
