@@ -130,7 +130,7 @@ async def run_ask(args: argparse.Namespace, settings: Any) -> int:
         message = console_message(args.question, args.user)
         persona = await services.persona_for(message)
         events = services.agent().run(TurnRequest(args.question, message.audience, persona))
-        ok = await ConsoleRenderer(console, show_steps=not args.quiet).render(events)
+        ok = await ConsoleRenderer(console, show_steps=not args.quiet, show_raw=args.verbose).render(events)
     return 0 if ok else 1
 
 
@@ -149,7 +149,7 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     console = Console(highlight=False)
     console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {redact_url(settings.llm.host)}. Commands: /help. Empty line or Ctrl-D to quit.")
     async with await Services.open(settings, defer_memory=True) as services:
-        renderer = ConsoleRenderer(console)
+        renderer = ConsoleRenderer(console, show_raw=args.verbose)
         router = default_router()
         while True:
             try:

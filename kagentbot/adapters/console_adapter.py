@@ -22,6 +22,9 @@ from kagentbot.agent.events import (
 )
 
 
+RAW_CHARS = 300  # of a rejected plan's text, shown at the highest verbosity
+
+
 def format_args(args: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
 
@@ -29,9 +32,10 @@ def format_args(args: dict[str, Any]) -> str:
 class ConsoleRenderer:
     """Steps as they happen, then the answer as it streams. Returns whether the turn succeeded."""
 
-    def __init__(self, console: Console, *, show_steps: bool = True) -> None:
+    def __init__(self, console: Console, *, show_steps: bool = True, show_raw: bool = False) -> None:
         self.console = console
         self.show_steps = show_steps
+        self.show_raw = show_raw  # -v: a rejected plan's own text under its step
 
     async def render(self, events: AsyncIterator[AgentEvent]) -> bool:
         ok = False
@@ -67,3 +71,5 @@ class ConsoleRenderer:
             print_(f"   {mark} [dim]{first[:160]} ({event.elapsed:.2f} s)[/dim]")
         elif isinstance(event, PlanRejected):
             print_(f"[yellow]{event.index}. plan not usable:[/] {escape(event.reason)}")
+            if self.show_raw and event.raw.strip():
+                print_(f"   [dim]the model wrote: {escape(' '.join(event.raw.split())[:RAW_CHARS])}[/dim]")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage, Undeliverable
-from kagentbot.adapters.console_adapter import format_args
+from kagentbot.adapters.console_adapter import RAW_CHARS, format_args
 from kagentbot.adapters.markup import convert, split_text
 from kagentbot.agent.events import (
     AgentEvent,
@@ -26,7 +26,7 @@ from kagentbot.agent.events import (
 from kagentbot.ops import metrics
 
 log = logging.getLogger(__name__)
-Verbosity = Literal["thread", "summary", "off"]
+Verbosity = Literal["thread", "summary", "off", "debug"]
 MAX_ATTEMPTS = 5  # failures (network, 5xx) before a message is given up
 MAX_RATE_WAIT = 300.0  # seconds of 429 waits one message may spend before it is given up
 CURSOR = " ▍"
@@ -168,6 +168,8 @@ class TurnRenderer:
             line = f"{planned}\n> {summary}" if summary else planned
         elif isinstance(event, PlanRejected):
             line = f"⚠️ {event.index}. {event.reason}"
+            if self.verbosity == "debug" and event.raw.strip():
+                line += "\n> the model wrote: " + " ".join(event.raw.split())[:RAW_CHARS]
         else:
             return
         await self._show_step(event.index, line)

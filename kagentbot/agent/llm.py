@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -61,6 +63,10 @@ class ModelNotFound(LLMError):
     pass
 
 
+class SchemaRejected(LLMError):
+    """The server refused a request for schema-constrained output (it has no structured output)."""
+
+
 Message = dict[str, Any]
 
 # What `stream` yields last when the server stopped the answer at its output cap (num_predict /
@@ -73,7 +79,8 @@ class LLMClient(Protocol):
     slots: SlotGate  # the server's slots, shared fairly by every call
 
     async def complete(
-        self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None
+        self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> ChatReply: ...
 
     def stream(self, messages: Sequence[Message], *, model: str, options: dict[str, Any]) -> AsyncIterator[str]: ...
@@ -109,7 +116,28 @@ def _slot(gate: SlotGate):
     return holding(gate, current_claim.get())
 
 
-class OllamaClient:
+class _SchemaFallback:
+    """Constrained output where the server has it: a server that refuses a JSON schema once is
+    asked in plain text from then on (the caller's text parser is the fallback)."""
+
+    host: str
+    schema_refused = False
+
+    async def complete(self, messages, *, model, options, tools=None, schema=None) -> ChatReply:
+        if schema is not None and not self.schema_refused:
+            try:
+                return await self._complete(messages, model=model, options=options, tools=tools, schema=schema)
+            except SchemaRejected as exc:
+                self.schema_refused = True
+                log.warning("%s refused schema-constrained output (%s); planning from free text from now on",
+                            self.host, exc)
+        return await self._complete(messages, model=model, options=options, tools=tools, schema=None)
+
+    async def _complete(self, messages, *, model, options, tools, schema) -> ChatReply:
+        raise NotImplementedError
+
+
+class OllamaClient(_SchemaFallback):
     """Ollama's HTTP API through the official `ollama` AsyncClient."""
 
     def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
@@ -123,19 +151,19 @@ class OllamaClient:
         self._client = ollama.AsyncClient(host=settings.host, timeout=timeout, limits=_pool_limits(settings))
         self.slots = slots or FairGate(settings.max_connections)
 
-    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+    async def _complete(self, messages, *, model, options, tools=None, schema=None) -> ChatReply:
         tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
-        async with _slot(self.slots), self._errors(model):
+        async with _slot(self.slots), self._errors(model, constrained=schema is not None):
             response = await self._deadline(model).wait(self._client.chat(
                 model=model, messages=list(messages), options=options, tools=tool_specs,
-                keep_alive=self._settings.keep_alive, stream=False,
+                keep_alive=self._settings.keep_alive, stream=False, format=schema,
             ))
         llm_tokens(response.prompt_eval_count, response.eval_count)
         calls = tuple(
             ToolCall(call.function.name, dict(call.function.arguments or {}))
             for call in (response.message.tool_calls or ())
         )
-        return ChatReply(response.message.content or "", calls, response.done_reason == "length")
+        return _logged(ChatReply(response.message.content or "", calls, response.done_reason == "length"), model)
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with _slot(self.slots), self._errors(model):
@@ -144,14 +172,17 @@ class OllamaClient:
                 model=model, messages=list(messages), options=options,
                 keep_alive=self._settings.keep_alive, stream=True,
             ))
+            said = _Said(model)
             async with contextlib.aclosing(deadline.each(parts)) as pieces:
                 async for part in pieces:
                     if part.message.content:
+                        said.add(part.message.content)
                         yield part.message.content
                     if part.done:
                         llm_tokens(part.prompt_eval_count, part.eval_count)
                     if part.done and part.done_reason == "length":
                         yield ANSWER_CUT
+            said.log()
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -173,26 +204,28 @@ class OllamaClient:
     async def close(self) -> None:
         await self._client._client.aclose()  # the ollama client exposes no close of its own
 
-    def _errors(self, model: str) -> _Translate:
-        return _Translate(self._translate_ollama, model, self.host)
+    def _errors(self, model: str, constrained: bool = False) -> _Translate:
+        return _Translate(self._translate_ollama, model, self.host, constrained)
 
     def _deadline(self, model: str) -> _Deadline:
         return _Deadline(self._settings.call_deadline, "the model server (Ollama)", model)
 
-    def _translate_ollama(self, exc: BaseException, model: str) -> LLMError | None:
+    def _translate_ollama(self, exc: BaseException, model: str, spent: float, constrained: bool) -> LLMError | None:
         import httpx
+        import pydantic
 
         if isinstance(exc, self._ollama.ResponseError):
-            if exc.status_code == 404 and "not found" in str(exc.error).lower():
-                return ModelNotFound(
-                    f"the model {model!r} is not on the model server (Ollama): "
-                    f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
-                )
-            return LLMError(f"the model server (Ollama) answered {exc.status_code} for the model {model!r}: {exc.error}")
+            return self._status_error(exc, model, constrained)
+        if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
+            return LLMError(
+                f"the model server sent a reply that is not in Ollama's format ({_first_line(exc)}): "
+                "check the server, or set KAGENTBOT_LLM__BACKEND=openai if it is an OpenAI-compatible one"
+            )
         if isinstance(exc, httpx.TimeoutException):
             return LLMTimeout(
-                f"the model server (Ollama) did not answer within {self._settings.timeout:g} s: the model may still be "
-                "loading; try again, or raise KAGENTBOT_LLM__TIMEOUT"
+                f"the model server (Ollama) did not answer within {self._settings.timeout:g} s "
+                f"(gave up after {spent:.0f} s): the model may still be loading or too slow for this length; "
+                "try again, or raise KAGENTBOT_LLM__TIMEOUT"
             )
         if _broke_off(exc):
             return LLMUnavailable(
@@ -206,22 +239,42 @@ class OllamaClient:
             )
         return None
 
+    def _status_error(self, exc: Any, model: str, constrained: bool) -> LLMError:
+        detail = error_text(str(exc.error))
+        if exc.status_code == 404 and not model:  # the model list itself is missing: not Ollama
+            return LLMError(
+                f"the model server is not an Ollama server (404 for /api/tags: {detail}): "
+                "set KAGENTBOT_LLM__BACKEND=openai if it is OpenAI-compatible (llama.cpp, vLLM), "
+                "or point KAGENTBOT_LLM__HOST at Ollama"
+            )
+        if exc.status_code == 404 and "not found" in detail.lower():
+            return ModelNotFound(
+                f"the model {model!r} is not on the model server (Ollama): "
+                f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
+            )
+        kind = SchemaRejected if constrained and 400 <= exc.status_code < 500 else LLMError
+        return kind(f"the model server (Ollama) answered {exc.status_code} for the model {model!r}: {detail}")
+
 
 class _Translate:
-    """`async with` block that re-raises transport errors as LLMErrors, logging which host."""
+    """`async with` block that re-raises transport errors as LLMErrors, logging which host; it
+    times the call, so a timeout's message says how long was really spent."""
 
-    def __init__(self, translate, model: str, host: str) -> None:
+    def __init__(self, translate, model: str, host: str, constrained: bool = False) -> None:
         self._translate = translate
         self._model = model
         self._host = host  # already without userinfo
+        self._constrained = constrained
+        self._started = time.perf_counter()
 
     async def __aenter__(self) -> None:
-        return None
+        self._started = time.perf_counter()
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, LLMError):
             return False
-        translated = self._translate(exc, self._model)
+        spent = time.perf_counter() - self._started
+        translated = self._translate(exc, self._model, spent, self._constrained)
         if translated is None:
             return False
         log.warning("LLM server %s: %s (%s: %s)", self._host, translated, type(exc).__name__, exc)
@@ -271,7 +324,7 @@ async def _close_stream(items: Any) -> None:
         await close()
 
 
-class OpenAICompatibleClient:
+class OpenAICompatibleClient(_SchemaFallback):
     """Any server with OpenAI's chat-completions API: vLLM, llama.cpp server, LM Studio."""
 
     def __init__(self, settings: LLMSettings, slots: SlotGate | None = None) -> None:
@@ -282,7 +335,8 @@ class OpenAICompatibleClient:
         base = settings.host if settings.host.rstrip("/").endswith("/v1") else settings.host + "/v1"
         self.host = redact_url(base)
         key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-        self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=1,
+        # no hidden retries: a retried call doubles the wait while the message names one timeout
+        self._client = openai.AsyncOpenAI(base_url=base, api_key=key, timeout=settings.timeout, max_retries=0,
                                           http_client=openai.DefaultAsyncHttpxClient(limits=_pool_limits(settings)))
         self.slots = slots or FairGate(settings.max_connections)
 
@@ -297,11 +351,14 @@ class OpenAICompatibleClient:
             params["max_tokens"] = options["num_predict"]
         return params
 
-    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+    async def _complete(self, messages, *, model, options, tools=None, schema=None) -> ChatReply:
         params = self._params(messages, model, options)
         if tools:
             params["tools"] = [{"type": "function", "function": spec} for spec in tools]
-        async with _slot(self.slots), self._errors(model):
+        if schema is not None:
+            params["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "plan", "schema": schema, "strict": True}}
+        async with _slot(self.slots), self._errors(model, constrained=schema is not None):
             response = await self._deadline(model).wait(self._client.chat.completions.create(**params))
         if response.usage is not None:
             llm_tokens(response.usage.prompt_tokens, response.usage.completion_tokens)
@@ -309,7 +366,7 @@ class OpenAICompatibleClient:
         calls = tuple(
             ToolCall(call.function.name, _json_object(call.function.arguments)) for call in (choice.message.tool_calls or ())
         )
-        return ChatReply(choice.message.content or "", calls, choice.finish_reason == "length")
+        return _logged(ChatReply(choice.message.content or "", calls, choice.finish_reason == "length"), model)
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
         async with _slot(self.slots), self._errors(model):
@@ -317,14 +374,17 @@ class OpenAICompatibleClient:
             chunks = await deadline.wait(self._client.chat.completions.create(
                 **self._params(messages, model, options), stream=True
             ))
+            said = _Said(model)
             async with contextlib.aclosing(deadline.each(chunks)) as pieces:
                 async for chunk in pieces:
                     if chunk.usage is not None:  # servers that send it unasked (vLLM with usage on)
                         llm_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     if chunk.choices and chunk.choices[0].delta.content:
+                        said.add(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
                     if chunk.choices and chunk.choices[0].finish_reason == "length":
                         yield ANSWER_CUT
+            said.log()
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -332,7 +392,8 @@ class OpenAICompatibleClient:
         for entry in listed.data:
             if entry.id == model:
                 extra = entry.model_extra or {}
-                return ModelInfo(model, extra.get("max_model_len"), None, extra)
+                props = await self._props()
+                return ModelInfo(model, _context_length(extra, props), _template_tools(props), {**extra, **props})
         raise ModelNotFound(f"the model server does not serve {model!r}; it serves: "
                             + ", ".join(e.id for e in listed.data))
 
@@ -341,19 +402,30 @@ class OpenAICompatibleClient:
             listed = await self._client.models.list()
         return [entry.id for entry in listed.data]
 
+    async def _props(self) -> dict[str, Any]:
+        """llama.cpp's `/props` (context size, chat template capabilities); {} where there is none."""
+        root = self.host.rstrip("/").removesuffix("/v1")
+        try:
+            response = await self._client._client.get(root + "/props", timeout=self._settings.connect_timeout)
+            body = response.json() if response.status_code == 200 else {}
+        except Exception:  # optional: other servers have no such endpoint, or answer it with anything
+            return {}
+        return body if isinstance(body, dict) else {}
+
     async def close(self) -> None:
         await self._client.close()
 
-    def _errors(self, model: str) -> _Translate:
-        return _Translate(self._translate_openai, model, self.host)
+    def _errors(self, model: str, constrained: bool = False) -> _Translate:
+        return _Translate(self._translate_openai, model, self.host, constrained)
 
     def _deadline(self, model: str) -> _Deadline:
         return _Deadline(self._settings.call_deadline, "the model server", model)
 
-    def _translate_openai(self, exc: BaseException, model: str) -> LLMError | None:
+    def _translate_openai(self, exc: BaseException, model: str, spent: float, constrained: bool) -> LLMError | None:
         openai = self._openai
         if isinstance(exc, openai.APITimeoutError):
-            return LLMTimeout(f"the model server did not answer within {self._settings.timeout:g} s")
+            return LLMTimeout(f"the model server did not answer within {self._settings.timeout:g} s "
+                              f"(gave up after {spent:.0f} s): raise KAGENTBOT_LLM__TIMEOUT, or lower the output caps")
         if _broke_off(exc):
             return LLMUnavailable(
                 f"the connection to the model server broke off while {model!r} was answering: try again; "
@@ -367,8 +439,9 @@ class OpenAICompatibleClient:
             return ModelNotFound(f"the model server does not serve the model {model!r}: check KAGENTBOT_LLM__MODEL")
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, dict) else {}
-            detail = body.get("message") or exc.message  # the server's own words, without the SDK's prefix
-            return LLMError(f"the model server answered {exc.status_code} for the model {model!r}: {detail}")
+            detail = error_text(str(body.get("message") or _body_text(exc) or exc.message))  # the server's own words
+            kind = SchemaRejected if constrained and 400 <= exc.status_code < 500 else LLMError
+            return kind(f"the model server answered {exc.status_code} for the model {model!r}: {detail}")
         return None
 
 
@@ -428,3 +501,85 @@ def _json_object(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _context_length(models_entry: dict[str, Any], props: dict[str, Any]) -> int | None:
+    """vLLM's `max_model_len`, llama.cpp's `meta.n_ctx` (the served context) or `/props`."""
+    meta = models_entry.get("meta") if isinstance(models_entry.get("meta"), dict) else {}
+    settings = props.get("default_generation_settings") or {}
+    for value in (models_entry.get("max_model_len"), meta.get("n_ctx"), settings.get("n_ctx")):
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _template_tools(props: dict[str, Any]) -> bool | None:
+    """Whether llama.cpp's chat template renders tools (without, the server drops them silently)."""
+    caps = props.get("chat_template_caps")
+    if isinstance(caps, dict) and "supports_tools" in caps:
+        return bool(caps["supports_tools"])
+    return None
+
+
+_TAGS = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.S | re.I)
+ERROR_CHARS = 300
+
+
+def error_text(body: str) -> str:
+    """A server's error body as one short line: an HTML page becomes its title (or its text)."""
+    text = body.strip()
+    if text[:200].lstrip().lower().startswith(("<!doctype", "<html", "<head", "<body")) or "</html>" in text[-200:].lower():
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAGS.sub(" ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def _body_text(exc: Any) -> str:
+    """A non-JSON error body (an HTML page from a proxy), which the SDK does not parse."""
+    try:
+        return exc.response.text if isinstance(exc.body, (str, type(None))) else ""
+    except Exception:  # a streamed response whose body was not read
+        return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+# Secrets a reply might repeat (from a prompt, a tool result): never written to the log.
+_SECRETS = re.compile(
+    r"(xox[abpr]-[\w-]+|xapp-[\w-]+|\b\d{6,}:[\w-]{30,}|(?i:bearer)\s+[\w.~+/-]+=*|sk-[\w-]{16,}|//[^/\s:@]+:[^/\s@]+@)"
+)
+REPLY_LOG_CHARS = 800
+
+
+def redacted(text: str, limit: int = REPLY_LOG_CHARS) -> str:
+    text = _SECRETS.sub("[redacted]", text)
+    return text if len(text) <= limit else text[:limit] + f"…[{len(text) - limit} more chars]"
+
+
+def _logged(reply: ChatReply, model: str) -> ChatReply:
+    """`-v` shows every raw reply, so what the model said can be seen when a turn goes wrong."""
+    if log.isEnabledFor(logging.DEBUG):
+        calls = "; ".join(f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in reply.tool_calls)
+        log.debug("model %s replied%s: %s%s", model, " (cut at the cap)" if reply.cut else "",
+                  redacted(reply.content) or "(no text)", f" | tool calls: {redacted(calls)}" if calls else "")
+    return reply
+
+
+class _Said:
+    """A streamed reply gathered for the debug log (only when it is on)."""
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._parts: list[str] | None = [] if log.isEnabledFor(logging.DEBUG) else None
+
+    def add(self, piece: str) -> None:
+        if self._parts is not None:
+            self._parts.append(piece)
+
+    def log(self) -> None:
+        if self._parts is not None:
+            log.debug("model %s streamed: %s", self._model, redacted("".join(self._parts)) or "(no text)")

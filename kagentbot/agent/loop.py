@@ -194,7 +194,9 @@ class Agent:
         )
         prompt = parts.render(self.settings.agent.prompt_budget_tokens)
         options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
-        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options)
+        schema = prompts.plan_schema(specs) if self.settings.llm.constrained_planning else None
+        reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options,
+                                        schema=schema)
         try:
             plan = parse_plan(reply.content)
         except PlanParseError as exc:

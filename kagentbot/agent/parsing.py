@@ -21,6 +21,11 @@ _CALL = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\((.*)\)\s*$", re.S)
 _FULL_WIDTH = str.maketrans({"：": ":", "，": ",", "“": '"', "”": '"', "‘": "'", "’": "'", "｛": "{", "｝": "}"})
 _NAME_KEYS = ("name", "tool", "tool_name", "function", "command", "action")
 _ARG_KEYS = ("args", "arguments", "parameters", "action_input", "tool_input", "input", "params")
+# What a model copies instead of planning: the format line's `<…>` slots and date masks.
+_PLACEHOLDER = re.compile(r"^\s*<[^<>]{0,60}>\s*$")
+_FORMAT_MASK = re.compile(r"yyyy|YYYY|MM-dd|dd/MM|HH:mm|hh:mm|mm:ss")
+_COMMAND_LINE = re.compile(r'^\s*\d+:\s*\{"name":.*"parameters":.*\}\s*$', re.M)
+_SCHEMA_KEYS = frozenset({"type", "properties", "required", "description", "default", "enum", "items", "anyOf"})
 _MAX_STARTS = 32  # objects tried per reply: a reply is short, but never scan without bound
 _MAX_CHARS = 20_000  # a plan is a few hundred characters; a rambling reply is not read to its end
 
@@ -42,7 +47,8 @@ class Plan:
 
 def parse_plan(reply: str) -> Plan:
     text = _THINK.sub("", reply).strip()[:_MAX_CHARS]
-    problems: list[str] = []
+    text, echoed = _COMMAND_LINE.subn("", text)  # the prompt's `N: {spec}` lines, repeated back
+    problems: list[str] = ["the model repeated the prompt's command list instead of planning a task"] if echoed else []
     for candidate in _candidates(text):
         obj = _load(candidate)
         if not isinstance(obj, dict) or not obj:
@@ -135,6 +141,7 @@ def _load(candidate: str) -> Any:
 
 
 def _as_plan(obj: dict[str, Any]) -> Plan:
+    _refuse_spec(obj)
     name, args = _command(obj)
     if isinstance(args, str):
         args = _string_args(args)
@@ -143,7 +150,30 @@ def _as_plan(obj: dict[str, Any]) -> Plan:
     if not isinstance(args, dict):
         raise PlanParseError(f"the arguments of {name!r} are not an object")
     task_name = str(obj.get("task_name") or obj.get("task") or obj.get("thought") or name)
+    _refuse_copies(name, task_name, args)
     return Plan(task_name=task_name.strip(), tool=name, args=args)
+
+
+def _refuse_spec(obj: dict[str, Any]) -> None:
+    """A command's description from the prompt's list (`name`, `description`, `parameters`) is an
+    echo of the prompt, not a task."""
+    if "description" in obj and _is_schema(obj.get("parameters")) and "task_name" not in obj:
+        raise PlanParseError("the model repeated a command's description from the prompt instead of planning a task")
+
+
+def _is_schema(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("properties"), dict) and set(value) <= _SCHEMA_KEYS
+
+
+def _refuse_copies(name: str, task_name: str, args: dict[str, Any]) -> None:
+    if _is_schema(args):
+        raise PlanParseError(f"the model wrote the argument schema of {name!r} instead of its arguments")
+    values = [task_name, *(v for v in args.values() if isinstance(v, str))]
+    for value in values:
+        if _PLACEHOLDER.match(value):
+            raise PlanParseError(f"the model copied the reply format's placeholder {value.strip()!r} instead of planning")
+        if _FORMAT_MASK.search(value):
+            raise PlanParseError(f"the model copied a format mask ({value!r}) instead of a real value")
 
 
 def _command(obj: dict[str, Any]) -> tuple[str, Any]:

@@ -133,13 +133,56 @@ TASK_DEMAND = {
 }
 
 
+def _stop_spec(language: str) -> dict:
+    return {"name": "task_complete", "description": "finish: the goal can be answered now" if language == "en" else "结束：已可以回答目标",
+            "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}, "required": []}}
+
+
 def commands_block(tool_specs: Sequence[dict], language: str) -> str:
-    stop = [
-        {"name": "task_complete", "description": "finish: the goal can be answered now" if language == "en" else "结束：已可以回答目标",
-         "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}, "required": []}},
-    ]
-    lines = [f"{i}: {json.dumps(spec, ensure_ascii=False)}" for i, spec in enumerate([*tool_specs, *stop], 1)]
+    lines = [f"{i}: {json.dumps(spec, ensure_ascii=False)}" for i, spec in enumerate([*tool_specs, _stop_spec(language)], 1)]
     return "Commands:\n" + "\n".join(lines)
+
+
+TASK_NAME_CHARS = 160
+# A string argument ends here: a small model inside a string (a `reason`, a query) otherwise
+# writes until the output cap and leaves the JSON unclosed.
+ARG_CHARS = 300
+
+
+def plan_schema(tool_specs: Sequence[dict]) -> dict:
+    """The JSON schema of one task: `task_name`, then a `command` that is one of the offered
+    tools (an enum of names across the branches) with that tool's own arguments. A server that
+    constrains its output to this cannot echo the prompt, write prose or invent a tool."""
+    branches = [_command_schema(spec) for spec in [*tool_specs, _stop_spec("en")]]
+    return {
+        "type": "object",
+        "properties": {
+            "task_name": {"type": "string", "maxLength": TASK_NAME_CHARS},
+            "command": {"anyOf": branches},
+        },
+        "required": ["task_name", "command"],
+        "additionalProperties": False,
+    }
+
+
+def _bounded(prop: dict) -> dict:
+    return {"maxLength": ARG_CHARS, **prop} if prop.get("type") == "string" else prop
+
+
+def _command_schema(spec: dict) -> dict:
+    parameters = spec.get("parameters") or {}
+    args = {
+        "type": "object",
+        "properties": {name: _bounded(prop) for name, prop in parameters.get("properties", {}).items()},
+        "required": list(parameters.get("required", [])),
+        "additionalProperties": False,  # invented argument names cannot be written
+    }
+    return {
+        "type": "object",
+        "properties": {"name": {"type": "string", "enum": [spec["name"]]}, "args": args},
+        "required": ["name", "args"],
+        "additionalProperties": False,
+    }
 
 
 def planning_prompt(

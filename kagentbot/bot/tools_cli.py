@@ -13,10 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from kagentbot.bot.kb_cli import os_user
+from kagentbot.tools.registry import describe_arguments as _describe_arguments
 
 WIDTH = 80  # the listing stays readable in a plain terminal
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
-               "array": "list", "object": "dict", "null": "None"}
 
 
 def register(subparsers: Any) -> None:
@@ -77,28 +76,6 @@ def signature_lines(spec: Any, width: int = WIDTH) -> list[str]:
     if not arguments:
         line += ")"
     return [*lines, line]
-
-
-def _describe_arguments(schema: dict[str, Any]) -> list[str]:
-    required = set(schema.get("required", []))
-    parts = []
-    for name, prop in schema.get("properties", {}).items():
-        text = f"{name}: {_type_name(prop)}"
-        if name not in required and "default" in prop:
-            text += f" = {json.dumps(prop['default'], ensure_ascii=False)}"
-        parts.append(text)
-    return parts
-
-
-def _type_name(prop: dict[str, Any]) -> str:
-    if "anyOf" in prop:
-        return " | ".join(_type_name(option) for option in prop["anyOf"])
-    if "enum" in prop:
-        return " | ".join(json.dumps(value, ensure_ascii=False) for value in prop["enum"])
-    kind = prop.get("type", "any")
-    if isinstance(kind, list):
-        return " | ".join(_JSON_TYPES.get(k, k) for k in kind)
-    return _JSON_TYPES.get(kind, kind)
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str]:

@@ -52,7 +52,9 @@ class LLMSettings(Section):
     num_ctx: int = Field(8192, ge=512)
     # output caps, so a model stuck repeating itself ends instead of running to the timeout
     # (generous: a reasoning model's thinking, qwen3 or deepseek-r1, counts toward both)
-    plan_max_tokens: int = Field(4096, ge=32, description="most tokens one planning reply may have")
+    # a plan is 40-80 tokens of JSON; a model echoing its prompt stops here instead of running for
+    # minutes on a CPU (a reasoning model that thinks before planning may need more)
+    plan_max_tokens: int = Field(384, ge=32, description="most tokens one planning reply may have")
     answer_max_tokens: int = Field(4096, ge=32, description="most tokens one answer may have")
     keep_alive: str = "10m"
     timeout: float = Field(120.0, gt=0, description="seconds for each read from the LLM server (llm.call_deadline bounds a whole call)")
@@ -60,6 +62,9 @@ class LLMSettings(Section):
     max_connections: int = Field(32, ge=1, description="requests in flight to the LLM server at once; more wait their turn")
     # llm.timeout bounds each read, so a server sending a token every few seconds never trips it
     call_deadline: float = Field(300.0, gt=0, description="seconds one LLM call may take in all, however steadily it streams")
+    # ask the server for JSON matching the plan's schema (Ollama `format`, OpenAI-compatible
+    # `response_format` json_schema: vLLM, llama.cpp); a server that refuses gets free text once and after
+    constrained_planning: bool = Field(True, description="schema-constrained planning replies where the server supports them")
 
     @field_validator("host")
     @classmethod
@@ -158,7 +163,8 @@ class ToolsSettings(Section):
 
 
 class RenderSettings(Section):
-    verbosity: Literal["thread", "summary", "off"] = "thread"
+    # debug: as thread, plus the raw text of a plan the bot could not use
+    verbosity: Literal["thread", "summary", "off", "debug"] = "thread"
     broadcast_answer: bool = False
 
 

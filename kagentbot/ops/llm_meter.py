@@ -37,10 +37,10 @@ class MeteredLLM:
         self.host = inner.host
         self.slots = inner.slots
 
-    async def complete(self, messages, *, model, options, tools=None):
+    async def complete(self, messages, *, model, options, tools=None, schema=None):
         started, outcome = time.perf_counter(), "ok"
         try:
-            return await self.inner.complete(messages, model=model, options=options, tools=tools)
+            return await self.inner.complete(messages, model=model, options=options, tools=tools, schema=schema)
         except BaseException as exc:
             outcome = error_kind(exc)
             raise

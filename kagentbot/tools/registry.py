@@ -243,11 +243,48 @@ class ToolRegistry:
             parsed = spec.arguments_model.model_validate(args or {})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-            raise ToolError(f"bad arguments for {spec.name}: {problems}") from None
+            raise ToolError(f"bad arguments for {spec.name}: {problems}{_unknown_names(spec, args)}") from None
         kwargs = dict(parsed)
         if spec.context_param:
             kwargs[spec.context_param] = context
         return await spec.func(**kwargs)
+
+
+def _unknown_names(spec: Tool, args: dict[str, Any] | None) -> str:
+    """The model's wrong argument names, said back to it with the right ones (a bare 'start_time
+    is missing' does not tell it that its `start` was the mistake)."""
+    unknown = [name for name in (args or {}) if name not in spec.parameters.get("properties", {})]
+    if not unknown:
+        return ""
+    takes = ", ".join(describe_arguments(spec.parameters)) or "no arguments"
+    return f". {spec.name} does not take {', '.join(repr(n) for n in unknown)}; it takes {takes}"
+
+
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
+               "array": "list", "object": "dict", "null": "None"}
+
+
+def describe_arguments(schema: dict[str, Any]) -> list[str]:
+    """`name: type = default` for each argument, as a person (or a model) reads a signature."""
+    required = set(schema.get("required", []))
+    parts = []
+    for name, prop in schema.get("properties", {}).items():
+        text = f"{name}: {_type_name(prop)}"
+        if name not in required and "default" in prop:
+            text += f" = {json.dumps(prop['default'], ensure_ascii=False)}"
+        parts.append(text)
+    return parts
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        return " | ".join(_type_name(option) for option in prop["anyOf"])
+    if "enum" in prop:
+        return " | ".join(json.dumps(value, ensure_ascii=False) for value in prop["enum"])
+    kind = prop.get("type", "any")
+    if isinstance(kind, list):
+        return " | ".join(_JSON_TYPES.get(k, k) for k in kind)
+    return _JSON_TYPES.get(kind, kind)
 
 
 def _render(output: Any) -> tuple[str, str]:

@@ -67,8 +67,8 @@ async def time_delta(start_time: str, end_time: str) -> dict:
     """Compute the time between two moments, e.g. someone's age or how many days apart two dates are.
 
     Args:
-        start_time: the earlier moment, "yyyy-MM-dd" or "yyyy-MM-dd HH:mm:ss"
-        end_time: the later moment, "yyyy-MM-dd" or "yyyy-MM-dd HH:mm:ss"
+        start_time: the earlier moment, a date such as "1987-06-24" or a date and time such as "2025-03-01 08:30:00"
+        end_time: the later moment, e.g. "2026-01-15" or "2026-01-15 17:45:00"
     """
     start, end = parse_moment(start_time, "start_time"), parse_moment(end_time, "end_time")
     sign = 1
@@ -93,8 +93,8 @@ async def get_calendar_info(start_date: str, end_date: str, country: str = "CN")
     """Calendar facts for each day in a range: weekday, Chinese lunar date, traditional festivals and public holidays (with make-up work days).
 
     Args:
-        start_date: first day, yyyy-MM-dd
-        end_date: last day, yyyy-MM-dd (at most 62 days after start_date)
+        start_date: first day, e.g. 2026-02-01
+        end_date: last day, e.g. 2026-02-28 (at most 62 days after start_date)
         country: ISO country code whose public holidays to include, e.g. CN, US, GB
     """
     start, end = parse_day(start_date, "start_date"), parse_day(end_date, "end_date")

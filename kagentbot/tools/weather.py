@@ -56,8 +56,8 @@ async def get_weather_info(
 
     Args:
         location: a city or place name in Chinese or English, e.g. 北京 or Paris
-        start_date: first day, yyyy-MM-dd (default today)
-        end_date: last day, yyyy-MM-dd (default start_date)
+        start_date: first day, e.g. 2026-07-14 (default today)
+        end_date: last day, e.g. 2026-07-16 (default start_date)
         is_current: "yes" for the conditions right now, "no" for daily figures
     """
     settings = tool_settings(context)

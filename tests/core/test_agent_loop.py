@@ -46,7 +46,7 @@ async def test_seed_showcase_in_kagent_mode(fake_ollama, make_settings):
     assert planning["messages"] == [{"role": "user", "content": planning["messages"][0]["content"]}]  # one user message
     assert '\\"total_days\\":247' in second["messages"][0]["content"]  # the finished task, as JSON in memory
     assert "concluding stage" in concluding["messages"][0]["content"] and concluding["stream"] is True
-    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192, "num_predict": 4096}
+    assert planning["options"] == {"temperature": 0.1, "top_p": 0.75, "top_k": 40, "num_ctx": 8192, "num_predict": 384}
     assert concluding["options"]["num_predict"] == 4096
 
 
@@ -378,9 +378,11 @@ async def test_failures_through_the_openai_compatible_backend(make_settings):
     async with FakeOpenAI() as server:
         failed = await failing_turn(make_settings(llm={"backend": "openai", "host": server.url, "model": "nope"}), memory)
         assert "the model server does not serve the model 'nope'" in failed.message
-        server.script(Scripted(status=500, error="CUDA out of memory"), Scripted(status=500, error="CUDA out of memory"))
+        server.script(Scripted(status=500, error="CUDA out of memory"))
+        before = len(server.requests)
         failed = await failing_turn(make_settings(llm={"backend": "openai", "host": server.url}), memory)
         assert "answered 500 for the model 'kagentlm': CUDA out of memory" in failed.message
+        assert len(server.requests) == before + 1  # asked once: no hidden retry
         server.script(complete(), Scripted("An answer that stops half way. " * 20, cut_stream=True))
         failed = await failing_turn(make_settings(llm={"backend": "openai", "host": server.url}), memory)
         assert "the connection to the model server broke off while 'kagentlm'" in failed.message

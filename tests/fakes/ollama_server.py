@@ -32,6 +32,7 @@ class Scripted:
     cut_stream: bool = False  # drop the connection mid-stream
     interval: float = 0.0  # seconds between streamed pieces (or between pieces of a plain body): a trickle
     ignore_cap: bool = False  # send all of `content` whatever num_predict / max_tokens say
+    raw_lines: list[str] = field(default_factory=list)  # streamed as they are (a server that is not quite Ollama)
 
 
 Responder = Callable[[dict[str, Any]], Scripted]
@@ -67,6 +68,7 @@ class FakeOllama:
         self._script: list[Scripted] = []
         self.responder: Responder | None = None
         self.embed_dim = 16
+        self.accepts_format = True  # False: an Ollama too old for JSON-schema `format` (400, as such servers answer)
         self.in_flight = 0  # chat/generate requests being answered now
         self.max_in_flight = 0
         self.app = web.Application()
@@ -182,6 +184,8 @@ class FakeOllama:
     async def _answer(self, request: web.Request, body: dict[str, Any], shape) -> web.StreamResponse:
         if body.get("model") not in self.models:
             return self._missing(body.get("model", ""))
+        if isinstance(body.get("format"), dict) and not self.accepts_format:
+            return web.json_response({"error": "invalid format: expected \"json\" or a JSON schema"}, status=400)
         if self._parallel is None:
             return await self._work(request, body, shape)
         async with self._parallel:
@@ -216,6 +220,11 @@ class FakeOllama:
     async def _stream(self, request, reply: Scripted, base, final, shape) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
+        if reply.raw_lines:
+            for line in reply.raw_lines:
+                await response.write((line + "\n").encode())
+            await response.write_eof()
+            return response
         pieces = [reply.content[i : i + reply.chunk] for i in range(0, len(reply.content), reply.chunk)]
         for n, piece in enumerate(pieces):
             if reply.cut_stream and n == len(pieces) // 2:

@@ -1,5 +1,7 @@
 """A fake OpenAI-compatible server (as vLLM and llama.cpp serve it) on loopback: `/v1/models`
-and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies."""
+and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies,
+`response_format` json_schema (or its refusal); as llama.cpp, also `/props` and `meta` in the
+model list."""
 
 from __future__ import annotations
 
@@ -14,13 +16,19 @@ from tests.fakes.ollama_server import Scripted, capped, trickle_json
 
 
 class FakeOpenAI:
-    def __init__(self, models: tuple[str, ...] = ("kagentlm",), max_model_len: int = 32768) -> None:
+    def __init__(self, models: tuple[str, ...] = ("kagentlm",), max_model_len: int = 32768, *,
+                 llama_cpp: bool = False, n_ctx: int = 4096, template_tools: bool = False) -> None:
         self.models = models
         self.max_model_len = max_model_len
+        self.llama_cpp = llama_cpp  # answer as llama-server does: meta.n_ctx, /props, no max_model_len
+        self.n_ctx = n_ctx
+        self.template_tools = template_tools
+        self.accepts_response_format = True  # False: a server without structured output (400)
         self.requests: list[dict[str, Any]] = []
         self._script: list[Scripted] = []
         self.app = web.Application()
-        self.app.add_routes([web.get("/v1/models", self._models), web.post("/v1/chat/completions", self._chat)])
+        self.app.add_routes([web.get("/v1/models", self._models), web.post("/v1/chat/completions", self._chat),
+                             web.get("/props", self._props)])
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -40,9 +48,24 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": self.max_model_len}
-                for m in self.models]
+        if self.llama_cpp:
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "llamacpp",
+                     "meta": {"vocab_type": 1, "n_vocab": 262144, "n_ctx": self.n_ctx, "n_ctx_train": 32768}}
+                    for m in self.models]
+        else:
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": self.max_model_len}
+                    for m in self.models]
         return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.Response:
+        if not self.llama_cpp:
+            return web.json_response({"error": {"message": "Not Found", "code": 404}}, status=404)
+        return web.json_response({
+            "default_generation_settings": {"n_ctx": self.n_ctx, "params": {}}, "total_slots": 1,
+            "model_alias": self.models[0], "chat_template": "{{ messages }}",
+            "chat_template_caps": {"supports_tools": self.template_tools, "supports_tool_calls": self.template_tools,
+                                   "supports_system_role": False},
+        })
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -54,7 +77,12 @@ class FakeOpenAI:
         if body.get("model") not in self.models:
             return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                                 "type": "NotFoundError", "code": 404}}, status=404)
+        if body.get("response_format") and not self.accepts_response_format:
+            return web.json_response({"error": {"message": "response_format is not supported by this server",
+                                                "type": "invalid_request_error", "code": 400}}, status=400)
         reply = self._script.pop(0) if self._script else Scripted(status=500, error="no scripted reply")
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.status >= 400:
             return web.json_response({"error": {"message": reply.error, "type": "error", "code": reply.status}},
                                      status=reply.status)
