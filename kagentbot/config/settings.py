@@ -111,6 +111,12 @@ class MemorySettings(Section):
     fts_tokenizer: Literal["icu", "ngram"] = "icu"
     task_min_similarity: float = Field(0.4, ge=-1, le=1, description="earlier tasks recalled above this cosine")
     compact_every: int = Field(16, ge=1, description="compact the turn and task tables after this many background commits (each a batch of turns)")
+    keep_versions_minutes: float = Field(
+        2.0, gt=0, description="compacting the turn and task tables removes their versions older than this "
+        "(each costs every later compaction time; other processes read the newest within 2 s)")
+    write_interval: float = Field(
+        0.5, ge=0, description="seconds between background commits of finished turns under a steady flow "
+        "(a lone turn is written at once); what a crash can lose grows with it")
 
 
 class ToolsSettings(Section):
