@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,8 @@ CONVERSATION = "conversation"
 # Migrations from an older schema version: version -> blocking function(db, meta) -> meta.
 MIGRATIONS: dict[int, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
 TASKS_PER_RECALL = 3
+TASKS_HELD = 1000  # task records of one scope held in memory; a scope with more is searched in LanceDB
+TASK_ROWS_HELD = 20_000  # in all (~2 KB each)
 _PASSAGE_COLUMNS = ["id", "text", "title", "source", "scope"]
 _DAY_MS = 86_400_000
 _TURNS_CACHED = 32  # per conversation: more than any history_turns a prompt takes
@@ -293,6 +296,9 @@ class MemoryStore:
         self.settings = settings  # the commands read limits and fetch settings from here
         self._settings: MemorySettings = settings.memory
         self._uri = uri
+        # Task records held in memory per scope (see _scope_tasks), the most recently used last.
+        self._tasks_held: OrderedDict[str, _HeldTasks] = OrderedDict()
+        self._tasks_lock = threading.Lock()
         self._set_generation(meta)
         self._meta_table = db.open_table(META)
         self._meta_version = self._meta_table.version
@@ -335,6 +341,8 @@ class MemoryStore:
         self._knowledge = self._db.open_table(f"knowledge_g{generation}")
         _ensure_fts(self._knowledge, self._settings.fts_tokenizer)
         self._tasks = self._db.open_table(f"tasks_g{generation}")
+        with self._tasks_lock:
+            self._tasks_held.clear()  # they were another table's
 
     async def _current(self) -> None:
         """`kagentbot kb reindex` in another process moves the store to a new generation of tables
@@ -692,21 +700,79 @@ class MemoryStore:
                 self._turns[key] = replace(cached, version=after)
 
     def _related_tasks(self, vector: Any, scopes: Sequence[str], pending: tuple[_PendingTurn, ...] = ()) -> list[TaskRecord]:
-        """The task records nearest the query: committed ones (scope-filtered inside the query)
-        and those of unwritten turns (already limited to readable conversations), by one ranking."""
-        query = (
-            self._tasks.search(vector).distance_type("cosine").where(scope_filter(scopes), prefilter=True)
-            .select(["id", "task_name", "command", "result", "_distance"]).limit(TASKS_PER_RECALL)
-        )
-        found = {
-            r["id"]: (r["_distance"], TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"]))
-            for r in query.to_arrow().to_pylist()
-        }
+        """The task records nearest the query among the readable scopes' committed ones and those
+        of unwritten turns (already limited to readable conversations), by one cosine ranking."""
+        version = self._tasks.version
+        held = [self._scope_tasks(scope, version) for scope in scopes]
+        if any(h.vectors is None for h in held):
+            found = self._searched_tasks(vector, scopes)  # a scope too big to hold in memory
+        else:
+            found = {task_id: (distance, record) for task_id, distance, record in _nearest_held(vector, held)}
         for task_id, distance, record in _pending_tasks(vector, pending):
             found.setdefault(task_id, (distance, record))
         max_distance = 1.0 - self._settings.task_min_similarity
         nearest = sorted(found.values(), key=lambda item: item[0])[:TASKS_PER_RECALL]
         return [record for distance, record in nearest if distance <= max_distance]
+
+    def _searched_tasks(self, vector: Any, scopes: Sequence[str]) -> dict[str, tuple[float, TaskRecord]]:
+        query = (
+            self._tasks.search(vector).distance_type("cosine").where(scope_filter(scopes), prefilter=True)
+            .select(["id", "task_name", "command", "result", "_distance"]).limit(TASKS_PER_RECALL)
+        )
+        return {
+            r["id"]: (r["_distance"], TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"]))
+            for r in query.to_arrow().to_pylist()
+        }
+
+    def _scope_tasks(self, scope: str, version: int) -> _HeldTasks:
+        """A scope's task records and unit vectors, held in memory while the task table is at the
+        version they were read (or written by us) at, like the last turns: a LanceDB vector search
+        costs ~5 ms of CPU however few the rows, a product over a scope's rows a few µs."""
+        with self._tasks_lock:
+            held = self._tasks_held.get(scope)
+            if held is not None and held.version == version:
+                self._tasks_held.move_to_end(scope)
+                return held
+        held = self._read_tasks(scope, version)
+        if self._tasks.version == version:  # else a commit landed meanwhile: don't keep it
+            with self._tasks_lock:
+                current = self._tasks_held.get(scope)
+                if current is None or current.version <= version:
+                    self._tasks_held[scope] = held
+                    self._tasks_held.move_to_end(scope)
+                    self._trim_tasks()
+        return held
+
+    def _read_tasks(self, scope: str, version: int) -> _HeldTasks:
+        columns = ["id", "task_name", "command", "result", "vector"]
+        rows = self._tasks.search().where(f"scope = {_quote(scope)}").select(columns).limit(TASKS_HELD + 1).to_arrow()
+        if rows.num_rows > TASKS_HELD:
+            return _HeldTasks(version, (), (), None)
+        records = tuple(TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"])
+                        for r in rows.select(["task_name", "command", "result"]).to_pylist())
+        return _HeldTasks(version, tuple(rows.column("id").to_pylist()), records, _unit_rows(rows.column("vector")))
+
+    def _trim_tasks(self) -> None:
+        """Hold at most TASK_ROWS_HELD rows in all (~2 KB each), the scopes used longest ago go first."""
+        while sum(len(h.ids) for h in self._tasks_held.values()) > TASK_ROWS_HELD and len(self._tasks_held) > 1:
+            self._tasks_held.popitem(last=False)
+
+    def _tasks_committed(self, before: int, after: int | None, embedded: list[tuple[_PendingTurn, Any]]) -> None:
+        """Our task commit landed right after the version we last saw: the held scopes stay exact,
+        moved to the new version with our rows appended. Otherwise read them afresh."""
+        with self._tasks_lock:
+            if after != before + 1:
+                self._tasks_held.clear()
+                return
+            for scope, held in list(self._tasks_held.items()):
+                if held.version == after:
+                    continue
+                if held.version != before:
+                    del self._tasks_held[scope]
+                    continue
+                ours = [(p, n, v) for p, vectors in embedded if p.audience.conversation_key == scope
+                        for n, v in enumerate(vectors)]
+                self._tasks_held[scope] = held.appended(after, ours)
 
     async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord]) -> None:
         """Store a finished turn; returns once it is committed."""
@@ -812,7 +878,9 @@ class MemoryStore:
         with self._commit_lock:
             self._add_turns([p.row() for p in batch])
             if embedded:
-                self._tasks.add(self._task_rows(embedded))
+                before = self._tasks.version
+                result = self._tasks.add(self._task_rows(embedded))
+                self._tasks_committed(before, getattr(result, "version", None), embedded)
 
     async def _compact_soon(self) -> None:
         async with self._compacting:
@@ -1011,6 +1079,52 @@ class _PendingTurn:
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "scope": self.audience.conversation_key, "user_scope": self.audience.user_scope,
                 "question": self.question, "answer": self.answer, "at_ms": self.at}
+
+
+def _unit_rows(vectors: Any) -> Any:
+    """A column or array of vectors as float32 rows of length 1 (zero rows stay zero)."""
+    import numpy as np
+
+    if hasattr(vectors, "combine_chunks"):
+        column = vectors.combine_chunks()
+        vectors = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1) if len(column) else np.empty((0, 0))
+    rows = np.asarray(vectors, dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12) if rows.size else rows
+
+
+def _nearest_held(vector: Any, held: Sequence[_HeldTasks]) -> Iterator[tuple[str, float, TaskRecord]]:
+    """(row id, cosine distance, record) of the TASKS_PER_RECALL nearest held task records."""
+    import numpy as np
+
+    held = [h for h in held if h.ids]
+    if not held:
+        return
+    query = np.asarray(vector, dtype=np.float32)
+    similarity = np.concatenate([h.vectors for h in held]) @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    ids = [i for h in held for i in h.ids]
+    records = [r for h in held for r in h.records]
+    for n in np.argsort(-similarity, kind="stable")[:TASKS_PER_RECALL]:
+        yield ids[n], 1.0 - float(similarity[n]), records[n]
+
+
+@dataclass(frozen=True)
+class _HeldTasks:
+    version: int  # the task table version these rows are exact for
+    ids: tuple[str, ...]
+    records: tuple[TaskRecord, ...]
+    vectors: Any  # unit rows, one per record; None: the scope has more than TASKS_HELD rows
+
+    def appended(self, version: int, ours: list[tuple[_PendingTurn, int, Any]]) -> _HeldTasks:
+        import numpy as np
+
+        if self.vectors is None or len(self.ids) + len(ours) > TASKS_HELD:
+            return _HeldTasks(version, (), (), None)
+        if not ours:
+            return replace(self, version=version)
+        vectors = _unit_rows(np.stack([v for _, _, v in ours]))
+        return _HeldTasks(version, self.ids + tuple(p.task_id(n) for p, n, _ in ours),
+                          self.records + tuple(p.tasks[n] for p, n, _ in ours),
+                          np.concatenate([self.vectors, vectors]) if len(self.ids) else vectors)
 
 
 @dataclass(frozen=True)

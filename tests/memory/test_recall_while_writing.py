@@ -91,3 +91,33 @@ async def test_compaction_removes_old_table_versions(tmp_path, builtin):
     assert len(store._conversation.list_versions()) <= 4
     assert len(store._tasks.list_versions()) <= 4
     assert answers(await store.recall(ALICE, "q", turns=10, limit=1)) == [f"a{n}" for n in range(8)]
+
+
+PU_ERH = TaskRecord("kb_search", {"name": "kb_search"}, "Pu-erh tea comes from Yunnan")
+BIKE = TaskRecord("kb_search", {"name": "kb_search"}, "The bicycle shed is behind building 3")
+
+
+async def test_task_records_held_in_memory_follow_commits_of_another_connection(settings, builtin):
+    mine = await MemoryStore.open(settings, embedder=builtin)
+    other = await MemoryStore.open(settings, embedder=builtin)  # as another process would
+    await mine.remember(ALICE, "where is tea grown", "Yunnan", [TEA])
+    assert (await mine.recall(ALICE, "where is tea grown", turns=0, limit=1)).tasks == (TEA,)  # now held
+    await other.remember(ALICE, "which tea is from Yunnan", "pu-erh", [PU_ERH])
+    await mine.remember(ALICE, "where is the bicycle shed", "building 3", [BIKE])  # after a version it has not seen
+    tea = [t.result for t in (await mine.recall(ALICE, "tea grown in Yunnan", turns=0, limit=1)).tasks]
+    assert tea[:2] in ([TEA.result, PU_ERH.result], [PU_ERH.result, TEA.result])  # the other's, too
+    assert (await mine.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks[0] == BIKE
+    assert (await mine.recall(BOB, "tea grown in Yunnan", turns=0, limit=1)).tasks == ()
+
+
+async def test_a_scope_with_more_task_records_than_are_held_is_searched_in_the_table(settings, builtin, monkeypatch):
+    held = await MemoryStore.open(settings, embedder=builtin)
+    await held.remember(ALICE, "tea and bikes", "noted", [TEA, PU_ERH, BIKE])
+    expected = (await held.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks
+    import kagentbot.memory.store as store_module
+
+    monkeypatch.setattr(store_module, "TASKS_HELD", 2)
+    searched = await MemoryStore.open(settings, embedder=builtin)
+    assert (await searched.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks == expected
+    assert searched._tasks_held[ALICE.user_scope].vectors is None  # too many: not held
+    assert expected[0] == BIKE
