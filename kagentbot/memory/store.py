@@ -533,16 +533,18 @@ class MemoryStore:
         the full-text leg runs beside the vector leg, then LanceDB's RRF fuses the two rankings."""
         where = scope_filter(scopes)
         text_leg = self._legs.submit(self._text_leg, query, where, limit)
-        vector_hits = (
-            self._knowledge.search(vector, query_type="vector", vector_column_name="vector")
-            .distance_type("cosine").where(where, prefilter=True)
-            .select([*_PASSAGE_COLUMNS, "_distance"]).with_row_id(True).limit(limit).to_arrow()
-        )
-        fused = self._rrf.rerank_hybrid(query, vector_hits, text_leg.result())
+        fused = self._rrf.rerank_hybrid(query, self._vector_leg(vector, where, limit), text_leg.result())
         return [
             Passage(r["id"], r["text"], r["source"] or r["title"], r["scope"], float(r["_relevance_score"]))
             for r in fused.slice(0, limit).to_pylist()
         ]
+
+    def _vector_leg(self, vector: Any, where: str, limit: int) -> Any:
+        return (
+            self._knowledge.search(vector, query_type="vector", vector_column_name="vector")
+            .distance_type("cosine").where(where, prefilter=True)
+            .select([*_PASSAGE_COLUMNS, "_distance"]).with_row_id(True).limit(limit).to_arrow()
+        )
 
     def _text_leg(self, query: str, where: str, limit: int) -> Any:
         return (
