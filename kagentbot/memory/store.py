@@ -839,10 +839,10 @@ class MemoryStore:
         """The batch is committed (or lost, and logged): recalls read it from the tables now."""
         for pending in batch:
             key = pending.audience.conversation_key
-            unwritten = self._unwritten.get(key, [])
-            if pending in unwritten:
-                unwritten.remove(pending)
-            if not unwritten:
+            unwritten = [p for p in self._unwritten.get(key, ()) if p is not pending]
+            if unwritten:
+                self._unwritten[key] = unwritten
+            else:
                 self._unwritten.pop(key, None)
             for future in (pending.embedded, pending.done):
                 if future is not None and not future.done():
