@@ -296,7 +296,7 @@ class MemoryStore:
         self.settings = settings  # the commands read limits and fetch settings from here
         self._settings: MemorySettings = settings.memory
         self._uri = uri
-        # Task records held in memory per scope (see _scope_tasks), the most recently used last.
+        # Task records held in memory per scope (see _scopes_tasks), the most recently used last.
         self._tasks_held: OrderedDict[str, _HeldTasks] = OrderedDict()
         self._tasks_lock = threading.Lock()
         self._set_generation(meta)
@@ -704,8 +704,7 @@ class MemoryStore:
     def _related_tasks(self, vector: Any, scopes: Sequence[str], pending: tuple[_PendingTurn, ...] = ()) -> list[TaskRecord]:
         """The task records nearest the query among the readable scopes' committed ones and those
         of unwritten turns (already limited to readable conversations), by one cosine ranking."""
-        version = self._tasks.version
-        held = [self._scope_tasks(scope, version) for scope in scopes]
+        held = self._scopes_tasks(scopes, self._tasks.version)
         if any(h.vectors is None for h in held):
             found = self._searched_tasks(vector, scopes)  # a scope too big to hold in memory
         else:
@@ -726,33 +725,50 @@ class MemoryStore:
             for r in query.to_arrow().to_pylist()
         }
 
-    def _scope_tasks(self, scope: str, version: int) -> _HeldTasks:
-        """A scope's task records and unit vectors, held in memory while the task table is at the
-        version they were read (or written by us) at, like the last turns: a LanceDB vector search
-        costs ~5 ms of CPU however few the rows, a product over a scope's rows a few µs."""
+    def _scopes_tasks(self, scopes: Sequence[str], version: int) -> list[_HeldTasks]:
+        """Each scope's task records and unit vectors, held in memory while the task table is at
+        the version they were read (or written by us) at, like the last turns: a LanceDB vector
+        search costs ~5 ms of CPU however few the rows, a product over a scope's rows a few µs."""
+        held: dict[str, _HeldTasks] = {}
         with self._tasks_lock:
-            held = self._tasks_held.get(scope)
-            if held is not None and held.version == version:
-                self._tasks_held.move_to_end(scope)
-                return held
-        held = self._read_tasks(scope, version)
-        if self._tasks.version == version:  # else a commit landed meanwhile: don't keep it
-            with self._tasks_lock:
+            for scope in scopes:
+                current = self._tasks_held.get(scope)
+                if current is not None and current.version == version:
+                    self._tasks_held.move_to_end(scope)
+                    held[scope] = current
+        missing = [scope for scope in scopes if scope not in held]
+        if missing:
+            read = self._read_tasks(missing, version)
+            held.update(read)
+            if self._tasks.version == version:  # else a commit landed meanwhile: don't keep them
+                self._hold_tasks(read, version)
+        return [held[scope] for scope in scopes]
+
+    def _hold_tasks(self, read: dict[str, _HeldTasks], version: int) -> None:
+        with self._tasks_lock:
+            for scope, tasks in read.items():
                 current = self._tasks_held.get(scope)
                 if current is None or current.version <= version:
-                    self._tasks_held[scope] = held
+                    self._tasks_held[scope] = tasks
                     self._tasks_held.move_to_end(scope)
-                    self._trim_tasks()
-        return held
+            self._trim_tasks()
 
-    def _read_tasks(self, scope: str, version: int) -> _HeldTasks:
-        columns = ["id", "task_name", "command", "result", "vector"]
-        rows = self._tasks.search().where(f"scope = {_quote(scope)}").select(columns).limit(TASKS_HELD + 1).to_arrow()
-        if rows.num_rows > TASKS_HELD:
-            return _HeldTasks(version, (), (), None)
-        records = tuple(TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"])
-                        for r in rows.select(["task_name", "command", "result"]).to_pylist())
-        return _HeldTasks(version, tuple(rows.column("id").to_pylist()), records, _unit_rows(rows.column("vector")))
+    def _read_tasks(self, scopes: Sequence[str], version: int) -> dict[str, _HeldTasks]:
+        """The task records of `scopes`, in one read unless it comes back cut short by the limit
+        (then scope by scope); a scope with more than TASKS_HELD rows is marked too big to hold."""
+        cap = TASKS_HELD * len(scopes) + 1
+        columns = ["id", "scope", "task_name", "command", "result", "vector"]
+        rows = self._tasks.search().where(scope_filter(scopes)).select(columns).limit(cap).to_arrow()
+        if rows.num_rows >= cap and len(scopes) > 1:
+            return {scope: tasks for one in scopes for scope, tasks in self._read_tasks([one], version).items()}
+        import pyarrow as pa
+
+        owners = rows.column("scope").to_pylist()
+        read = {}
+        for scope in scopes:
+            mine = rows.take(pa.array([n for n, owner in enumerate(owners) if owner == scope], type=pa.int64()))
+            read[scope] = _held_of(mine, version) if mine.num_rows <= TASKS_HELD else _HeldTasks(version, (), (), None)
+        return read
 
     def _trim_tasks(self) -> None:
         """Hold at most TASK_ROWS_HELD rows in all (~2 KB each), the scopes used longest ago go first."""
@@ -1092,6 +1108,12 @@ def _unit_rows(vectors: Any) -> Any:
         vectors = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1) if len(column) else np.empty((0, 0))
     rows = np.asarray(vectors, dtype=np.float32)
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12) if rows.size else rows
+
+
+def _held_of(rows: Any, version: int) -> _HeldTasks:
+    records = tuple(TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"])
+                    for r in rows.select(["task_name", "command", "result"]).to_pylist())
+    return _HeldTasks(version, tuple(rows.column("id").to_pylist()), records, _unit_rows(rows.column("vector")))
 
 
 def _nearest_held(vector: Any, held: Sequence[_HeldTasks]) -> Iterator[tuple[str, float, TaskRecord]]:

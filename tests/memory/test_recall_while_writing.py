@@ -121,3 +121,19 @@ async def test_a_scope_with_more_task_records_than_are_held_is_searched_in_the_t
     assert (await searched.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks == expected
     assert searched._tasks_held[ALICE.user_scope].vectors is None  # too many: not held
     assert expected[0] == BIKE
+
+
+async def test_scopes_read_together_and_cut_short_are_read_one_by_one(settings, builtin, monkeypatch):
+    import kagentbot.memory.store as store_module
+
+    many = [TaskRecord("kb_search", {"name": "kb_search"}, f"note {n} about tea") for n in range(7)]
+    writer = await MemoryStore.open(settings, embedder=builtin)
+    await writer.remember(ALICE, "tea notes", "noted", many)
+    await writer.remember(ALICE_IN_TEAM, "where is the bicycle shed", "building 3", [BIKE])
+    expected = (await writer.recall(ALICE_IN_TEAM, "bicycle shed", turns=0, limit=1)).tasks
+    monkeypatch.setattr(store_module, "TASKS_HELD", 2)  # 3 scopes: one read of at most 7 rows
+    reader = await MemoryStore.open(settings, embedder=builtin)
+    assert (await reader.recall(ALICE_IN_TEAM, "bicycle shed", turns=0, limit=1)).tasks == expected
+    assert expected[0] == BIKE
+    assert reader._tasks_held[ALICE.user_scope].vectors is None
+    assert reader._tasks_held[ALICE_IN_TEAM.chat_scope].ids and reader._tasks_held["global"].ids == ()
