@@ -1091,8 +1091,10 @@ class _PendingTurn:
         return f"{self.id}-{n}"
 
     def task_vectors(self) -> Any:
-        done = self.embedded is not None and self.embedded.done() and not self.embedded.cancelled()
-        return self.embedded.result() if done and self.embedded.exception() is None else None
+        embedded = self.embedded
+        if embedded is None or not embedded.done() or embedded.cancelled() or embedded.exception() is not None:
+            return None
+        return embedded.result()
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "scope": self.audience.conversation_key, "user_scope": self.audience.user_scope,
