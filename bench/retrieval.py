@@ -89,15 +89,22 @@ async def build(size: int, root: Path, embedder: BuiltinEmbedder):
     return store, rng, words, needle_vectors
 
 
-async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[float, float, int]:
+def random_queries(rng, words, n: int) -> list[tuple[Audience, object, str]]:
     import numpy as np
 
-    timings, hits = [], 0
-    for q in range(queries + 5):
+    queries = []
+    for _ in range(n):
         audience = Audience(f"user:slack:U{rng.integers(USERS)}", f"chat:slack:C{rng.integers(CHATS)}")
         vector = rng.standard_normal(512).astype(np.float32)
         vector /= np.linalg.norm(vector)
         text = " ".join(words[i] for i in rng.zipf(1.3, size=3) % len(words)) + " 会议"
+        queries.append((audience, vector, text))
+    return queries
+
+
+async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[float, float, int]:
+    timings, hits = [], 0
+    for q, (audience, vector, text) in enumerate(random_queries(rng, words, queries + 5)):
         started = time.perf_counter()
         passages = await asyncio.to_thread(store._hybrid, vector, text, audience.readable, 5)
         if q >= 5:  # the first few warm the caches
@@ -107,6 +114,30 @@ async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[f
     timings.sort()
     p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
     return statistics.median(timings) * 1000, p99 * 1000, hits
+
+
+def legs(store: MemoryStore, rng, words, queries: int) -> str:
+    """Where a hybrid query's time goes: each leg alone, then the whole, wall and process CPU
+    (every thread) per query, p50. The legs run side by side, so the whole is near the sum of
+    the legs when the machine has no core to spare for the second."""
+    from kagentbot.memory.store import scope_filter
+
+    sample = random_queries(rng, words, queries)
+    steps = {
+        "vector leg": lambda a, v, t: store._vector_leg(v, scope_filter(a.readable), 5),
+        "full-text leg": lambda a, v, t: store._text_leg(t, scope_filter(a.readable), 5),
+        "hybrid": lambda a, v, t: store._hybrid(v, t, a.readable, 5),
+    }
+    parts = []
+    for name, step in steps.items():
+        wall, cpu = [], []
+        for audience, vector, text in sample:
+            started, used = time.perf_counter(), time.process_time()
+            step(audience, vector, text)
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - used)
+        parts.append(f"{name} {statistics.median(wall) * 1000:.1f} ms (CPU {statistics.median(cpu) * 1000:.1f})")
+    return ", ".join(parts)
 
 
 NEEDLES = 50
@@ -256,6 +287,7 @@ async def main() -> None:
             print(f"hybrid query @ {size:,} chunks: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                   f"({args.queries} queries, scope-filtered, {hits} passages returned)")
             print(f"  end-to-end search incl. query embedding: {await end_to_end_ms(store):.1f} ms")
+            print(f"  p50 of each part: {await asyncio.to_thread(legs, store, rng, words, args.queries)}")
             print(f"  a user's only row found by its vector after ANN indexing: {await needle_recall(store, needles, rng):.0%}")
             shutil.rmtree(root / f"n{size}", ignore_errors=True)
     finally:

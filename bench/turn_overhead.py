@@ -2,6 +2,7 @@
 `kagentbot ask` takes from a cold start to its first LLM request.
 
     python bench/turn_overhead.py [--turns 300] [--cold 5]
+    python bench/turn_overhead.py --memory [--turns 600] [--rounds 3] [--compare OLD_CHECKOUT]
 
 A turn is the seed showcase: plan `time_delta`, run it, plan `task_complete`, stream the answer.
 Rows, side by side in one run:
@@ -15,12 +16,20 @@ Rows, side by side in one run:
                              model takes time to answer: what one turn itself costs
 And what the ops metrics cost a turn (`kagentbot run` with KAGENTBOT_OPS__PORT): the bot with an
 in-memory platform, metrics off and on, in alternating batches; `--metrics-only` runs just that.
+
+`--memory` runs only the two LanceDB rows, each in a fresh process and data directory, and adds
+the process's CPU per turn (every thread: background writes and compactions included, counted
+until they are flushed). The embedding model is loaded before timing, as `kagentbot run` does
+at start (`warm`). `--compare DIR` runs the same rows, round after round in turn, with the
+kagentbot package of another checkout (e.g. `git worktree add /tmp/base HEAD~3`): before and
+after side by side on the same machine at the same time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -30,6 +39,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if "--code" in sys.argv:  # --memory --compare: the child runs another checkout's kagentbot
+    ROOT = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 from kagentbot.agent.llm import ChatReply, ModelInfo, make_client  # noqa: E402
@@ -122,11 +133,13 @@ async def agent_rows(settings, turns: int) -> dict[str, list[float]]:
     return rows
 
 
-async def bot_row(settings, turns: int, memory: str, pause: float = 0.0) -> list[float]:
+async def bot_row(settings, turns: int, memory: str, pause: float = 0.0, cpu: list[float] | None = None) -> list[float]:
     services = await Services.open(settings)
     if memory == "buffer":
         await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
         services.memory = ConversationBuffer()
+    elif cpu is not None:
+        await warm(services.memory)
     services.llm = InstantModel()
     chat = ChatAdapter()
     bot = Bot(services, [chat])
@@ -139,7 +152,13 @@ async def bot_row(settings, turns: int, memory: str, pause: float = 0.0) -> list
         await bot.idle()
 
     await time_turns(one_turn, 20, pause)
+    if cpu is not None:
+        await services.memory.flush()
+    started = time.process_time()
     samples = await time_turns(one_turn, turns, pause)
+    if cpu is not None:
+        await services.memory.flush()  # the turns' background writes and compactions count too
+        cpu.append((time.process_time() - started) / turns * 1000)
     await bot.stop()
     return samples
 
@@ -252,6 +271,50 @@ def _replay_cost(meters, repeats: int = 2000) -> float:
             metrics.message_edited("testchat")
     metrics.disable()
     return (time.perf_counter() - started) * 1e6 / repeats
+async def warm(memory) -> None:
+    """What `kagentbot run` does at start (`warm`: load the model), waited for here."""
+    memory.warm()
+    embed = getattr(memory, "_embedder", None)
+    if embed is not None:
+        await embed.embed(["warm up"])
+
+
+async def memory_rows(turns: int) -> dict[str, dict[str, float]]:
+    """The two LanceDB rows with CPU per turn, each in a fresh data directory."""
+    rows = {}
+    for name, pause in (("back to back", 0.0), ("50 ms between turns", 0.05)):
+        with tempfile.TemporaryDirectory() as data:
+            settings = load_settings(data_dir=Path(data), render={"verbosity": "thread"})
+            cpu: list[float] = []
+            median, p99 = summary(await bot_row(settings, turns, "lancedb", pause, cpu))
+            rows[name] = {"median": median, "p99": p99, "cpu": cpu[0]}
+    return rows
+
+
+async def child(code: str, turns: int) -> dict[str, dict[str, float]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).resolve()), "--memory-child", "--code", code, "--turns", str(turns),
+        env={**os.environ, "PYTHONPATH": code}, stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def compare_memory(turns: int, rounds: int, other: str | None) -> None:
+    codes = {"this checkout": str(Path(__file__).resolve().parents[1])}
+    if other:
+        codes = {"compared checkout": str(Path(other).resolve()), **codes}
+    results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in codes}
+    for _ in range(rounds):  # in turn, so that both see the same machine load
+        for name, code in codes.items():
+            results[name].append(await child(code, turns))
+    print(f"bot + LanceDB memory, zero-latency model ({turns} turns per row, {rounds} rounds, each a fresh process)")
+    print(f"{'code':18} {'row':22} {'median ms':>16} {'p99 ms':>16} {'CPU ms/turn':>16}")
+    for name, runs in results.items():
+        for row in runs[0]:
+            cells = [" / ".join(f"{run[row][key]:.1f}" for run in runs) for key in ("median", "p99", "cpu")]
+            print(f"{name:18} {row:22} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}")
+    print("goal: p99 < 50 ms back to back (each figure: one per round)")
 
 
 # What `kagentbot ask` does before its first LLM request, step by step, in a fresh interpreter.
@@ -335,10 +398,21 @@ async def main() -> None:
     parser.add_argument("--cold", type=int, default=5)
     parser.add_argument("--metrics-rounds", type=int, default=20)
     parser.add_argument("--metrics-only", action="store_true", help="only the metrics on/off comparison")
+    parser.add_argument("--memory", action="store_true", help="only the LanceDB rows, with CPU per turn")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", metavar="DIR", help="also run the LanceDB rows with the code in DIR")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.metrics_only:
         with tempfile.TemporaryDirectory() as data:
             await metrics_overhead(load_settings(data_dir=Path(data), render={"verbosity": "thread"}), args.metrics_rounds)
+        return
+    if args.memory_child:
+        print(json.dumps(await memory_rows(args.turns)))
+        return
+    if args.memory or args.compare:
+        await compare_memory(args.turns, args.rounds, args.compare)
         return
     if args.cold:  # first: the LanceDB rows below leave background work that would share the CPU
         await report_cold_start(args.cold)

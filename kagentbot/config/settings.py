@@ -126,6 +126,12 @@ class MemorySettings(Section):
     archive_max_members: int = Field(1000, ge=1, description="most files inside a .docx")
     archive_max_unpacked_mb: float = Field(100.0, gt=0, description="most MB a .docx may unpack to")
     archive_max_ratio: int = Field(100, ge=2, description="highest compression ratio of one part of a .docx (larger than 1 MB unpacked)")
+    keep_versions_minutes: float = Field(
+        2.0, gt=0, description="compacting the turn and task tables removes their versions older than this "
+        "(each costs every later compaction time; other processes read the newest within 2 s)")
+    write_interval: float = Field(
+        0.5, ge=0, description="seconds between background commits of finished turns under a steady flow "
+        "(a lone turn is written at once); what a crash can lose grows with it")
 
 
 class ToolsSettings(Section):

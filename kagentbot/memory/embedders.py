@@ -106,13 +106,13 @@ class BuiltinEmbedder:
         import numpy as np
 
         out = np.empty((len(texts), self._DIM), dtype=np.float32)
-        with self._lock:
-            model = self._load()
-            for start in range(0, len(texts), self._batch_size):
-                batch = texts[start : start + self._batch_size]
-                out[start : start + len(batch)] = model.encode([self._windowed(t) for t in batch])
-                if progress:
-                    progress(start + len(batch), len(texts))
+        for start in range(0, len(texts), self._batch_size):
+            batch = texts[start : start + self._batch_size]
+            # Locked per batch: a recall's query waits for one batch of a long document, not all of it.
+            with self._lock:
+                out[start : start + len(batch)] = self._load().encode([self._windowed(t) for t in batch])
+            if progress:
+                progress(start + len(batch), len(texts))
         return out
 
     def _windowed(self, text: str) -> str:

@@ -12,9 +12,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ CONVERSATION = "conversation"
 # Migrations from an older schema version: version -> blocking function(db, meta) -> meta.
 MIGRATIONS: dict[int, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
 TASKS_PER_RECALL = 3
+TASKS_HELD = 1000  # task records of one scope held in memory; a scope with more is searched in LanceDB
+TASK_ROWS_HELD = 20_000  # in all (~2 KB each)
 _PASSAGE_COLUMNS = ["id", "text", "title", "source", "scope"]
 _DAY_MS = 86_400_000
 _TURNS_CACHED = 32  # per conversation: more than any history_turns a prompt takes
@@ -293,6 +296,9 @@ class MemoryStore:
         self.settings = settings  # the commands read limits and fetch settings from here
         self._settings: MemorySettings = settings.memory
         self._uri = uri
+        # Task records held in memory per scope (see _scopes_tasks), the most recently used last.
+        self._tasks_held: OrderedDict[str, _HeldTasks] = OrderedDict()
+        self._tasks_lock = threading.Lock()
         self._set_generation(meta)
         self._meta_table = db.open_table(META)
         self._meta_version = self._meta_table.version
@@ -313,7 +319,17 @@ class MemoryStore:
         self._turns_lock = threading.Lock()  # a read and our own commit must not interleave
         self._writes: dict[str, set[asyncio.Future[None]]] = {}  # write-behind, by conversation key
         self._queue: list[_PendingTurn] = []  # turns waiting for the next batch
+        # Every turn handed to remember_soon and not yet committed, by conversation key: recalls
+        # read them from here, so no recall ever waits for a commit, a compaction or index upkeep.
+        self._unwritten: dict[str, list[_PendingTurn]] = {}
+        # Held by every commit of turns and tasks and by compaction (threads): they go one at a
+        # time, so the turn cache sees each of our commits land right after the one before.
+        self._commit_lock = threading.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._last_batch = float("-inf")  # loop time the last background batch began
+        self._hurry = asyncio.Event()  # set while a flush waits: write what is queued now
+        self._flushes = 0
+        self._embedding: set[asyncio.Task[None]] = set()  # task records of unwritten turns being embedded
         self._written = 0  # batches written in the background since the tables were last compacted
         self._compacting = asyncio.Lock()
         if self._knowledge.count_rows() or self._tasks.count_rows():
@@ -325,6 +341,8 @@ class MemoryStore:
         self._knowledge = self._db.open_table(f"knowledge_g{generation}")
         _ensure_fts(self._knowledge, self._settings.fts_tokenizer)
         self._tasks = self._db.open_table(f"tasks_g{generation}")
+        with self._tasks_lock:
+            self._tasks_held.clear()  # they were another table's
 
     async def _current(self) -> None:
         """`kagentbot kb reindex` in another process moves the store to a new generation of tables
@@ -538,16 +556,18 @@ class MemoryStore:
         the full-text leg runs beside the vector leg, then LanceDB's RRF fuses the two rankings."""
         where = scope_filter(scopes)
         text_leg = self._legs.submit(self._text_leg, query, where, limit)
-        vector_hits = (
-            self._knowledge.search(vector, query_type="vector", vector_column_name="vector")
-            .distance_type("cosine").where(where, prefilter=True)
-            .select([*_PASSAGE_COLUMNS, "_distance"]).with_row_id(True).limit(limit).to_arrow()
-        )
-        fused = self._rrf.rerank_hybrid(query, vector_hits, text_leg.result())
+        fused = self._rrf.rerank_hybrid(query, self._vector_leg(vector, where, limit), text_leg.result())
         return [
             Passage(r["id"], r["text"], r["source"] or r["title"], r["scope"], float(r["_relevance_score"]))
             for r in fused.slice(0, limit).to_pylist()
         ]
+
+    def _vector_leg(self, vector: Any, where: str, limit: int) -> Any:
+        return (
+            self._knowledge.search(vector, query_type="vector", vector_column_name="vector")
+            .distance_type("cosine").where(where, prefilter=True)
+            .select([*_PASSAGE_COLUMNS, "_distance"]).with_row_id(True).limit(limit).to_arrow()
+        )
 
     def _text_leg(self, query: str, where: str, limit: int) -> Any:
         return (
@@ -583,33 +603,63 @@ class MemoryStore:
         self._legs.shutdown(wait=False, cancel_futures=True)
 
     async def recall(self, audience: Audience, query: str, *, turns: int, limit: int) -> Recall:
-        await self._settled(audience.readable)
+        """What the audience may read: committed rows (scope-filtered inside each query) and the
+        turns of its readable conversations still being written in the background (filtered by
+        the same scopes here). Waits for no commit; at most for the embedding of a pending turn's
+        tasks, which its own query embedding would wait for anyway."""
         await self._current()
+        pending = await self._pending_for(audience)
         embed_now = getattr(self._embedder, "embed_now", None)
         if embed_now is not None:
             # The model runs in this process: the whole recall is one thread hop (each hop costs
             # ~1 ms of wake-up latency on a busy machine, and a recall used to take five).
-            return await asyncio.to_thread(self._recall_now, audience, query, turns, limit, embed_now)
-        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns)
+            return await asyncio.to_thread(self._recall_now, audience, query, turns, limit, embed_now, pending)
+        unranked = await asyncio.to_thread(self._recall_unranked, audience, turns, pending)
         if unranked is not None:
             return unranked
         vector = (await self._embedder.embed([query or " "]))[0]
-        return await asyncio.to_thread(self._ranked, audience, query, turns, limit, vector)
+        return await asyncio.to_thread(self._ranked, audience, query, turns, limit, vector, pending)
 
-    def _recall_now(self, audience: Audience, query: str, turns: int, limit: int, embed_now: Callable[[list[str]], Any]) -> Recall:
-        unranked = self._recall_unranked(audience, turns)
+    async def _pending_for(self, audience: Audience) -> tuple[_PendingTurn, ...]:
+        """The unwritten turns of every conversation the audience may read, with their task
+        vectors ready. A snapshot taken before the committed rows are read: a turn committed
+        meanwhile is then seen twice (and counted once, by id), never missed."""
+        pending = tuple(p for scope in audience.readable for p in self._unwritten.get(scope, ()))
+        embedding = [p.embedded for p in pending if p.embedded is not None and not p.embedded.done()]
+        if embedding:
+            await asyncio.gather(*embedding, return_exceptions=True)
+        return pending
+
+    def _recall_now(self, audience: Audience, query: str, turns: int, limit: int,
+                    embed_now: Callable[[list[str]], Any], pending: tuple[_PendingTurn, ...]) -> Recall:
+        unranked = self._recall_unranked(audience, turns, pending)
         if unranked is not None:
             return unranked
-        return self._ranked(audience, query, turns, limit, embed_now([query or " "])[0])
+        return self._ranked(audience, query, turns, limit, embed_now([query or " "])[0], pending)
 
-    def _ranked(self, audience: Audience, query: str, turns: int, limit: int, vector: Any) -> Recall:
+    def _ranked(self, audience: Audience, query: str, turns: int, limit: int, vector: Any,
+                pending: tuple[_PendingTurn, ...]) -> Recall:
         """Task records, last turns and knowledge at once: the task search runs on a search
         thread (a leaf: it submits nothing, so the pool cannot deadlock) beside the other two."""
         scopes = audience.readable
-        tasks = self._legs.submit(self._related_tasks, vector, scopes)
-        conversation = self._conversation_of(audience, turns)
+        tasks = self._legs.submit(self._related_tasks, vector, scopes, pending)
+        conversation = self._conversation_of(audience, turns, pending)
         knowledge = self._hybrid(vector, query, scopes, limit) if query.strip() and self._knowledge_in(scopes) else []
         return Recall(knowledge=tuple(knowledge), conversation=tuple(conversation), tasks=tuple(tasks.result()))
+
+    def _conversation_of(self, audience: Audience, turns: int, pending: tuple[_PendingTurn, ...]) -> list[Turn]:
+        """The last turns the audience may read here, committed and unwritten, in the order they
+        happened: the chat's, and with sharing on the asker's private turns in this chat."""
+        if turns <= 0:
+            return []
+        keys = audience.conversation_keys
+        committed = [item for key in keys for item in self._last_turns(key, turns)]
+        seen = {turn_id for turn_id, _ in committed}
+        newer = [(p.id, p.turn) for p in pending if p.scope in keys and p.id not in seen]
+        merged = committed + newer
+        if len(keys) > 1:
+            merged.sort(key=lambda item: item[1].at)
+        return [turn for _, turn in merged[-turns:]]
 
     def _knowledge_in(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks; a hybrid search of none finds nothing.
@@ -624,13 +674,13 @@ class MemoryStore:
         self._has_knowledge[key] = (version, found)
         return found
 
-    def _recall_unranked(self, audience: Audience, turns: int) -> Recall | None:
+    def _recall_unranked(self, audience: Audience, turns: int, pending: tuple[_PendingTurn, ...]) -> Recall | None:
         """When the readable scopes hold no knowledge or tasks there is nothing to rank: the
         recall is the last turns alone, and the query embedding (a model load on a cold start)
         is skipped. None: rank as usual."""
-        if self._has_searchable(audience.readable):
+        if any(p.tasks for p in pending) or self._has_searchable(audience.readable):
             return None
-        return Recall(conversation=tuple(self._conversation_of(audience, turns)))
+        return Recall(conversation=tuple(self._conversation_of(audience, turns, pending)))
 
     def _has_searchable(self, scopes: Sequence[str]) -> bool:
         """Whether any of `scopes` holds knowledge chunks or task records (scope bitmap counts)."""
@@ -643,16 +693,7 @@ class MemoryStore:
             self._searchable.add(key)
         return found
 
-    def _conversation_of(self, audience: Audience, turns: int) -> list[Turn]:
-        """The last turns the audience may read here: the chat's, and with sharing on the asker's
-        private turns in this chat, in the order they happened."""
-        keys = audience.conversation_keys
-        if len(keys) == 1:
-            return self._last_turns(keys[0], turns)
-        merged = sorted((t for key in keys for t in self._last_turns(key, turns)), key=lambda t: t.at)
-        return merged[-turns:] if turns > 0 else []
-
-    def _last_turns(self, key: str, turns: int) -> list[Turn]:
+    def _last_turns(self, key: str, turns: int) -> list[tuple[str, Turn]]:
         """The last `turns` turns of a conversation. Served from memory while the conversation
         table is at the version they were read (or written by us) at; any other commit, from this
         process or another, changes the version and the turns are read again. No lock is held
@@ -672,10 +713,10 @@ class MemoryStore:
         return list(cached.turns[-turns:])
 
     def _read_turns(self, key: str, version: int, depth: int) -> _CachedTurns:
-        columns = ["scope", "user_scope", "question", "answer", "at_ms"]
+        columns = ["id", "scope", "user_scope", "question", "answer", "at_ms"]
         query = self._conversation.search().where(f"scope = {_quote(key)}").select(columns).limit(None)
         rows = sorted(query.to_arrow().to_pylist(), key=lambda r: r["at_ms"])
-        kept = tuple(_turn(r) for r in rows[-depth:])
+        kept = tuple((r["id"], _turn(r)) for r in rows[-depth:])
         return _CachedTurns(version, kept, depth, complete=len(rows) <= depth)
 
     def _add_turns(self, rows: list[dict[str, Any]]) -> None:
@@ -696,39 +737,126 @@ class MemoryStore:
                     continue
                 for row in rows:
                     if row["scope"] == key:
-                        cached = cached.appended(after, _turn(row))
+                        cached = cached.appended(after, (row["id"], _turn(row)))
                 self._turns[key] = replace(cached, version=after)
 
-    def _related_tasks(self, vector: Any, scopes: Sequence[str]) -> list[TaskRecord]:
+    def _related_tasks(self, vector: Any, scopes: Sequence[str], pending: tuple[_PendingTurn, ...] = ()) -> list[TaskRecord]:
+        """The task records nearest the query among the readable scopes' committed ones and those
+        of unwritten turns (already limited to readable conversations), by one cosine ranking."""
+        held = self._scopes_tasks(scopes, self._tasks.version)
+        if any(h.vectors is None for h in held):
+            found = self._searched_tasks(vector, scopes)  # a scope too big to hold in memory
+        else:
+            found = {task_id: (distance, record) for task_id, distance, record in _nearest_held(vector, held)}
+        for task_id, distance, record in _pending_tasks(vector, pending):
+            found.setdefault(task_id, (distance, record))
+        max_distance = 1.0 - self._settings.task_min_similarity
+        nearest = sorted(found.values(), key=lambda item: item[0])[:TASKS_PER_RECALL]
+        return [record for distance, record in nearest if distance <= max_distance]
+
+    def _searched_tasks(self, vector: Any, scopes: Sequence[str]) -> dict[str, tuple[float, TaskRecord]]:
         query = (
             self._tasks.search(vector).distance_type("cosine").where(scope_filter(scopes), prefilter=True)
-            .select(["task_name", "command", "result", "scope", "_distance"]).limit(TASKS_PER_RECALL)
+            .select(["id", "task_name", "command", "result", "scope", "_distance"]).limit(TASKS_PER_RECALL)
         )
-        max_distance = 1.0 - self._settings.task_min_similarity
-        return [
-            TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"], r["scope"])
+        return {
+            r["id"]: (r["_distance"], TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"], r["scope"]))
             for r in query.to_arrow().to_pylist()
-            if r["_distance"] <= max_distance
-        ]
+        }
+
+    def _scopes_tasks(self, scopes: Sequence[str], version: int) -> list[_HeldTasks]:
+        """Each scope's task records and unit vectors, held in memory while the task table is at
+        the version they were read (or written by us) at, like the last turns: a LanceDB vector
+        search costs ~5 ms of CPU however few the rows, a product over a scope's rows a few µs."""
+        held: dict[str, _HeldTasks] = {}
+        with self._tasks_lock:
+            for scope in scopes:
+                current = self._tasks_held.get(scope)
+                if current is not None and current.version == version:
+                    self._tasks_held.move_to_end(scope)
+                    held[scope] = current
+        missing = [scope for scope in scopes if scope not in held]
+        if missing:
+            read = self._read_tasks(missing, version)
+            held.update(read)
+            if self._tasks.version == version:  # else a commit landed meanwhile: don't keep them
+                self._hold_tasks(read, version)
+        return [held[scope] for scope in scopes]
+
+    def _hold_tasks(self, read: dict[str, _HeldTasks], version: int) -> None:
+        with self._tasks_lock:
+            for scope, tasks in read.items():
+                current = self._tasks_held.get(scope)
+                if current is None or current.version <= version:
+                    self._tasks_held[scope] = tasks
+                    self._tasks_held.move_to_end(scope)
+            self._trim_tasks()
+
+    def _read_tasks(self, scopes: Sequence[str], version: int) -> dict[str, _HeldTasks]:
+        """The task records of `scopes`, in one read unless it comes back cut short by the limit
+        (then scope by scope); a scope with more than TASKS_HELD rows is marked too big to hold."""
+        cap = TASKS_HELD * len(scopes) + 1
+        columns = ["id", "scope", "task_name", "command", "result", "vector"]
+        rows = self._tasks.search().where(scope_filter(scopes)).select(columns).limit(cap).to_arrow()
+        if rows.num_rows >= cap and len(scopes) > 1:
+            return {scope: tasks for one in scopes for scope, tasks in self._read_tasks([one], version).items()}
+        import pyarrow as pa
+
+        owners = rows.column("scope").to_pylist()
+        read = {}
+        for scope in scopes:
+            mine = rows.take(pa.array([n for n, owner in enumerate(owners) if owner == scope], type=pa.int64()))
+            read[scope] = _held_of(mine, version) if mine.num_rows <= TASKS_HELD else _HeldTasks(version, (), (), None)
+        return read
+
+    def _trim_tasks(self) -> None:
+        """Hold at most TASK_ROWS_HELD rows in all (~2 KB each), the scopes used longest ago go first."""
+        while sum(len(h.ids) for h in self._tasks_held.values()) > TASK_ROWS_HELD and len(self._tasks_held) > 1:
+            self._tasks_held.popitem(last=False)
+
+    def _tasks_committed(self, before: int, after: int | None, embedded: list[tuple[_PendingTurn, Any]]) -> None:
+        """Our task commit landed right after the version we last saw: the held scopes stay exact,
+        moved to the new version with our rows appended. Otherwise read them afresh."""
+        with self._tasks_lock:
+            if after != before + 1:
+                self._tasks_held.clear()
+                return
+            for scope, held in list(self._tasks_held.items()):
+                if held.version == after:
+                    continue
+                if held.version != before:
+                    del self._tasks_held[scope]
+                    continue
+                ours = [(p, n, v) for p, vectors in embedded if p.scope == scope
+                        for n, v in enumerate(vectors)]
+                self._tasks_held[scope] = held.appended(after, ours)
 
     async def remember(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
                        scope: str = "") -> None:
         """Store a finished turn under `scope` (default: the audience's conversation); returns once
         it is committed."""
-        scope = scope or audience.conversation_key
-        await self._commit([_PendingTurn(audience, scope, question, answer, tuple(tasks), _now_ms())])
+        loop = asyncio.get_running_loop()
+        pending = _PendingTurn(audience, scope or audience.conversation_key, question, answer, tuple(tasks),
+                               _now_ms(), None, loop.create_future() if tasks else None)
+        if tasks:
+            await self._embed_tasks(pending)
+        await self._commit([pending])
 
     def remember_soon(self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *,
                       scope: str = "") -> None:
         """`remember` in the background, so a turn ends when its answer is out. Turns finished
         while a batch is being written go into the next one: one commit per table per batch, so
         hundreds of busy conversations cost a few commits, not hundreds. Nothing reads around
-        it: a recall over the scopes a pending turn writes waits for its batch first, and `flush`
-        (called by Services.close) waits for every one."""
+        it: until its batch is committed the turn is recalled from memory (its tasks once
+        embedded), and `flush` (called by Services.close) waits for every batch."""
         loop = asyncio.get_running_loop()
         key = scope or audience.conversation_key
-        pending = _PendingTurn(audience, key, question, answer, tuple(tasks), _now_ms(), loop.create_future())
+        pending = _PendingTurn(audience, key, question, answer, tuple(tasks), _now_ms(), loop.create_future(),
+                               loop.create_future() if tasks else None)
+        if tasks:
+            self._embed_soon(pending)
         self._queue.append(pending)
+        self._unwritten.setdefault(key, []).append(pending)
         self._writes.setdefault(key, set()).add(pending.done)
         pending.done.add_done_callback(lambda done: self._write_done(key, done))
         if self._writer is None or self._writer.done():
@@ -736,7 +864,9 @@ class MemoryStore:
 
     async def _write_batches(self) -> None:
         while self._queue:
+            await self._gather()
             batch, self._queue = self._queue, []
+            self._last_batch = asyncio.get_running_loop().time()
             try:
                 await self._commit(batch)
             except Exception:
@@ -744,8 +874,7 @@ class MemoryStore:
                 log.exception("could not store %d turn(s) in memory (%s)", len(batch),
                               ", ".join(sorted({p.scope for p in batch})))
             finally:
-                for pending in batch:
-                    pending.done.set_result(None)
+                self._settle(batch)
             self._written += 1
             if self._written >= self._settings.compact_every and not self._compacting.locked():
                 self._written = 0
@@ -754,13 +883,64 @@ class MemoryStore:
                 self._writes.setdefault("", set()).add(task)
                 task.add_done_callback(lambda done: self._write_done("", done))
 
+    async def _gather(self) -> None:
+        """Under a steady flow of turns, wait until `memory.write_interval` has passed since the
+        last batch began, so that each batch carries every turn finished meanwhile: each commit
+        costs a few ms and leaves a version that every later compaction reads. A lone turn after a
+        quiet spell is written at once; `flush` cuts the wait short."""
+        delay = self._last_batch + self._settings.write_interval - asyncio.get_running_loop().time()
+        if delay > 0 and not self._hurry.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), delay)
+
+    def _settle(self, batch: Sequence[_PendingTurn]) -> None:
+        """The batch is committed (or lost, and logged): recalls read it from the tables now."""
+        for pending in batch:
+            key = pending.scope
+            unwritten = [p for p in self._unwritten.get(key, ()) if p is not pending]
+            if unwritten:
+                self._unwritten[key] = unwritten
+            else:
+                self._unwritten.pop(key, None)
+            for future in (pending.embedded, pending.done):
+                if future is not None and not future.done():
+                    future.set_result(None)
+
     async def _commit(self, batch: Sequence[_PendingTurn]) -> None:
-        turns = [{"id": uuid.uuid4().hex, "scope": p.scope, "user_scope": p.audience.user_scope,
-                  "question": p.question, "answer": p.answer, "at_ms": p.at} for p in batch]
-        await asyncio.to_thread(self._add_turns, turns)
-        if any(p.tasks for p in batch):
-            await self._current()
-            await self._remember_tasks(batch)
+        """Commit the batch's turns and task records in one thread hop: one commit per table.
+        Turns are committed even when their tasks could not be embedded (that is then raised)."""
+        tasks = [(p, await p.embedded) for p in batch if p.embedded is not None]
+        embedded = [(p, vectors) for p, vectors in tasks if vectors is not None]
+        if embedded:
+            await self._current()  # the tasks go to the current generation of tables
+        await asyncio.to_thread(self._write, batch, embedded)
+        if len(embedded) < len(tasks):
+            raise StoreError(f"the task records of {len(tasks) - len(embedded)} turn(s) could not be embedded")
+
+    def _embed_soon(self, pending: _PendingTurn) -> None:
+        """Embed a finished turn's task records now, apart from its batch: a recall that reads the
+        turn before it is committed ranks them without waiting for the batch to gather."""
+        task = asyncio.get_running_loop().create_task(self._embed_tasks(pending))
+        self._embedding.add(task)
+        task.add_done_callback(self._embedding.discard)
+
+    async def _embed_tasks(self, pending: _PendingTurn) -> None:
+        vectors = None
+        try:
+            vectors = await self._embedder.embed([_task_text(pending.question, t.task_name, t.result) for t in pending.tasks])
+        except Exception:
+            log.exception("could not embed %d task record(s) of %s", len(pending.tasks), pending.scope)
+        finally:
+            if pending.embedded is not None and not pending.embedded.done():
+                pending.embedded.set_result(vectors)
+
+    def _write(self, batch: Sequence[_PendingTurn], embedded: list[tuple[_PendingTurn, Any]]) -> None:
+        with self._commit_lock:
+            self._add_turns([p.row() for p in batch])
+            if embedded:
+                before = self._tasks.version
+                result = self._tasks.add(self._task_rows(embedded))
+                self._tasks_committed(before, getattr(result, "version", None), embedded)
 
     async def _compact_soon(self) -> None:
         async with self._compacting:
@@ -768,12 +948,14 @@ class MemoryStore:
 
     def _compact(self) -> None:
         """Each commit adds a small file, and every read opens each file: reads slow down as turns
-        pile up (a task search goes from 2.5 ms at 1 file to 17 ms at 100). Fold them into one."""
+        pile up (a task search goes from 2.5 ms at 1 file to 17 ms at 100). Fold them into one.
+        Each commit also leaves a version, and compaction reads every version it keeps (~0.15 ms
+        each: a day of busy commits made one compaction cost seconds): keep only recent ones."""
+        keep = timedelta(minutes=self._settings.keep_versions_minutes)
         try:
-            self._tasks.optimize()
-            # Not under the turns lock (it would hold up recalls): compaction commits new versions,
-            # which void the cached turns by themselves, and _add_turn sees them as foreign.
-            self._conversation.optimize()
+            with self._commit_lock:  # the writer waits, recalls do not (they read unwritten turns)
+                self._tasks.optimize(cleanup_older_than=keep)
+                self._conversation.optimize(cleanup_older_than=keep)
         except Exception:  # a failed compaction loses nothing; upkeep tries again later
             log.exception("could not compact the memory tables")
 
@@ -792,22 +974,30 @@ class MemoryStore:
 
     async def flush(self) -> None:
         """Wait until every background write is committed."""
-        while self._writes:
-            await asyncio.gather(*(t for tasks in list(self._writes.values()) for t in tasks), return_exceptions=True)
+        self._flushes += 1
+        self._hurry.set()
+        try:
+            while self._writes:
+                await asyncio.gather(*(t for tasks in list(self._writes.values()) for t in tasks), return_exceptions=True)
+        finally:
+            self._flushes -= 1
+            if not self._flushes:
+                self._hurry.clear()
 
-    async def _remember_tasks(self, batch: Sequence[_PendingTurn]) -> None:
+    def _task_rows(self, embedded: list[tuple[_PendingTurn, Any]]) -> Any:
+        import numpy as np
         import pyarrow as pa
 
-        rows = [(p, t) for p in batch for t in p.tasks]
-        vectors = await self._embedder.embed([_task_text(p.question, t.task_name, t.result) for p, t in rows])
+        rows = [(p, n, t) for p, _ in embedded for n, t in enumerate(p.tasks)]
+        vectors = np.concatenate([np.asarray(v, dtype=np.float32) for _, v in embedded])
         data = {
-            "id": [uuid.uuid4().hex for _ in rows], "scope": [p.scope for p, _ in rows],
-            "question": [p.question for p, _ in rows], "task_name": [t.task_name for _, t in rows],
-            "command": [json.dumps(t.command, ensure_ascii=False, default=str) for _, t in rows],
-            "result": [t.result for _, t in rows], "at_ms": [p.at for p, _ in rows],
+            "id": [p.task_id(n) for p, n, _ in rows], "scope": [p.scope for p, _, _ in rows],
+            "question": [p.question for p, _, _ in rows], "task_name": [t.task_name for _, _, t in rows],
+            "command": [json.dumps(t.command, ensure_ascii=False, default=str) for _, _, t in rows],
+            "result": [t.result for _, _, t in rows], "at_ms": [p.at for p, _, _ in rows],
             "vector": self._vector_array(vectors),
         }
-        await asyncio.to_thread(self._tasks.add, pa.table(data, schema=self._tasks.schema))
+        return pa.table(data, schema=self._tasks.schema)
 
     # ----- upkeep (called by the scheduler) -----
 
@@ -913,6 +1103,22 @@ def _task_text(question: str, task_name: str, result: str) -> str:
     return f"{question}\n{task_name}: {result[:1000]}"
 
 
+def _pending_tasks(vector: Any, pending: Sequence[_PendingTurn]) -> Iterator[tuple[str, float, TaskRecord]]:
+    """(row id, cosine distance to `vector`, record) of each embedded task of unwritten turns."""
+    import numpy as np
+
+    query = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(query))
+    for turn in pending:
+        vectors = turn.task_vectors()
+        if vectors is None:
+            continue
+        vectors = np.asarray(vectors, dtype=np.float32)
+        cosine = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * norm, 1e-12)
+        for n, similarity in enumerate(cosine):
+            yield turn.task_id(n), 1.0 - float(similarity), turn.task(n)
+
+
 @dataclass(frozen=True)
 class _PendingTurn:
     audience: Audience
@@ -922,19 +1128,94 @@ class _PendingTurn:
     tasks: tuple[TaskRecord, ...]
     at: int  # ms since the epoch, when the turn finished
     done: asyncio.Future[None] | None = None  # resolved once its batch is committed (or failed)
+    embedded: asyncio.Future[Any] | None = None  # its tasks' vectors once embedded (None: could not be)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # the turn's row id; its tasks' derive from it
+
+    @property
+    def turn(self) -> Turn:
+        return _turn(self.row())
+
+    def task(self, n: int) -> TaskRecord:
+        """Its n-th task record, marked with the scope it is kept under."""
+        return replace(self.tasks[n], scope=self.scope)
+
+    def task_id(self, n: int) -> str:
+        return f"{self.id}-{n}"
+
+    def task_vectors(self) -> Any:
+        embedded = self.embedded
+        if embedded is None or not embedded.done() or embedded.cancelled() or embedded.exception() is not None:
+            return None
+        return embedded.result()
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "scope": self.scope, "user_scope": self.audience.user_scope,
+                "question": self.question, "answer": self.answer, "at_ms": self.at}
+
+
+def _unit_rows(vectors: Any) -> Any:
+    """A column or array of vectors as float32 rows of length 1 (zero rows stay zero)."""
+    import numpy as np
+
+    if hasattr(vectors, "combine_chunks"):
+        column = vectors.combine_chunks()
+        vectors = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1) if len(column) else np.empty((0, 0))
+    rows = np.asarray(vectors, dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12) if rows.size else rows
+
+
+def _held_of(rows: Any, version: int) -> _HeldTasks:
+    records = tuple(TaskRecord(r["task_name"], json.loads(r["command"] or "{}"), r["result"], r["scope"])
+                    for r in rows.select(["task_name", "command", "result", "scope"]).to_pylist())
+    return _HeldTasks(version, tuple(rows.column("id").to_pylist()), records, _unit_rows(rows.column("vector")))
+
+
+def _nearest_held(vector: Any, held: Sequence[_HeldTasks]) -> Iterator[tuple[str, float, TaskRecord]]:
+    """(row id, cosine distance, record) of the TASKS_PER_RECALL nearest held task records."""
+    import numpy as np
+
+    held = [h for h in held if h.ids]
+    if not held:
+        return
+    query = np.asarray(vector, dtype=np.float32)
+    similarity = np.concatenate([h.vectors for h in held]) @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    ids = [i for h in held for i in h.ids]
+    records = [r for h in held for r in h.records]
+    for n in np.argsort(-similarity, kind="stable")[:TASKS_PER_RECALL]:
+        yield ids[n], 1.0 - float(similarity[n]), records[n]
+
+
+@dataclass(frozen=True)
+class _HeldTasks:
+    version: int  # the task table version these rows are exact for
+    ids: tuple[str, ...]
+    records: tuple[TaskRecord, ...]
+    vectors: Any  # unit rows, one per record; None: the scope has more than TASKS_HELD rows
+
+    def appended(self, version: int, ours: list[tuple[_PendingTurn, int, Any]]) -> _HeldTasks:
+        import numpy as np
+
+        if self.vectors is None or len(self.ids) + len(ours) > TASKS_HELD:
+            return _HeldTasks(version, (), (), None)
+        if not ours:
+            return replace(self, version=version)
+        vectors = _unit_rows(np.stack([v for _, _, v in ours]))
+        return _HeldTasks(version, self.ids + tuple(p.task_id(n) for p, n, _ in ours),
+                          self.records + tuple(p.task(n) for p, n, _ in ours),
+                          np.concatenate([self.vectors, vectors]) if len(self.ids) else vectors)
 
 
 @dataclass(frozen=True)
 class _CachedTurns:
     version: int  # the conversation table version these turns are exact for
-    turns: tuple[Turn, ...]  # oldest first, at most `depth`
+    turns: tuple[tuple[str, Turn], ...]  # (row id, turn), oldest first, at most `depth`
     depth: int
     complete: bool  # the conversation has no older turns than these
 
     def covers(self, turns: int) -> bool:
         return self.complete or turns <= len(self.turns)
 
-    def appended(self, version: int, turn: Turn) -> _CachedTurns:
+    def appended(self, version: int, turn: tuple[str, Turn]) -> _CachedTurns:
         kept = (*self.turns, turn)
         complete = self.complete and len(kept) <= self.depth
         return _CachedTurns(version, kept[-self.depth:], self.depth, complete)

@@ -74,6 +74,26 @@ async def test_builtin_reports_progress_per_batch():
     assert seen == [(2, 5), (4, 5), (5, 5)]
 
 
+async def test_a_query_is_embedded_between_the_batches_of_a_long_document():
+    """A document of many batches holds the model one batch at a time: a recall's query embedded
+    meanwhile (here: from another thread, while the document's progress is reported) does not
+    wait for the rest of the document."""
+    import threading
+
+    embedder = BuiltinEmbedder(batch_size=2)
+    between: list[bool] = []
+
+    def query_meanwhile(done: int, total: int) -> None:
+        if done < total:
+            query = threading.Thread(target=embedder.embed_now, args=(["how much leave"],), daemon=True)
+            query.start()
+            query.join(timeout=10)
+            between.append(not query.is_alive())
+
+    await embedder.embed([f"chunk {n}" for n in range(6)], query_meanwhile)
+    assert between == [True, True]
+
+
 async def test_ollama_embedder_speaks_api_embed(embed_server):
     embedder = OllamaEmbedder(embed_server.url, "fake-embed", batch_size=2)
     vectors = await embedder.embed(["one", "two", "three"])
