@@ -153,7 +153,7 @@ REFLECTION_CASES = [
         ("Get the calendar for Christmas", "get_calendar_info", {"start_date": "2026-25-12", "end_date": "2026-25-12"},
          "error: start_date must be yyyy-MM-dd, got '2026-25-12'"),
     ], [
-        ("The date was malformed: ask the calendar for 2026-12-25 in yyyy-MM-dd form", "get_calendar_info",
+        ("The date was malformed: ask the calendar for 2026-12-25 written year first", "get_calendar_info",
          {"start_date": "2026-12-25", "end_date": "2026-12-25"}),
         ("Retry the calendar lookup with the correct date 2026-12-25", "get_calendar_info", {"start_date": "2026-12-25", "end_date": "2026-12-25"}),
     ]),
