@@ -67,6 +67,11 @@ class SchemaRejected(LLMError):
     """The server refused a request for schema-constrained output (it has no structured output)."""
 
 
+# What a server without structured output answers a schema request with. Other refusals (429 busy,
+# 401/403, 404 no such model) say nothing about the schema and must not turn it off for good.
+SCHEMA_REFUSALS = frozenset({400, 415, 422, 501})
+
+
 Message = dict[str, Any]
 
 # What `stream` yields last when the server stopped the answer at its output cap (num_predict /
@@ -252,7 +257,7 @@ class OllamaClient(_SchemaFallback):
                 f"the model {model!r} is not on the model server (Ollama): "
                 f"run `ollama pull {model}` there, or set KAGENTBOT_LLM__MODEL to a model it has"
             )
-        kind = SchemaRejected if constrained and 400 <= exc.status_code < 500 else LLMError
+        kind = SchemaRejected if constrained and exc.status_code in SCHEMA_REFUSALS else LLMError
         return kind(f"the model server (Ollama) answered {exc.status_code} for the model {model!r}: {detail}")
 
 
@@ -440,7 +445,7 @@ class OpenAICompatibleClient(_SchemaFallback):
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, dict) else {}
             detail = error_text(str(body.get("message") or _body_text(exc) or exc.message))  # the server's own words
-            kind = SchemaRejected if constrained and 400 <= exc.status_code < 500 else LLMError
+            kind = SchemaRejected if constrained and exc.status_code in SCHEMA_REFUSALS else LLMError
             return kind(f"the model server answered {exc.status_code} for the model {model!r}: {detail}")
         return None
 

@@ -9,7 +9,7 @@ import pytest
 from kagentbot.agent.events import StepPlanned, ToolFinished
 from kagentbot.tools.catalog import build_registry
 from tests.core.test_agent_loop import MESSI_Q, MESSI_TASK, agent_for, final_answer, run_turn
-from tests.fakes.ollama_server import complete
+from tests.fakes.ollama_server import Scripted, complete
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -82,6 +82,16 @@ async def test_ollama_that_refuses_format_is_asked_in_text_once_and_from_then_on
     await run_turn(agent, "Hi")  # same client: the refusal is remembered
     formats = [bool(body.get("format")) for body in fake_ollama.chat_requests()]
     assert formats == [True, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("status", [429, 401])
+async def test_a_busy_or_unauthorised_answer_does_not_turn_the_schema_off(fake_ollama, make_settings, status):
+    agent = agent_for(make_settings(llm={"host": fake_ollama.url}))
+    fake_ollama.script(Scripted(status=status, error="try later"))
+    await run_turn(agent, "Hi")  # fails: the server said no, not to the schema
+    fake_ollama.script(complete(), "Hello.")
+    await run_turn(agent, "Hi")
+    assert [bool(body.get("format")) for body in fake_ollama.chat_requests()] == [True, True, False]
 
 
 async def test_openai_server_that_refuses_response_format_falls_back_to_text(make_settings):
