@@ -33,14 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kagentbot.agent.llm import ChatReply, ModelInfo, make_client  # noqa: E402
+from kagentbot.agent.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
 from kagentbot.bot.app import Bot  # noqa: E402
-from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.chat.messages import IncomingMessage  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
 from kagentbot.memory.types import Audience, ConversationBuffer  # noqa: E402
 from kagentbot.ops import metrics  # noqa: E402
-from kagentbot.ops.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.tools.catalog import build_registry  # noqa: E402
 from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama, Scripted, complete, task  # noqa: E402

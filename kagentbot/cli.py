@@ -113,7 +113,7 @@ def _keep_data_private(settings: Any) -> None:
 
 
 def console_message(text: str, user: str) -> Any:
-    from kagentbot.bot.messages import IncomingMessage
+    from kagentbot.chat.messages import IncomingMessage
 
     return IncomingMessage(platform="console", chat_id=user, user_id=user, text=text, is_dm=True, user_name=user)
 
@@ -140,9 +140,9 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     from kagentbot.adapters.console_adapter import ConsoleRenderer
     from kagentbot.agent.loop import TurnRequest
     from kagentbot.bot.app import default_router
-    from kagentbot.bot.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
+    from kagentbot.chat.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.config.redact import redact_url
     from kagentbot.memory.ingest import IngestError
 

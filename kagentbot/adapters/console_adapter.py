@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,10 +18,7 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-
-
-def format_args(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+from kagentbot.chat.render import format_args
 
 
 class ConsoleRenderer:

@@ -14,15 +14,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.adapter import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
+from kagentbot.chat.messages import IncomingMessage
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
     import discord
 
     from kagentbot.adapters.discord_client import GatewayClient
-    from kagentbot.bot.commands import CommandRouter
+    from kagentbot.chat.commands import CommandRouter
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 2000  # characters per Discord message

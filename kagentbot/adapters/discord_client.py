@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import discord
 from discord import app_commands
 
-from kagentbot.bot.commands import CommandError
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.commands import CommandError
+from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
 
 log = logging.getLogger(__name__)
 

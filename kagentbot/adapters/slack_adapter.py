@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.adapter import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
+from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from kagentbot.bot.commands import CommandRouter
+    from kagentbot.chat.commands import CommandRouter
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,23 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import (
-    Capabilities, ChatMoved, Destination, RateLimited, Receiver, SentMessage, Undeliverable,
+from kagentbot.chat.adapter import (
+    Capabilities,
+    ChatMoved,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
 )
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
-    from kagentbot.bot.commands import Command, CommandRouter
+    from kagentbot.chat.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +165,8 @@ class TelegramAdapter:
         self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
 
     def _build(self) -> Application:
-        from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
         from telegram import Update
+        from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
 
         tg = self.settings.telegram
         app = (

@@ -13,17 +13,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Adapter, ChatMoved, Destination, Undeliverable
-from kagentbot.adapters.markup import convert, split_text
-from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
 from kagentbot.bot.admission import UserLanes
-from kagentbot.bot.commands import CommandContext, CommandRouter
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.bot.turn_watch import observe_turn
+from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.markup import convert, split_text
+from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.config.redact import Redactor, settings_secrets
-from kagentbot.ops.turns import observe_turn
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20

@@ -126,7 +126,7 @@ def attach_local_files(message: Any) -> Any:
     from dataclasses import replace
 
     from kagentbot.bot.kb_commands import pop_scope
-    from kagentbot.bot.messages import Attachment
+    from kagentbot.chat.messages import Attachment
 
     words = message.text.split()
     if len(words) < 3 or [w.lower() for w in words[:2]] != ["/kb", "add"]:

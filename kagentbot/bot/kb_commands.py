@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
 
 USAGE = (
     "/kb add [--scope user|chat|global] TEXT|URL (or attach files) · /kb list · "

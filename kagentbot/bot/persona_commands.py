@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
 from kagentbot.persona.model import Persona, PersonaError, parse_fields, persona_from_mapping, persona_from_toml
 from kagentbot.persona.store import PersonaStoreError, chat_key
 

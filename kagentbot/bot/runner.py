@@ -8,10 +8,10 @@ import logging
 import signal
 import sys
 
-from kagentbot.adapters.base import Adapter
 from kagentbot.bot.app import Bot, default_router
-from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
+from kagentbot.chat.adapter import Adapter
+from kagentbot.chat.commands import CommandRouter
 from kagentbot.config.redact import redact_url
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
 
 USAGE = "/schedule add <when> <question> | list | remove ID | pause ID | resume ID | tz ZONE"
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kagentbot.agent.llm import LLMClient, make_client
+from kagentbot.agent.llm_meter import metered
 from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
-from kagentbot.ops.llm_meter import metered
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolRegistry

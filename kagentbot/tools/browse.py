@@ -17,7 +17,7 @@ from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import output_budget, tool_settings
 
 if TYPE_CHECKING:
-    from kagentbot.tools.netguard import Page
+    from kagentbot.net.guard import Page
 
 MAX_PDF_PAGES = 30
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
@@ -37,8 +37,8 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
         url: the page's full http(s) address
         question: what to look for on the page; empty for the page's beginning
     """
-    # netguard needs aiohttp (~0.1 s to import): loaded on the first fetch, not with the catalogue
-    from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
+    # the guarded fetcher needs aiohttp (~0.1 s to import): loaded on the first fetch, not with the catalogue
+    from kagentbot.net.guard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
 
     settings = tool_settings(context)
     check_link(url, context)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.adapter import Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.chat.messages import IncomingMessage
 
 
 @dataclass

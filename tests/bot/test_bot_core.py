@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from kagentbot.adapters.base import Capabilities
-from kagentbot.adapters.markup import split_text, to_slack, to_telegram_html
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.chat.adapter import Capabilities
+from kagentbot.chat.markup import split_text, to_slack, to_telegram_html
+from kagentbot.chat.messages import IncomingMessage
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import Scripted, complete, task
 

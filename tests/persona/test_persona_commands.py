@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from kagentbot.bot.commands import CommandContext, CommandRouter
-from kagentbot.bot.messages import Attachment, IncomingMessage
 from kagentbot.bot.persona_commands import persona_command, target_user
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.persona.store import PersonaStore
 
 PLATFORMS = ("slack", "discord", "telegram", "console")

@@ -328,7 +328,7 @@ def _later(ts: str) -> str:
 
 
 async def test_a_command_reply_past_the_response_urls_five_uses_goes_as_an_ephemeral_message(api, slack_settings):
-    from kagentbot.adapters.base import Destination
+    from kagentbot.chat.adapter import Destination
 
     received = []
     adapter = SlackAdapter(slack_settings())

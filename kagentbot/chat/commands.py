@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.messages import IncomingMessage
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,13 @@ paced per chat and retried on 429s and transient failures, never silently droppe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
-from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage, Undeliverable
-from kagentbot.adapters.console_adapter import format_args
-from kagentbot.adapters.markup import convert, split_text
 from kagentbot.agent.events import (
     AgentEvent,
     AnswerDelta,
@@ -23,6 +21,8 @@ from kagentbot.agent.events import (
     StepPlanned,
     ToolFinished,
 )
+from kagentbot.chat.adapter import Adapter, Destination, RateLimited, SentMessage, Undeliverable
+from kagentbot.chat.markup import convert, split_text
 from kagentbot.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,11 @@ MAX_ATTEMPTS = 5  # failures (network, 5xx) before a message is given up
 MAX_RATE_WAIT = 300.0  # seconds of 429 waits one message may spend before it is given up
 CURSOR = " ▍"
 REMEMBERED = 2048  # messages whose last text and edit time the outbox keeps
+
+
+def format_args(args: dict[str, Any]) -> str:
+    """A tool call's arguments as one line: `city="Paris", days=3`."""
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
 
 
 class DeliveryFailed(Exception):

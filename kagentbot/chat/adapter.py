@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.messages import IncomingMessage
 
 Markup = Literal["slack", "discord", "telegram", "plain"]
 
