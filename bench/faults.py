@@ -43,7 +43,7 @@ from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama, Scripted, complete  # noqa: E402
 
 ME = Audience("user:console:alice")
-TELEGRAM_LIKE = Capabilities(True, True, 4096, 0.0, 0.0, "plain")
+TELEGRAM_LIKE = Capabilities(True, True, 4096, 0.0, 0.0, "plain", deletes=True)
 HAS_DEADLINES = "call_deadline" in LLMSettings.model_fields and "turn_deadline" in AgentSettings.model_fields
 ERROR_BODY = ("llama runner process has terminated: error loading model: "
               + "".join(f"tensor 'blk.{n}.attn_q.weight' has wrong shape; " for n in range(90))

@@ -14,8 +14,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from kagentbot.chat.adapter import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
+from kagentbot.chat.adapter import (
+    BaseAdapter,
+    Capabilities,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
+)
 from kagentbot.chat.messages import IncomingMessage
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,7 +62,7 @@ class _Recent(OrderedDict, Generic[K, V]):
 
 
 def configured(settings: Settings) -> bool:
-    return settings.discord.token is not None and bool(settings.discord.token.get_secret_value().strip())
+    return is_set(settings.discord.token)
 
 
 def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
@@ -61,7 +70,7 @@ def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
     return DiscordAdapter(settings, commands=[(c.name, c.summary) for c in router.commands()])
 
 
-class DiscordAdapter:
+class DiscordAdapter(BaseAdapter):
     platform = "discord"
 
     def __init__(self, settings: Settings, commands: Sequence[tuple[str, str]] | None = None) -> None:
@@ -73,6 +82,7 @@ class DiscordAdapter:
         self.capabilities = Capabilities(
             threads=True, edits=True, max_length=MAX_LENGTH, markup="discord",
             send_interval=settings.discord.send_interval, edit_interval=settings.discord.edit_interval,
+            typing=True, deletes=True,
         )
         self.client: GatewayClient = GatewayClient(commands or DEFAULT_COMMANDS, self._on_message, self._on_command)
         self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
@@ -105,7 +115,7 @@ class DiscordAdapter:
         import discord
 
         try:
-            await self.client.login(self.settings.discord.token.get_secret_value().strip())
+            await self.client.login(secret_text(self.settings.discord.token))
         except discord.LoginFailure:
             raise RuntimeError("Discord rejected the bot token: check KAGENTBOT_DISCORD__TOKEN "
                                "(Bot → Reset Token in the developer portal)") from None

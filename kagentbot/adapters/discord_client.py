@@ -65,6 +65,7 @@ class GatewayClient(discord.Client):
 
     def _slash_command(self, name: str, summary: str) -> app_commands.Command:
         description = (summary or name)[:100]  # Discord's limit on command descriptions
+        callback: Callable[..., Awaitable[None]]
         if name == "kb":
             async def with_file(interaction: discord.Interaction, args: str = "", file: discord.Attachment | None = None) -> None:
                 await self._on_command(interaction, name, args, file)
@@ -138,7 +139,7 @@ def _size(count: int) -> str:
     return f"{count / 1_048_576:.1f} MB" if count >= 1_048_576 else f"{count / 1024:.1f} KB"
 
 
-def chat_of(channel: object) -> tuple[str, str]:
+def chat_of(channel: discord.abc.Snowflake) -> tuple[str, str]:
     """(chat id, thread id) of a channel. A public thread continues its channel's conversation;
     a private thread has members of its own, so it is a chat of its own and never shares memory
     with its parent."""

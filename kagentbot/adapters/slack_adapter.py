@@ -22,8 +22,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.chat.adapter import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
+from kagentbot.chat.adapter import (
+    BaseAdapter,
+    Capabilities,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
+)
 from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,15 +64,14 @@ class FileTooLarge(AttachmentError):
 
 
 def configured(settings: Settings) -> bool:
-    token = settings.slack.bot_token
-    return token is not None and bool(token.get_secret_value().strip())
+    return is_set(settings.slack.bot_token)
 
 
 def create(settings: Settings, router: CommandRouter) -> SlackAdapter:
     return SlackAdapter(settings)
 
 
-class SlackAdapter:
+class SlackAdapter(BaseAdapter):
     """`start(receive)` checks the tokens (auth.test, apps.connections.open), then opens the
     Socket Mode connection or the HTTP events server; `stop()` closes all of it."""
 
@@ -78,6 +86,7 @@ class SlackAdapter:
             send_interval=settings.slack.send_interval,
             edit_interval=settings.slack.edit_interval,
             markup="slack",
+            deletes=True,
             # Socket Mode envelopes and HTTP events are handled concurrently, so a follow-up sent
             # right after a question can reach the bot first; the Bot restores Slack's ts order.
             reorder_window=REORDER_WINDOW,
@@ -97,11 +106,11 @@ class SlackAdapter:
         self._receive = receive
         try:
             await self._connect()
-            self._app = self._build_app()
+            self._app = app = self._build_app()
             if self.settings.slack.mode == "socket":
-                await self._start_socket_mode()
+                await self._start_socket_mode(app)
             else:
-                await self._start_http()
+                await self._start_http(app)
         except BaseException:
             await self.stop()  # leave no socket, server or HTTP session half open
             raise
@@ -136,10 +145,10 @@ class SlackAdapter:
         slack = self.settings.slack
         if not configured(self.settings):
             raise RuntimeError("Slack is not configured: set KAGENTBOT_SLACK__BOT_TOKEN (xoxb-...)")
-        if slack.mode == "socket" and not _secret(slack.app_token):
+        if slack.mode == "socket" and not secret_text(slack.app_token):
             raise RuntimeError("Slack Socket Mode needs an app-level token: set KAGENTBOT_SLACK__APP_TOKEN (xapp-..., "
                                "scope connections:write), or use KAGENTBOT_SLACK__MODE=http")
-        if slack.mode == "http" and not _secret(slack.signing_secret):
+        if slack.mode == "http" and not secret_text(slack.signing_secret):
             raise RuntimeError("Slack HTTP mode needs the app's signing secret: set KAGENTBOT_SLACK__SIGNING_SECRET")
 
     async def _connect(self) -> None:
@@ -149,10 +158,11 @@ class SlackAdapter:
         from slack_sdk.web.async_client import AsyncWebClient
 
         # our own session, so that stop() can close it (the SDK opens one per call otherwise)
-        self._client = AsyncWebClient(token=_secret(self.settings.slack.bot_token), base_url=self.settings.slack.api_url,
-                                      session=aiohttp.ClientSession(), timeout=30)
+        self._client = client = AsyncWebClient(token=secret_text(self.settings.slack.bot_token),
+                                               base_url=self.settings.slack.api_url,
+                                               session=aiohttp.ClientSession(), timeout=30)
         try:
-            identity = await self._client.auth_test()
+            identity = await client.auth_test()
         except SlackApiError as exc:
             raise RuntimeError(f"Slack rejected the bot token ({exc.response.get('error')}): "
                                "check KAGENTBOT_SLACK__BOT_TOKEN") from None
@@ -165,7 +175,7 @@ class SlackAdapter:
 
         app = AsyncApp(
             client=self._client,
-            signing_secret=_secret(self.settings.slack.signing_secret) or "unused in socket mode",
+            signing_secret=secret_text(self.settings.slack.signing_secret) or "unused in socket mode",
             request_verification_enabled=self.settings.slack.mode == "http",  # Socket Mode has no signatures
             logger=logging.getLogger("kagentbot.slack.bolt"),
         )
@@ -175,16 +185,17 @@ class SlackAdapter:
         app.error(self._on_error)
         return app
 
-    async def _start_socket_mode(self) -> None:
+    async def _start_socket_mode(self, app: AsyncApp) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
         from slack_sdk.errors import SlackApiError
 
-        app_token = _secret(self.settings.slack.app_token)
-        self._socket = AsyncSocketModeHandler(self._app, app_token, web_client=self._client)
+        app_token = secret_text(self.settings.slack.app_token)
+        client = self._require_client()
+        self._socket = AsyncSocketModeHandler(app, app_token, web_client=client)
         try:
             # the SDK retries a failing connection forever; ask for the first URL here, so that a
             # wrong app token is an error at start rather than a silent loop
-            opened = await self._client.apps_connections_open(app_token=app_token)
+            opened = await client.apps_connections_open(app_token=app_token)
         except SlackApiError as exc:
             raise RuntimeError(f"Slack rejected the app-level token ({exc.response.get('error')}): "
                                "check KAGENTBOT_SLACK__APP_TOKEN (xapp-..., scope connections:write)") from None
@@ -198,12 +209,12 @@ class SlackAdapter:
                                f"{self.settings.slack.connect_timeout:g} s: a firewall or proxy may block "
                                "WebSockets (KAGENTBOT_SLACK__CONNECT_TIMEOUT; or use KAGENTBOT_SLACK__MODE=http)") from None
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, app: AsyncApp) -> None:
         from aiohttp import web
         from slack_bolt.app.async_server import AsyncSlackAppServer
 
         slack = self.settings.slack
-        server = AsyncSlackAppServer(port=slack.port, path=EVENTS_PATH, app=self._app, host=slack.listen)
+        server = AsyncSlackAppServer(port=slack.port, path=EVENTS_PATH, app=app, host=slack.listen)
         self._server = web.AppRunner(server.web_app, access_log=None)
         await self._server.setup()
         site = web.TCPSite(self._server, slack.listen, slack.port)
@@ -331,8 +342,10 @@ class SlackAdapter:
     async def _download(self, url: str, name: str) -> bytes:
         import aiohttp
 
-        headers = {"Authorization": f"Bearer {_secret(self.settings.slack.bot_token)}"}
+        headers = {"Authorization": f"Bearer {secret_text(self.settings.slack.bot_token)}"}
         session = self._require_client().session
+        if session is None:  # _connect gives the client a session of its own
+            raise RuntimeError("the Slack adapter is not started")
         try:
             # aiohttp drops the Authorization header when a redirect leaves the host
             async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as response:
@@ -431,10 +444,6 @@ class _CommandReplies:
 
     def usable(self) -> bool:
         return bool(self.url) and self.used < RESPONSE_URL_USES and time.monotonic() <= self.deadline
-
-
-def _secret(value) -> str:
-    return value.get_secret_value().strip() if value is not None else ""
 
 
 def _plain_text(text: str) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kagentbot.chat.adapter import (
+    BaseAdapter,
     Capabilities,
     ChatMoved,
     Destination,
@@ -29,6 +30,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,8 +55,7 @@ class FileTooLarge(AttachmentError):
 
 
 def configured(settings: Settings) -> bool:
-    token = settings.telegram.token
-    return token is not None and bool(token.get_secret_value().strip())
+    return is_set(settings.telegram.token)
 
 
 def create(settings: Settings, router: "CommandRouter") -> TelegramAdapter:
@@ -79,7 +80,7 @@ def file_base_url(settings: Settings) -> str:
     return f"{head}/file/bot{tail}" if sep else settings.telegram.base_url + "/file/bot"
 
 
-class TelegramAdapter:
+class TelegramAdapter(BaseAdapter):
     """Lifecycle as python-telegram-bot's Application: `start(receive)` initialises it, registers
     the command menu and starts polling (or the webhook server); `stop()` undoes all of it."""
 
@@ -94,6 +95,8 @@ class TelegramAdapter:
             send_interval=settings.telegram.send_interval,
             edit_interval=settings.telegram.edit_interval,
             markup="telegram",
+            typing=True,
+            deletes=True,
         )
         self._commands = list(commands) if commands is not None else None
         self._receive: Receiver | None = None
@@ -108,14 +111,14 @@ class TelegramAdapter:
     async def start(self, receive: Receiver) -> None:
         self._check_settings()
         self._receive = receive
-        self._app = self._build()
+        self._app = app = self._build()
         try:
-            await self._connect()
+            await self._connect(app)
             commands = self._command_list(receive)
             self._known_commands = {c.name.lower() for c in commands}
             await self._register_commands(commands)
-            await self._start_updates()
-            await self._app.start()
+            await self._start_updates(app)
+            await app.start()
         except BaseException:
             await self.stop()  # leave no client or server half open
             raise
@@ -152,17 +155,17 @@ class TelegramAdapter:
         if tg.mode == "webhook" and tg.webhook_secret and not _WEBHOOK_SECRET.match(tg.webhook_secret.get_secret_value()):
             raise RuntimeError("KAGENTBOT_TELEGRAM__WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 
-    async def _connect(self) -> None:
+    async def _connect(self, app: Application) -> None:
         from telegram.error import InvalidToken, NetworkError
 
         try:
-            await self._app.initialize()  # getMe
+            await app.initialize()  # getMe
         except InvalidToken:
             # PTB's message quotes the token; ours must not
             raise RuntimeError("Telegram rejected the bot token: check KAGENTBOT_TELEGRAM__TOKEN") from None
         except NetworkError as exc:
             raise RuntimeError(f"cannot reach the Telegram Bot API at {self.settings.telegram.base_url}: {exc}") from exc
-        self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
+        self.username, self.bot_id = app.bot.username or "", app.bot.id
 
     def _build(self) -> Application:
         from telegram import Update
@@ -171,7 +174,7 @@ class TelegramAdapter:
         tg = self.settings.telegram
         app = (
             ApplicationBuilder()
-            .token(tg.token.get_secret_value().strip())
+            .token(secret_text(tg.token))
             .base_url(tg.base_url)
             .base_file_url(file_base_url(self.settings))
             .local_mode(tg.local_mode)
@@ -183,9 +186,11 @@ class TelegramAdapter:
         app.add_error_handler(self._on_error)
         return app
 
-    async def _start_updates(self) -> None:
+    async def _start_updates(self, app: Application) -> None:
         tg = self.settings.telegram
-        updater = self._app.updater
+        updater = app.updater
+        if updater is None:  # built with ApplicationBuilder's updater, which is never None here
+            raise RuntimeError("the Telegram application has no updater")
         if tg.mode == "polling":
             await updater.start_polling(allowed_updates=["message"])
             return
@@ -214,7 +219,7 @@ class TelegramAdapter:
         if skipped:
             log.warning("telegram: command names %s are not valid bot commands; left out of the menu", skipped)
         if menu:
-            await self._app.bot.set_my_commands(menu)
+            await self._require_app().bot.set_my_commands(menu)
 
     # -- intake --------------------------------------------------------------------------------
     async def _drop_redelivered(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

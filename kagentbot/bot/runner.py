@@ -60,8 +60,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         stop.set()
 
     for adapter in adapters:
-        if hasattr(adapter, "on_fatal"):
-            adapter.on_fatal = fail
+        adapter.on_fatal = fail
     if settings.ops.port and settings.ops.metrics:
         metrics.enable()  # before the services open, so that their LLM client is counted
     services = await Services.open(settings)

@@ -97,8 +97,12 @@ def _type_name(prop: dict[str, Any]) -> str:
         return " | ".join(json.dumps(value, ensure_ascii=False) for value in prop["enum"])
     kind = prop.get("type", "any")
     if isinstance(kind, list):
-        return " | ".join(_JSON_TYPES.get(k, k) for k in kind)
-    return _JSON_TYPES.get(kind, kind)
+        return " | ".join(_json_type(k) for k in kind)
+    return _json_type(kind)
+
+
+def _json_type(name: str) -> str:
+    return _JSON_TYPES.get(name, name)
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str]:

@@ -20,6 +20,8 @@ class Capabilities:
     edit_interval: float  # seconds between edits of one message
     markup: Markup = "plain"
     reorder_window: float = 0.0  # seconds one message may overtake an earlier one on its way in
+    typing: bool = False  # shows "typing…" while a turn runs (Adapter.typing does something)
+    deletes: bool = False  # can delete the bot's own messages (Adapter.delete works)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,13 @@ Receiver = Callable[["Adapter", IncomingMessage], None]
 class Adapter(Protocol):
     platform: str
     capabilities: Capabilities
+    # set by the runner: called with a reason when the adapter can no longer work
+    on_fatal: Callable[[str], None] | None
+
+    @property
+    def private_pointer(self) -> str:
+        """Posted in the chat instead of a private reply the platform could not deliver ("" for
+        none: the reply is then lost, and the failure logged)."""
 
     async def start(self, receive: Receiver) -> None:
         """Connect and begin delivering messages to `receive` (which never blocks)."""
@@ -82,3 +91,33 @@ class Adapter(Protocol):
     async def destination(self, message: IncomingMessage) -> Destination:
         """Where the steps and the answer to `message` go: a thread where the platform has them
         (Discord creates one here), else a reply to the message."""
+
+    # -- optional abilities: `capabilities` says which work; BaseAdapter has the defaults ------
+    async def typing(self, where: Destination) -> None:
+        """Show "typing…" in `where` for a few seconds (when capabilities.typing)."""
+
+    async def delete(self, message: SentMessage) -> None:
+        """Delete one of the bot's messages (when capabilities.deletes)."""
+
+    async def connected(self) -> bool | None:
+        """Whether the platform connection is up now; None where there is none to report."""
+
+
+class BaseAdapter:
+    """What an adapter without the optional abilities does: subclass it and override what the
+    platform offers (and say so in `capabilities`)."""
+
+    on_fatal: Callable[[str], None] | None = None
+
+    @property
+    def private_pointer(self) -> str:
+        return ""
+
+    async def typing(self, where: Destination) -> None:
+        return None
+
+    async def delete(self, message: SentMessage) -> None:
+        raise Undeliverable("this platform cannot delete messages")
+
+    async def connected(self) -> bool | None:
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from kagentbot.eval.bench import OURSET, TYPES
@@ -166,5 +167,5 @@ class ProgressBar:
         self._bar.__enter__()
         return lambda: self._bar.advance(self._task)
 
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.__exit__(kind, exc, tb)

@@ -11,6 +11,7 @@ brings the built-in back. Built-ins themselves cannot be deleted."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -138,7 +139,7 @@ class PersonaStore:
     async def selections(self) -> dict[str, dict[str, str]]:
         return await asyncio.to_thread(self._read_selections)
 
-    async def audit(self, limit: int = 20) -> list[AuditEntry]:
+    async def audit(self, limit: int = 20) -> builtins.list[AuditEntry]:
         return await asyncio.to_thread(self._read_audit, limit)
 
     # -- writing (command handlers and CLI only) ------------------------------------------------
@@ -257,7 +258,7 @@ class PersonaStore:
             log.flush()
             os.fsync(log.fileno())
 
-    def _read_audit(self, limit: int) -> list[AuditEntry]:
+    def _read_audit(self, limit: int) -> builtins.list[AuditEntry]:
         try:
             lines = (self.root / "audit.jsonl").read_text("utf-8").splitlines()
         except FileNotFoundError:

@@ -95,7 +95,10 @@ def page_text(page: Page) -> tuple[str, str]:
     import trafilatura
 
     doc = trafilatura.bare_extraction(page.text(), url=page.url, with_metadata=True, include_comments=False, favor_recall=True)
-    return ((doc.title or "") if doc else ""), ((doc.text or "") if doc else "")
+    if not doc:
+        return "", ""
+    # a Document unless as_dict=True; the stubs' return type names both
+    return doc.title or "", doc.text or ""  # type: ignore[union-attr]
 
 
 def _pdf_text(body: bytes) -> tuple[str, str]:

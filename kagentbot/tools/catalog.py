@@ -67,6 +67,8 @@ def _load_file(path: str) -> ModuleType:
         raise FileNotFoundError(f"no such file {file}")
     name = "kagentbot_custom_" + "".join(ch if ch.isalnum() else "_" for ch in file.stem)
     spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and typing look the module up by name
     spec.loader.exec_module(module)

@@ -80,7 +80,7 @@ async def test_rate_limited_send_is_retried_not_lost(running, fake_ollama):
 async def test_long_answer_is_split_at_the_platform_limit(running, fake_ollama):
     long_answer = "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(12))
     fake_ollama.script(long_answer)
-    caps = Capabilities(True, True, 400, 0.0, 0.0, "plain")
+    caps = Capabilities(True, True, 400, 0.0, 0.0, "plain", deletes=True)
     bot, chat = await running(ChatAdapter(caps), llm={"host": fake_ollama.url, "mode": "native"})
     chat.deliver(ask("write a lot"))
     await bot.idle()
