@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.chat.adapter import (
     BaseAdapter,
@@ -24,6 +23,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
@@ -42,24 +42,6 @@ DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("schedule", "run a question on a schedule"),
     ("help", "show what the bot can do"),
 )
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Recent(OrderedDict, Generic[K, V]):
-    """A dict that forgets its oldest entries past `size` (seen ids, sent messages)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
 
 def configured(settings: Settings) -> bool:
     return is_set(settings.discord.token)
@@ -89,11 +71,11 @@ class DiscordAdapter(BaseAdapter):
         self._receive: Receiver | None = None
         self._gateway: asyncio.Task | None = None
         self.on_fatal: Callable[[str], None] | None = None  # set by the runner: the adapter can no longer work
-        self._seen: _Recent[int, None] = _Recent(4096)
-        self._channels: _Recent[int, Any] = _Recent(2048)  # channels and threads we answer in
-        self._sent: _Recent[str, Any] = _Recent(4096)  # our messages, for edits
-        self._interactions: _Recent[str, Any] = _Recent(1024)  # synthetic id → deferred interaction
-        self._followups: _Recent[str, Any] = _Recent(1024)  # follow-up message id → interaction
+        self._seen: Recent[int, None] = Recent(4096)
+        self._channels: Recent[int, Any] = Recent(2048)  # channels and threads we answer in
+        self._sent: Recent[str, Any] = Recent(4096)  # our messages, for edits
+        self._interactions: Recent[str, Any] = Recent(1024)  # synthetic id → deferred interaction
+        self._followups: Recent[str, Any] = Recent(1024)  # follow-up message id → interaction
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import discord
 from discord import app_commands
 
-from kagentbot.chat.commands import CommandError
-from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.messages import Attachment, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,6 @@ def attachment_of(item: discord.Attachment, max_bytes: int) -> Attachment:
         return data
 
     return Attachment(item.filename, item.size, item.content_type or "", fetch)
-
-
-class FileTooLarge(AttachmentError, CommandError):
-    """Also a CommandError, so the router answers with the reason even if a handler lets it pass."""
 
 
 def _refuse_large(name: str, size: int, max_bytes: int) -> None:

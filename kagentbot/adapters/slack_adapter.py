@@ -16,8 +16,6 @@ import html
 import logging
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,7 +29,9 @@ from kagentbot.chat.adapter import (
     SentMessage,
     Undeliverable,
 )
+from kagentbot.chat.commands import FileTooLarge
 from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
@@ -57,10 +57,6 @@ REORDER_WINDOW = 0.03  # seconds
 _ACCEPTED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # the rest are edits, joins, bots...
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _KB_ADD = re.compile(r"^/?kb\s+add\b", re.I)
-
-
-class FileTooLarge(AttachmentError):
-    """A shared file is over the upload limit; the message names the setting."""
 
 
 def configured(settings: Settings) -> bool:
@@ -96,8 +92,8 @@ class SlackAdapter(BaseAdapter):
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._server: web.AppRunner | None = None
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._commands: OrderedDict[str, _CommandReplies] = OrderedDict()  # synthetic message id → where its replies go
+        self._seen: Recent[tuple[str, str], None] = Recent(SEEN_EVENTS)
+        self._commands: Recent[str, _CommandReplies] = Recent(REMEMBERED_COMMANDS)  # synthetic message id → where its replies go
         self.bot_user_id = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -240,8 +236,6 @@ class SlackAdapter(BaseAdapter):
         key = f"command:{command.get('trigger_id') or time.monotonic_ns()}"
         self._commands[key] = _CommandReplies(command.get("response_url", ""), time.monotonic() + RESPONSE_URL_LIFETIME,
                                               command.get("user_id", ""))
-        while len(self._commands) > REMEMBERED_COMMANDS:
-            self._commands.popitem(last=False)
         channel = command.get("channel_id", "")
         incoming = IncomingMessage(
             platform=self.platform,
@@ -294,8 +288,6 @@ class SlackAdapter(BaseAdapter):
         if key in self._seen:
             return False
         self._seen[key] = None
-        if len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
         return True
 
     def _without_our_mention(self, text: str) -> str:

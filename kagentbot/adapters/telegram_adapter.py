@@ -13,7 +13,6 @@ import logging
 import re
 import secrets
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,9 @@ from kagentbot.chat.adapter import (
     SentMessage,
     Undeliverable,
 )
-from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.messages import Attachment, IncomingMessage
+from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
@@ -48,10 +49,6 @@ REMEMBERED_TEXTS = 1024  # sent texts remembered to skip identical edits
 _ADDRESSED_COMMAND = re.compile(r"^/([A-Za-z0-9_]+)@([A-Za-z0-9_]+)")
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
-
-
-class FileTooLarge(AttachmentError):
-    """A document is over the download limit; the message says which limit and how to raise it."""
 
 
 def configured(settings: Settings) -> bool:
@@ -101,8 +98,8 @@ class TelegramAdapter(BaseAdapter):
         self._commands = list(commands) if commands is not None else None
         self._receive: Receiver | None = None
         self._app: Application | None = None
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
+        self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
+        self._last_text: Recent[tuple[str, str], str] = Recent(REMEMBERED_TEXTS)  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
@@ -229,12 +226,12 @@ class TelegramAdapter(BaseAdapter):
         if update.update_id in self._seen:
             raise ApplicationHandlerStop
         self._seen[update.update_id] = None
-        if len(self._seen) > SEEN_UPDATES:
-            self._seen.popitem(last=False)
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if message is not None and message.migrate_from_chat_id and not await self._really_moved(message):
+        if message is not None and message.migrate_from_chat_id:  # a group upgraded to a supergroup
+            if await self._really_moved(message):
+                self._chat_moved(message.migrate_from_chat_id, message.chat.id)
             return
         incoming = self.normalise(message) if message is not None else None
         if incoming is not None and self._receive is not None:
@@ -263,8 +260,6 @@ class TelegramAdapter(BaseAdapter):
 
     def normalise(self, message: Message) -> IncomingMessage | None:
         """The platform message as kagentbot's IncomingMessage, or None when it is not for us."""
-        if message.migrate_from_chat_id:  # the first message of a group upgraded to a supergroup
-            return self._chat_moved(message.migrate_from_chat_id, message.chat.id)
         user = message.from_user
         if user is None or user.is_bot:
             return None  # channel posts, other bots, our own echoes
@@ -295,9 +290,10 @@ class TelegramAdapter(BaseAdapter):
             mentions_bot=is_dm or mentioned or replied,
         )
 
-    def _chat_moved(self, old_id: int | str, new_id: int | str) -> IncomingMessage:
-        """Not a message: the news that a group's things now belong under its supergroup's id."""
-        return IncomingMessage(platform=self.platform, chat_id=str(new_id), user_id="", text="", moved_from=str(old_id))
+    def _chat_moved(self, old_id: int | str, new_id: int | str) -> None:
+        """Tell the Bot that a group's things now belong under its supergroup's id."""
+        if self.on_chat_moved is not None:
+            self.on_chat_moved(self, str(old_id), str(new_id))
 
     def _without_mentions(self, message: Message) -> tuple[str, bool]:
         text = message.text or message.caption or ""
@@ -412,9 +408,6 @@ class TelegramAdapter(BaseAdapter):
 
     def _remember(self, message: SentMessage, text: str) -> None:
         self._last_text[(message.chat_id, message.message_id)] = text
-        self._last_text.move_to_end((message.chat_id, message.message_id))
-        if len(self._last_text) > REMEMBERED_TEXTS:
-            self._last_text.popitem(last=False)
 
     async def _call(self, request, chat_id: str):
         """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)
@@ -433,8 +426,7 @@ class TelegramAdapter(BaseAdapter):
         except RetryAfter as exc:
             raise RateLimited(_seconds(exc)) from exc
         except ChatMigrated as exc:  # seen before the upgrade's own service message: move things now
-            if self._receive is not None:
-                self._receive(self, self._chat_moved(chat_id, exc.new_chat_id))
+            self._chat_moved(chat_id, exc.new_chat_id)
             raise ChatMoved(f"the group is a supergroup now, with the id {exc.new_chat_id}") from exc
         except (BadRequest, Forbidden) as exc:  # chat not found, bot blocked or removed...
             raise Undeliverable(f"Telegram refused it: {exc}") from exc

@@ -64,6 +64,7 @@ class Bot:
     async def start(self) -> None:
         self._running = True
         for adapter in self.adapters:
+            adapter.on_chat_moved = self.chat_moved
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
         await self._start_scheduler()
@@ -124,9 +125,6 @@ class Bot:
     def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
         if not self._running:
             return
-        if message.moved_from:  # the chat's new id: what is kept under the old one follows it
-            self._spawn(self._move_chat(message))
-            return
         if CommandRouter.is_command(message.text):
             if self._admitted(self._command_lanes, adapter, message, "command"):
                 self._spawn(self._command(adapter, message))
@@ -179,12 +177,17 @@ class Bot:
             return
         log.warning("paused scheduled question %s: %s (resume it with /schedule resume %s)", job_id, reason, job_id)
 
-    async def _move_chat(self, message: IncomingMessage) -> None:
+    def chat_moved(self, adapter: Adapter, old_id: str, new_id: str) -> None:
+        """The platform gave a chat a new id: what is kept under the old one follows it."""
+        if self._running:
+            self._spawn(self._move_chat(adapter.platform, old_id, new_id))
+
+    async def _move_chat(self, platform: str, old_id: str, new_id: str) -> None:
         try:
-            await self.services.move_chat(message.platform, message.moved_from, message.chat_id)
+            await self.services.move_chat(platform, old_id, new_id)
         except Exception:
             log.exception("moving %s chat %s to %s failed: its memory, persona or schedules still use the old id",
-                          message.platform, message.moved_from, message.chat_id)
+                          platform, old_id, new_id)
 
     def _work(self) -> list[asyncio.Task]:
         """Every turn and command under way: the spawned tasks and the conversation workers."""

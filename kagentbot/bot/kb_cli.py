@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kagentbot.memory.types import Audience
+from kagentbot.scope import Scope, ScopeError
 
 
 def register(subparsers: Any) -> None:
@@ -40,16 +41,26 @@ def os_user() -> str:
 
 def audience_for(user: str, scope: str) -> tuple[Audience, str]:
     """The console audience and the scope to write to. Raises ValueError for a bad --scope."""
-    user_scope = f"user:console:{user}"
+    user_scope = str(Scope.user("console", user))
     if scope == "user":
         return Audience(user_scope), user_scope
     if scope == "global":
-        return Audience(user_scope), "global"
+        return Audience(user_scope), str(Scope.GLOBAL)
     if scope.startswith("chat:") and len(scope) > 5:
-        parts = scope.split(":")
-        chat = scope if len(parts) >= 3 else f"chat:console:{parts[1]}"
+        chat = str(_chat_scope(scope))
         return Audience(user_scope, chat, share_private=True), chat  # the operator at the terminal
     raise ValueError(f"--scope must be user, global or chat:ID, not {scope!r}")
+
+
+def _chat_scope(text: str) -> Scope:
+    """`chat:ID` is a console chat; `chat:PLATFORM:ID` names any platform's."""
+    try:
+        scope = Scope.parse(text) if text.count(":") >= 2 else Scope.chat("console", text[len("chat:"):])
+    except ScopeError:
+        scope = None
+    if scope is None or scope.kind != "chat":
+        raise ValueError(f"--scope must be user, global or chat:ID, not {text!r}")
+    return scope
 
 
 async def run(args: argparse.Namespace, settings: Any) -> int:

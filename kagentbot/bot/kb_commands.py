@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.scope import Scope, ScopeError
 
 USAGE = (
     "/kb add [--scope user|chat|global] TEXT|URL (or attach files) · /kb list · "
@@ -68,7 +69,7 @@ def target_scope(ctx: CommandContext, scope: str) -> str:
     if scope == "global":
         if not ctx.is_admin:
             raise CommandError("Only an admin can add to the global knowledge base.")
-        return "global"
+        return str(Scope.GLOBAL)
     raise CommandError(f"Unknown scope {scope!r}: use user, chat or global.")
 
 
@@ -126,11 +127,11 @@ def _added_line(result: Any) -> str:
 
 
 def describe_scope(scope: str) -> str:
-    if scope == "global":
-        return "global"
-    if scope.startswith("chat:"):
-        return "this chat"
-    return "private to you"
+    try:
+        kind = Scope.parse(scope).kind
+    except ScopeError:
+        kind = "user"
+    return {"global": "global", "chat": "this chat"}.get(kind, "private to you")
 
 
 PRIVATE_HINT = "(Your private documents are not shown in a shared chat: DM me /kb list to see them.)"

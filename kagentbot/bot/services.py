@@ -16,6 +16,7 @@ from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
+from kagentbot.scope import Scope
 from kagentbot.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,11 @@ class Services:
         its persona and its scheduled questions."""
         from kagentbot.persona.store import chat_key
 
+        old, new = str(Scope.chat(platform, old_id)), str(Scope.chat(platform, new_id))
         move_scope = getattr(self.memory, "move_scope", None)
-        rows = await move_scope(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}") if move_scope else 0
+        rows = await move_scope(old, new) if move_scope else 0
         persona = await self.personas.move_chat(chat_key(platform, old_id), chat_key(platform, new_id))
-        await self.sharing().move_chat(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}")
+        await self.sharing().move_chat(old, new)
         if self.scheduler is not None:
             jobs = self.scheduler.move_chat(platform, old_id, new_id)
         else:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from kagentbot.bot.kb_cli import os_user
+from kagentbot.scope import Scope
 
 WIDTH = 80  # the listing stays readable in a plain terminal
 _JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
@@ -146,7 +147,7 @@ async def run_tool(registry: Any, args: argparse.Namespace, settings: Any) -> in
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
     # the audience `kagentbot ask --user NAME` has: a direct conversation with that console user
-    audience = Audience(user_scope=f"user:console:{args.user}")
+    audience = Audience(user_scope=str(Scope.user("console", args.user)))
     knowledge = ConsoleKnowledge(settings, audience)
     try:
         async with aiohttp.ClientSession(headers={"User-Agent": settings.tools.user_agent}) as http:

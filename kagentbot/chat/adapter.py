@@ -61,6 +61,7 @@ class ChatMoved(Undeliverable):
 
 
 Receiver = Callable[["Adapter", IncomingMessage], None]
+ChatMovedHandler = Callable[["Adapter", str, str], None]  # (adapter, old chat id, new chat id)
 
 
 class Adapter(Protocol):
@@ -68,6 +69,9 @@ class Adapter(Protocol):
     capabilities: Capabilities
     # set by the runner: called with a reason when the adapter can no longer work
     on_fatal: Callable[[str], None] | None
+    # set by the Bot: called when the platform gives a chat a new id (a Telegram group upgraded
+    # to a supergroup), so that what the chat owns follows it; never blocks
+    on_chat_moved: ChatMovedHandler | None
 
     @property
     def private_pointer(self) -> str:
@@ -108,6 +112,7 @@ class BaseAdapter:
     platform offers (and say so in `capabilities`)."""
 
     on_fatal: Callable[[str], None] | None = None
+    on_chat_moved: ChatMovedHandler | None = None
 
     @property
     def private_pointer(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.messages import AttachmentError, IncomingMessage
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class Command:
 
 class CommandError(Exception):
     """A user mistake in a command; the message says what to do."""
+
+
+class FileTooLarge(AttachmentError, CommandError):
+    """An attachment is over the download limit; the message names the limit and the setting
+    that raises it. Also a CommandError, so the router answers with the reason even where a
+    command's handler lets it pass."""
 
 
 class CommandRouter:

@@ -15,6 +15,7 @@ TOP = "cli"  # kagentbot/cli.py and kagentbot/__init__.py: the command line sits
 
 # package -> the packages of ours it may import (its own always). Lowest first.
 LAYERS: dict[str, set[str]] = {
+    "scope": set(),  # kagentbot/scope.py: the Scope value, for everyone
     "config": set(),  # imported by everything, imports nothing of ours
     "net": {"config"},  # the SSRF-guarded fetcher, shared by memory and tools
     "persona": {"config"},
@@ -28,6 +29,9 @@ LAYERS: dict[str, set[str]] = {
     "eval": {"config", "agent", "memory", "persona", "tools"},  # a runner beside the bot
     TOP: {"config", "ops", "net", "persona", "memory", "tools", "agent", "chat", "adapters", "bot", "eval"},
 }
+for _name, _allowed in LAYERS.items():
+    if _name not in ("scope", "config"):  # config still imports nothing of ours
+        _allowed.add("scope")
 
 # Where a package may reach another only for some of its modules: (importer, imported) -> allowed.
 NARROW: dict[tuple[str, str], set[str]] = {
