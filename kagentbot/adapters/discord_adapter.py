@@ -22,7 +22,7 @@ from kagentbot.chat.adapter import (
     SentMessage,
     Undeliverable,
 )
-from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.messages import CommandHandle, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 2000  # characters per Discord message
-INTERACTION_PREFIX = "interaction:"
 DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("kb", "add, list, search or remove documents in the knowledge base"),
     ("persona", "show, list or choose the bot's persona"),
@@ -165,15 +164,15 @@ class DiscordAdapter(BaseAdapter):
             await interaction.response.send_message("I am starting or restarting; please try again in a moment.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=self.settings.discord.ephemeral_commands, thinking=True)
-        synthetic_id = f"{INTERACTION_PREFIX}{interaction.id}"
-        self._interactions[synthetic_id] = interaction
+        handle = CommandHandle(str(interaction.id))
+        self._interactions[handle.key] = interaction
         text = f"/{name} {args.strip()}".rstrip()
-        receive(self, command_message(interaction, text, synthetic_id, file, self._max_bytes))
+        receive(self, command_message(interaction, text, handle, file, self._max_bytes))
 
     # -- output --------------------------------------------------------------------------------
     async def destination(self, message: IncomingMessage) -> Destination:
-        if message.message_id in self._interactions or message.is_dm or message.thread_id:
-            return Destination(message.chat_id, message.thread_id, message.message_id)
+        if message.command is not None or message.is_dm or message.thread_id:
+            return Destination(message.chat_id, message.thread_id, message.message_id, command=message.command)
         if not message.message_id:  # a scheduled question: no message to open a thread on
             return Destination(message.chat_id)
         thread = await self._open_thread(message)
@@ -205,11 +204,11 @@ class DiscordAdapter(BaseAdapter):
     async def send(self, where: Destination, text: str) -> SentMessage:
         import discord
 
-        if where.private_to and not where.reply_to.startswith(INTERACTION_PREFIX):
+        if where.private_to and where.command is None:
             return await self._send_privately(where, text)
         try:
-            if where.reply_to.startswith(INTERACTION_PREFIX):
-                return await self._follow_up(where, text)
+            if where.command is not None:
+                return await self._follow_up(where.command, where, text)
             channel = await self._channel(int(where.thread_id or where.chat_id))
             quiet = discord.AllowedMentions.none()  # model text never pings @everyone, roles or users
             if where.thread_id or not where.reply_to:
@@ -224,7 +223,7 @@ class DiscordAdapter(BaseAdapter):
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
     async def typing(self, where: Destination) -> None:
-        if where.reply_to.startswith(INTERACTION_PREFIX):
+        if where.command is not None:
             return  # a slash command shows "thinking…" already
         channel = await self._channel(int(where.thread_id or where.chat_id))
         await channel.typing()  # awaited, not entered: one indicator, which lasts about 10 s
@@ -250,12 +249,12 @@ class DiscordAdapter(BaseAdapter):
         self._channels[channel.id] = channel
         return channel
 
-    async def _follow_up(self, where: Destination, text: str) -> SentMessage:
+    async def _follow_up(self, command: CommandHandle, where: Destination, text: str) -> SentMessage:
         import discord
 
-        interaction = self._interactions.get(where.reply_to)
+        interaction = self._interactions.get(command.key)
         if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
-            raise Undeliverable(f"{where.reply_to} can no longer be answered")
+            raise Undeliverable(f"interaction {command.key} can no longer be answered")
         sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
                                                allowed_mentions=discord.AllowedMentions.none())
         self._followups[str(sent.id)] = interaction

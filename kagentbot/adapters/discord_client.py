@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 
 from kagentbot.chat.commands import FileTooLarge
-from kagentbot.chat.messages import Attachment, IncomingMessage
+from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: in
     )
 
 
-def command_message(interaction: discord.Interaction, text: str, synthetic_id: str,
+def command_message(interaction: discord.Interaction, text: str, handle: CommandHandle,
                     file: discord.Attachment | None, max_bytes: int) -> IncomingMessage:
     """A slash command as the text command the router knows: `/kb add` with the file attached."""
     channel = interaction.channel
@@ -173,7 +173,7 @@ def command_message(interaction: discord.Interaction, text: str, synthetic_id: s
         chat_id=chat_id,
         user_id=str(interaction.user.id),
         text=text,
-        message_id=synthetic_id,
+        command=handle,
         thread_id=thread_id,
         user_name=interaction.user.display_name,
         attachments=(attachment_of(file, max_bytes),) if file is not None else (),

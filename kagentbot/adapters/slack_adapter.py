@@ -30,7 +30,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.commands import FileTooLarge
-from kagentbot.chat.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.messages import Attachment, AttachmentError, CommandHandle, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
@@ -233,7 +233,7 @@ class SlackAdapter(BaseAdapter):
 
     async def _on_command(self, ack, command: dict[str, Any]) -> None:
         await ack()  # within Slack's 3 seconds, before any work
-        key = f"command:{command.get('trigger_id') or time.monotonic_ns()}"
+        key = str(command.get("trigger_id") or time.monotonic_ns())
         self._commands[key] = _CommandReplies(command.get("response_url", ""), time.monotonic() + RESPONSE_URL_LIFETIME,
                                               command.get("user_id", ""))
         channel = command.get("channel_id", "")
@@ -242,7 +242,7 @@ class SlackAdapter(BaseAdapter):
             chat_id=channel,
             user_id=command.get("user_id", ""),
             text=f"{command.get('command', '/help')} {_plain_text(command.get('text', ''))}".strip(),
-            message_id=key,
+            command=CommandHandle(key),
             user_name=command.get("user_name", ""),
             is_dm=channel.startswith("D") or command.get("channel_name") == "directmessage",
             mentions_bot=True,
@@ -358,11 +358,12 @@ class SlackAdapter(BaseAdapter):
     # -- output --------------------------------------------------------------------------------
     async def destination(self, message: IncomingMessage) -> Destination:
         """The thread of the user's message: the thread it is in, or a new one under it."""
-        return Destination(message.chat_id, message.thread_id or message.message_id, message.message_id)
+        return Destination(message.chat_id, message.thread_id or message.message_id, message.message_id,
+                           command=message.command)
 
     async def send(self, where: Destination, text: str) -> SentMessage:
-        if where.reply_to.startswith("command:"):
-            return await self._respond(where, text)
+        if where.command is not None:
+            return await self._respond(where.command, where.chat_id, text)
         thread = where.thread_id or where.reply_to  # on Slack, replying to a message is threading under it
         if where.private_to:
             return await self._ephemeral(where.chat_id, where.private_to, thread, text)
@@ -385,17 +386,17 @@ class SlackAdapter(BaseAdapter):
         sent = await self._call(lambda c: c.chat_postEphemeral(channel=channel, user=user, text=text, **options))
         return SentMessage(channel, sent.get("message_ts", ""), thread)
 
-    async def _respond(self, where: Destination, text: str) -> SentMessage:
+    async def _respond(self, command: CommandHandle, chat_id: str, text: str) -> SentMessage:
         """A slash command's reply, through its response_url: only the user who typed it sees it,
         and it works in channels the bot has not joined. Past the URL's five replies or thirty
         minutes, the rest goes as an ephemeral message (which needs the bot in the channel)."""
         from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-        replies = self._commands.get(where.reply_to)
+        replies = self._commands.get(command.key)
         if replies is None or not replies.usable():
             if replies is None or not replies.user:
                 raise Undeliverable("the slash command's response_url has expired")
-            return await self._ephemeral(where.chat_id, replies.user, "", text)
+            return await self._ephemeral(chat_id, replies.user, "", text)
         webhook = AsyncWebhookClient(replies.url, session=self._require_client().session, timeout=30)
         response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
         if response.status_code == 429:
@@ -404,7 +405,7 @@ class SlackAdapter(BaseAdapter):
             problem = f"Slack refused the command reply: HTTP {response.status_code} {response.body}"
             raise (RuntimeError if response.status_code >= 500 else Undeliverable)(problem)
         replies.used += 1
-        return SentMessage(where.chat_id, "", "")
+        return SentMessage(chat_id, "", "")
 
     async def _call(self, request):
         """One Web API call; 429s become RateLimited so the outbox waits and retries, and errors

@@ -310,7 +310,8 @@ class Bot:
         """A reply to the message itself (commands, notices): converted and split for the platform;
         private replies are shown to the asker alone where the platform can."""
         where = Destination(message.chat_id, message.thread_id, message.message_id,
-                            private_to=message.user_id if private and not message.is_dm else "")
+                            private_to=message.user_id if private and not message.is_dm else "",
+                            command=message.command)
         caps = adapter.capabilities
         try:
             for piece in split_text(text, int(caps.max_length * 0.85)):

@@ -4,4 +4,4 @@ values (adapter), chat commands (commands), and how agent events become sends an
 (markup, render)."""
 
 # Public modules (imported on demand, not here: importing the package stays free).
-__all__ = ["adapter", "commands", "markup", "messages", "render"]
+__all__ = ["adapter", "commands", "markup", "messages", "recent", "render"]

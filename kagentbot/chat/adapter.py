@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.messages import CommandHandle, IncomingMessage
 
 Markup = Literal["slack", "discord", "telegram", "plain"]
 
@@ -33,6 +33,7 @@ class Destination:
     reply_to: str = ""  # the message to reply to, where the platform threads by reply
     broadcast: bool = False  # also show a threaded reply in the channel (Slack reply_broadcast)
     private_to: str = ""  # show only to this user where the platform can (Slack ephemeral messages)
+    command: CommandHandle | None = None  # answer through this slash command's own reply channel
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,14 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class CommandHandle:
+    """A platform command's own way back (Slack's response_url, Discord's deferred interaction),
+    kept by its adapter under `key`: replies to the command go there, not into the chat."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class IncomingMessage:
     platform: str  # "slack" | "discord" | "telegram" | "console"
     chat_id: str
@@ -34,6 +42,7 @@ class IncomingMessage:
     is_dm: bool = False
     mentions_bot: bool = False
     schedule_id: str = ""  # asked by this scheduled question, not typed by its owner
+    command: CommandHandle | None = None  # a platform slash command (then there is no message_id)
 
     @property
     def user_key(self) -> str:
