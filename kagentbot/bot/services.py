@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.llm_meter import metered
@@ -19,6 +19,10 @@ from kagentbot.persona.store import PersonaStore
 from kagentbot.scope import Scope
 from kagentbot.tools.registry import ToolRegistry
 
+if TYPE_CHECKING:
+    from kagentbot.bot.schedule import Scheduler
+    from kagentbot.bot.sharing import ShareBook
+
 log = logging.getLogger(__name__)
 
 
@@ -30,9 +34,8 @@ class Services:
     memory: MemoryView
     personas: PersonaStore
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
-    extras: dict[str, Any] = field(default_factory=dict)
-    scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
-    _sharing: Any = None  # kagentbot.bot.sharing.ShareBook, opened on first use
+    scheduler: Scheduler | None = None  # set by the Bot while it runs
+    _sharing: ShareBook | None = None  # opened on first use
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -65,7 +68,7 @@ class Services:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
         return await self.personas.persona_for(message)
 
-    def sharing(self) -> Any:
+    def sharing(self) -> ShareBook:
         """Who allowed their private memory in which shared chat (`/kb share`)."""
         if self._sharing is None:
             from kagentbot.bot.sharing import ShareBook

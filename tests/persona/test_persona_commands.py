@@ -17,8 +17,9 @@ PIRATE = b'name = "pirate"\ndisplay_name = "Captain"\nbio = "Talks like a pirate
 
 
 @dataclass
-class Services:  # the slice of the bot's Services that /persona reads
+class Services:  # the slice of the bot's Services that /persona reads (PersonaServices)
     personas: PersonaStore
+    tools: None = None  # no tool registry: persona tool names are not checked
 
 
 def admin_id(platform: str) -> str:

@@ -143,6 +143,7 @@ async def test_other_users_text_is_not_a_command_and_non_admins_are_refused(make
 
     class Services:
         personas = store
+        tools = None
 
     for text in INJECTION.splitlines()[:1]:
         reply = await router.dispatch(CommandContext(message(text, user="U2"), Services(), settings.is_admin("slack:U2")))
