@@ -96,6 +96,7 @@ class TelegramAdapter(BaseAdapter):
             deletes=True,
         )
         self._commands = list(commands) if commands is not None else None
+        self._offered: list[Command] = []  # the Bot's commands, when none were given here
         self._receive: Receiver | None = None
         self._app: Application | None = None
         self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
@@ -111,7 +112,7 @@ class TelegramAdapter(BaseAdapter):
         self._app = app = self._build()
         try:
             await self._connect(app)
-            commands = self._command_list(receive)
+            commands = self._command_list()
             self._known_commands = {c.name.lower() for c in commands}
             await self._register_commands(commands)
             await self._start_updates(app)
@@ -201,12 +202,12 @@ class TelegramAdapter(BaseAdapter):
         )
 
     # -- command menu --------------------------------------------------------------------------
-    def _command_list(self, receive: Receiver) -> list[Command]:
-        """Given at construction, or the router of the Bot whose `receive` we were handed."""
-        if self._commands is not None:
-            return self._commands
-        router = getattr(getattr(receive, "__self__", None), "router", None)
-        return router.commands() if router is not None else []
+    def offer_commands(self, commands: Sequence[Command]) -> None:
+        self._offered = list(commands)
+
+    def _command_list(self) -> list[Command]:
+        """Given at construction, else those the Bot offered."""
+        return self._commands if self._commands is not None else self._offered
 
     async def _register_commands(self, commands: Sequence[Command]) -> None:
         from telegram import BotCommand

@@ -65,6 +65,7 @@ class Bot:
         self._running = True
         for adapter in self.adapters:
             adapter.on_chat_moved = self.chat_moved
+            adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
         await self._start_scheduler()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from kagentbot.chat.commands import Command
 from kagentbot.chat.messages import CommandHandle, IncomingMessage
 
 Markup = Literal["slack", "discord", "telegram", "plain"]
@@ -107,6 +108,10 @@ class Adapter(Protocol):
     async def connected(self) -> bool | None:
         """Whether the platform connection is up now; None where there is none to report."""
 
+    def offer_commands(self, commands: Sequence[Command]) -> None:
+        """The bot's chat commands, for platforms with a command menu (called before start;
+        commands given to the adapter when it was made win)."""
+
 
 class BaseAdapter:
     """What an adapter without the optional abilities does: subclass it and override what the
@@ -126,4 +131,7 @@ class BaseAdapter:
         raise Undeliverable("this platform cannot delete messages")
 
     async def connected(self) -> bool | None:
+        return None
+
+    def offer_commands(self, commands: Sequence[Command]) -> None:
         return None
