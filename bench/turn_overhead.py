@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from kagentbot.agent.llm import ChatReply, ModelInfo, make_client  # noqa: E402
 from kagentbot.agent.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
+from kagentbot.agent.slots import FairGate  # noqa: E402
 from kagentbot.bot.app import Bot  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
 from kagentbot.chat.messages import IncomingMessage  # noqa: E402
@@ -58,6 +59,7 @@ class InstantModel:
 
     def __init__(self) -> None:
         self._step = 0
+        self.slots = FairGate(64)  # never waited at (calls go straight through), read by the meter
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         self._step += 1
