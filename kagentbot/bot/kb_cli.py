@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.memory.types import Audience
 from kagentbot.scope import Scope, ScopeError
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +66,7 @@ def _chat_scope(text: str) -> Scope:
     return scope
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+async def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
     from kagentbot.memory.embedders import EmbedderError
@@ -78,13 +81,13 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
         return 1
 
 
-async def _open(settings: Any, reindexing: bool = False) -> Any:
+async def _open(settings: Settings, reindexing: bool = False) -> Any:
     from kagentbot.memory.store import MemoryStore
 
     return await MemoryStore.open(settings, reindexing=reindexing)
 
 
-async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _add(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, scope = audience_for(args.user, args.scope)
     document = await _load(" ".join(args.source), settings, as_text=args.text)
     store = await _open(settings)
@@ -99,7 +102,7 @@ async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _load(source: str, settings: Any, as_text: bool = False) -> Any:
+async def _load(source: str, settings: Settings, as_text: bool = False) -> Any:
     from kagentbot.memory.ingest import IngestError, from_path, from_text, from_url, is_url
 
     if as_text:
@@ -169,7 +172,7 @@ def _progress(console: Any) -> Any:
     )
 
 
-async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _list(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     documents = await (await _open(settings)).list_documents(audience.readable)
     if not documents:
@@ -186,7 +189,7 @@ async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _search(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     store = await _open(settings)
     passages = await store.search(audience, " ".join(args.query), args.limit or settings.memory.top_k)
@@ -199,7 +202,7 @@ async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _remove(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _remove(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     store = await _open(settings)
     info = await store.remove_document(audience, args.id, may_remove_global=True)
@@ -207,7 +210,7 @@ async def _remove(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _reindex(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _reindex(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     store = await _open(settings, reindexing=True)
     with _progress(console) as progress:
         task = progress.add_task(f"re-embedding with {settings.embed.backend}", total=None)

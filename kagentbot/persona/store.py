@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kagentbot.config.files import atomic_write, exclusive
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +70,14 @@ def builtin_personas() -> dict[str, Persona]:
 
 
 class PersonaStore:
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.data_dir) / "personas"
         self._builtin = builtin_personas()
         self._lock = asyncio.Lock()  # one writer at a time within the process
 
     @classmethod
-    async def open(cls, settings: Any) -> PersonaStore:
+    async def open(cls, settings: Settings) -> PersonaStore:
         store = cls(settings)
         await asyncio.to_thread(store._ensure_dirs)
         return store

@@ -10,10 +10,13 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.tools.registry import TOOL_ATTRIBUTE, Tool, ToolRegistry
 from kagentbot.tools.timetools import TIME_TOOLS
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 ENTRY_POINT_GROUP = "kagentbot.tools"
 
@@ -32,7 +35,7 @@ def builtin_tools() -> tuple[Any, ...]:
     return (*TIME_TOOLS, web_search, browse_website, encyclopedia, get_weather_info, kb_search)
 
 
-def build_registry(settings: Any = None) -> ToolRegistry:
+def build_registry(settings: Settings | None = None) -> ToolRegistry:
     registry = ToolRegistry(builtin_tools())
     if settings is None:
         return registry
