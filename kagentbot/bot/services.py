@@ -21,6 +21,7 @@ from kagentbot.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from kagentbot.bot.schedule import Scheduler
+    from kagentbot.chat.messages import IncomingMessage
     from kagentbot.bot.sharing import ShareBook
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class Services:
             raise
         return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas)
 
-    async def persona_for(self, message: Any) -> Persona:
+    async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
         return await self.personas.persona_for(message)
 
@@ -76,7 +77,7 @@ class Services:
             self._sharing = ShareBook(self.settings.data_dir)
         return self._sharing
 
-    async def audience_for(self, message: Any) -> Audience:
+    async def audience_for(self, message: IncomingMessage) -> Audience:
         """What a turn for `message` may read: in a shared chat the asker's private memory only
         where they turned sharing on for that chat."""
         audience = message.audience

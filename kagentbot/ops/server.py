@@ -21,10 +21,23 @@ from typing import Any, Protocol
 
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics
-from kagentbot.ops.slots import llm_slots
+from kagentbot.ops.slots import SlotCounts, llm_slots
 
 log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the event loop heartbeats
+
+
+class Observed(Protocol):
+    """What /readyz and /metrics read of the bot's Services (kagentbot.bot.services.Services)."""
+
+    @property
+    def llm(self) -> Any: ...  # an LLMClient: list_models() answers whether the model is served
+
+    @property
+    def memory(self) -> object: ...  # the store: totals() where it has them
+
+    @property
+    def slots(self) -> SlotCounts: ...
 
 
 class Platform(Protocol):
@@ -46,7 +59,7 @@ class Check:
 class OpsServer:
     """Lifecycle: `start()` → `running()` once the bot is up → `stopping()` → `stop()`."""
 
-    def __init__(self, settings: Settings, services: Any, adapters: Sequence[Platform]) -> None:
+    def __init__(self, settings: Settings, services: Observed, adapters: Sequence[Platform]) -> None:
         self.settings = settings
         self.services = services
         self.adapters = list(adapters)
@@ -201,7 +214,7 @@ class NoEndpoint:
         return None
 
 
-def ops_endpoint(settings: Settings, services: Any, adapters: Sequence[Platform]) -> OpsServer | NoEndpoint:
+def ops_endpoint(settings: Settings, services: Observed, adapters: Sequence[Platform]) -> OpsServer | NoEndpoint:
     return OpsServer(settings, services, adapters) if settings.ops.port else NoEndpoint()
 
 
