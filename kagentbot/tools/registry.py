@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 if typing.TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
     from kagentbot.tools.links import TurnLinks
 
 TOOL_ATTRIBUTE = "__kagentbot_tool__"
@@ -47,7 +48,7 @@ class ToolContext:
 
     now: datetime  # timezone-aware
     language: str = "en"  # "en" | "zh": the question's language
-    settings: Any = None  # kagentbot.config.Settings
+    settings: Settings | None = None
     http: Any = None  # aiohttp.ClientSession shared by network tools
     knowledge: KnowledgeSearcher | None = None
     user_scope: str = ""  # "user:<platform>:<id>"
