@@ -36,8 +36,8 @@ import discord.ext.test as dpytest  # noqa: E402
 from kagentbot.adapters.slack_adapter import SlackAdapter  # noqa: E402
 from kagentbot.adapters.telegram_adapter import TelegramAdapter  # noqa: E402
 from kagentbot.bot.app import Bot, default_router  # noqa: E402
-from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.chat.messages import IncomingMessage  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
 from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.discord.harness import start_discord_bot, until  # noqa: E402

@@ -28,13 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kagentbot.adapters.base import Capabilities  # noqa: E402
 from kagentbot.agent.events import Failed  # noqa: E402
 from kagentbot.agent.llm import make_client  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest, collect  # noqa: E402
 from kagentbot.bot.app import Bot  # noqa: E402
-from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.chat.adapter import Capabilities  # noqa: E402
+from kagentbot.chat.messages import IncomingMessage  # noqa: E402
 from kagentbot.config.settings import AgentSettings, LLMSettings, load_settings  # noqa: E402
 from kagentbot.memory.types import Audience, ConversationBuffer  # noqa: E402
 from kagentbot.tools.registry import ToolRegistry  # noqa: E402
@@ -43,7 +43,7 @@ from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama, Scripted, complete  # noqa: E402
 
 ME = Audience("user:console:alice")
-TELEGRAM_LIKE = Capabilities(True, True, 4096, 0.0, 0.0, "plain")
+TELEGRAM_LIKE = Capabilities(True, True, 4096, 0.0, 0.0, "plain", deletes=True)
 HAS_DEADLINES = "call_deadline" in LLMSettings.model_fields and "turn_deadline" in AgentSettings.model_fields
 ERROR_BODY = ("llama runner process has terminated: error loading model: "
               + "".join(f"tensor 'blk.{n}.attn_q.weight' has wrong shape; " for n in range(90))

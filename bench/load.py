@@ -41,10 +41,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kagentbot.adapters.base import Capabilities, Destination, SentMessage  # noqa: E402
 from kagentbot.bot.app import Bot  # noqa: E402
-from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.chat.adapter import BaseAdapter, Capabilities, Destination, SentMessage  # noqa: E402
+from kagentbot.chat.messages import IncomingMessage  # noqa: E402
 from kagentbot.config.settings import LLMSettings, load_settings  # noqa: E402
 
 THROUGHPUT_GOAL, WAIT_RATIO_GOAL, FAIRNESS_GOAL, RSS_GOAL_MB = 0.95, 2.0, 0.9, 1024
@@ -175,7 +175,7 @@ class Asked:
 
 
 @dataclass
-class BenchPlatform:
+class BenchPlatform(BaseAdapter):
     """An in-memory platform keeping only what the bench needs: when each question's answer
     was complete, and which failed with a message (edits as cheap as a dict lookup)."""
 

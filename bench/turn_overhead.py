@@ -44,14 +44,15 @@ if "--code" in sys.argv:  # --memory --compare: the child runs another checkout'
 sys.path.insert(0, str(ROOT))
 
 from kagentbot.agent.llm import ChatReply, ModelInfo, make_client  # noqa: E402
+from kagentbot.agent.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
+from kagentbot.agent.slots import FairGate  # noqa: E402
 from kagentbot.bot.app import Bot  # noqa: E402
-from kagentbot.bot.messages import IncomingMessage  # noqa: E402
 from kagentbot.bot.services import Services  # noqa: E402
+from kagentbot.chat.messages import IncomingMessage  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
 from kagentbot.memory.types import Audience, ConversationBuffer  # noqa: E402
 from kagentbot.ops import metrics  # noqa: E402
-from kagentbot.ops.llm_meter import MeteredLLM  # noqa: E402
 from kagentbot.tools.catalog import build_registry  # noqa: E402
 from tests.bot.chat_adapter import ChatAdapter  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama, Scripted, complete, task  # noqa: E402
@@ -69,6 +70,7 @@ class InstantModel:
 
     def __init__(self) -> None:
         self._step = 0
+        self.slots = FairGate(64)  # never waited at (calls go straight through), read by the meter
 
     async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
         self._step += 1

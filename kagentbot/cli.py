@@ -8,9 +8,12 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.bot.kb_cli import os_user
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(level: str, settings: Any) -> None:
+def _configure_logging(level: str, settings: Settings) -> None:
     from kagentbot.config.logs import configure_logging
     from kagentbot.ops.logs import use_format
 
@@ -103,7 +106,7 @@ def _configure_logging(level: str, settings: Any) -> None:
     use_format(settings.log.format)  # json: one object a line, through the same handler and its filters
 
 
-def _keep_data_private(settings: Any) -> None:
+def _keep_data_private(settings: Settings) -> None:
     """Files the bot writes from here on (memory, personas, schedules, LanceDB's own) are its OS
     user's alone; those already there are made so once."""
     from kagentbot.config.files import make_data_private
@@ -113,12 +116,12 @@ def _keep_data_private(settings: Any) -> None:
 
 
 def console_message(text: str, user: str) -> Any:
-    from kagentbot.bot.messages import IncomingMessage
+    from kagentbot.chat.messages import IncomingMessage
 
     return IncomingMessage(platform="console", chat_id=user, user_id=user, text=text, is_dm=True, user_name=user)
 
 
-async def run_ask(args: argparse.Namespace, settings: Any) -> int:
+async def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
     from kagentbot.adapters.console_adapter import ConsoleRenderer
@@ -134,15 +137,15 @@ async def run_ask(args: argparse.Namespace, settings: Any) -> int:
     return 0 if ok else 1
 
 
-async def run_chat(args: argparse.Namespace, settings: Any) -> int:
+async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
     from kagentbot.adapters.console_adapter import ConsoleRenderer
     from kagentbot.agent.loop import TurnRequest
     from kagentbot.bot.app import default_router
-    from kagentbot.bot.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.bot.kb_cli import attach_local_files
     from kagentbot.bot.services import Services
+    from kagentbot.chat.commands import CommandContext, CommandError, CommandRouter
     from kagentbot.config.redact import redact_url
     from kagentbot.memory.ingest import IngestError
 
@@ -173,13 +176,13 @@ async def run_chat(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-async def run_platforms(args: argparse.Namespace, settings: Any) -> int:
+async def run_platforms(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.bot.runner import run_bot
 
     return await run_bot(settings)
 
 
-async def run_doctor(args: argparse.Namespace, settings: Any) -> int:
+async def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.bot.doctor import diagnose
 
     return await diagnose(settings)

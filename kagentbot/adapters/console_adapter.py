@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,13 +18,7 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-
-
-RAW_CHARS = 300  # of a rejected plan's text, shown at the highest verbosity
-
-
-def format_args(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+from kagentbot.chat.render import RAW_CHARS, format_args
 
 
 class ConsoleRenderer:

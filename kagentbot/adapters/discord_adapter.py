@@ -10,23 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.adapter import (
+    BaseAdapter,
+    Capabilities,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
+)
+from kagentbot.chat.messages import CommandHandle, IncomingMessage
+from kagentbot.chat.recent import Recent
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
     import discord
 
     from kagentbot.adapters.discord_client import GatewayClient
-    from kagentbot.bot.commands import CommandRouter
+    from kagentbot.chat.commands import CommandRouter
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 2000  # characters per Discord message
-INTERACTION_PREFIX = "interaction:"
 DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("kb", "add, list, search or remove documents in the knowledge base"),
     ("persona", "show, list or choose the bot's persona"),
@@ -34,26 +42,8 @@ DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "show what the bot can do"),
 )
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Recent(OrderedDict, Generic[K, V]):
-    """A dict that forgets its oldest entries past `size` (seen ids, sent messages)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
 def configured(settings: Settings) -> bool:
-    return settings.discord.token is not None and bool(settings.discord.token.get_secret_value().strip())
+    return is_set(settings.discord.token)
 
 
 def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
@@ -61,7 +51,7 @@ def create(settings: Settings, router: CommandRouter) -> DiscordAdapter:
     return DiscordAdapter(settings, commands=[(c.name, c.summary) for c in router.commands()])
 
 
-class DiscordAdapter:
+class DiscordAdapter(BaseAdapter):
     platform = "discord"
 
     def __init__(self, settings: Settings, commands: Sequence[tuple[str, str]] | None = None) -> None:
@@ -73,17 +63,18 @@ class DiscordAdapter:
         self.capabilities = Capabilities(
             threads=True, edits=True, max_length=MAX_LENGTH, markup="discord",
             send_interval=settings.discord.send_interval, edit_interval=settings.discord.edit_interval,
+            typing=True, deletes=True,
         )
         self.client: GatewayClient = GatewayClient(commands or DEFAULT_COMMANDS, self._on_message, self._on_command)
         self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
         self._receive: Receiver | None = None
         self._gateway: asyncio.Task | None = None
         self.on_fatal: Callable[[str], None] | None = None  # set by the runner: the adapter can no longer work
-        self._seen: _Recent[int, None] = _Recent(4096)
-        self._channels: _Recent[int, Any] = _Recent(2048)  # channels and threads we answer in
-        self._sent: _Recent[str, Any] = _Recent(4096)  # our messages, for edits
-        self._interactions: _Recent[str, Any] = _Recent(1024)  # synthetic id → deferred interaction
-        self._followups: _Recent[str, Any] = _Recent(1024)  # follow-up message id → interaction
+        self._seen: Recent[int, None] = Recent(4096)
+        self._channels: Recent[int, Any] = Recent(2048)  # channels and threads we answer in
+        self._sent: Recent[str, Any] = Recent(4096)  # our messages, for edits
+        self._interactions: Recent[str, Any] = Recent(1024)  # synthetic id → deferred interaction
+        self._followups: Recent[str, Any] = Recent(1024)  # follow-up message id → interaction
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
@@ -105,7 +96,7 @@ class DiscordAdapter:
         import discord
 
         try:
-            await self.client.login(self.settings.discord.token.get_secret_value().strip())
+            await self.client.login(secret_text(self.settings.discord.token))
         except discord.LoginFailure:
             raise RuntimeError("Discord rejected the bot token: check KAGENTBOT_DISCORD__TOKEN "
                                "(Bot → Reset Token in the developer portal)") from None
@@ -173,15 +164,15 @@ class DiscordAdapter:
             await interaction.response.send_message("I am starting or restarting; please try again in a moment.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=self.settings.discord.ephemeral_commands, thinking=True)
-        synthetic_id = f"{INTERACTION_PREFIX}{interaction.id}"
-        self._interactions[synthetic_id] = interaction
+        handle = CommandHandle(str(interaction.id))
+        self._interactions[handle.key] = interaction
         text = f"/{name} {args.strip()}".rstrip()
-        receive(self, command_message(interaction, text, synthetic_id, file, self._max_bytes))
+        receive(self, command_message(interaction, text, handle, file, self._max_bytes))
 
     # -- output --------------------------------------------------------------------------------
     async def destination(self, message: IncomingMessage) -> Destination:
-        if message.message_id in self._interactions or message.is_dm or message.thread_id:
-            return Destination(message.chat_id, message.thread_id, message.message_id)
+        if message.command is not None or message.is_dm or message.thread_id:
+            return Destination(message.chat_id, message.thread_id, message.message_id, command=message.command)
         if not message.message_id:  # a scheduled question: no message to open a thread on
             return Destination(message.chat_id)
         thread = await self._open_thread(message)
@@ -213,11 +204,11 @@ class DiscordAdapter:
     async def send(self, where: Destination, text: str) -> SentMessage:
         import discord
 
-        if where.private_to and not where.reply_to.startswith(INTERACTION_PREFIX):
+        if where.private_to and where.command is None:
             return await self._send_privately(where, text)
         try:
-            if where.reply_to.startswith(INTERACTION_PREFIX):
-                return await self._follow_up(where, text)
+            if where.command is not None:
+                return await self._follow_up(where.command, where, text)
             channel = await self._channel(int(where.thread_id or where.chat_id))
             quiet = discord.AllowedMentions.none()  # model text never pings @everyone, roles or users
             if where.thread_id or not where.reply_to:
@@ -232,7 +223,7 @@ class DiscordAdapter:
         return SentMessage(where.chat_id, str(sent.id), where.thread_id)
 
     async def typing(self, where: Destination) -> None:
-        if where.reply_to.startswith(INTERACTION_PREFIX):
+        if where.command is not None:
             return  # a slash command shows "thinking…" already
         channel = await self._channel(int(where.thread_id or where.chat_id))
         await channel.typing()  # awaited, not entered: one indicator, which lasts about 10 s
@@ -258,12 +249,12 @@ class DiscordAdapter:
         self._channels[channel.id] = channel
         return channel
 
-    async def _follow_up(self, where: Destination, text: str) -> SentMessage:
+    async def _follow_up(self, command: CommandHandle, where: Destination, text: str) -> SentMessage:
         import discord
 
-        interaction = self._interactions.get(where.reply_to)
+        interaction = self._interactions.get(command.key)
         if interaction is None:  # forgotten long after Discord's 15-minute follow-up window
-            raise Undeliverable(f"{where.reply_to} can no longer be answered")
+            raise Undeliverable(f"interaction {command.key} can no longer be answered")
         sent = await interaction.followup.send(text, ephemeral=self.settings.discord.ephemeral_commands, wait=True,
                                                allowed_mentions=discord.AllowedMentions.none())
         self._followups[str(sent.id)] = interaction

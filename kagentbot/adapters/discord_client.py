@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import discord
 from discord import app_commands
 
-from kagentbot.bot.commands import CommandError
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class GatewayClient(discord.Client):
 
     def _slash_command(self, name: str, summary: str) -> app_commands.Command:
         description = (summary or name)[:100]  # Discord's limit on command descriptions
+        callback: Callable[..., Awaitable[None]]
         if name == "kb":
             async def with_file(interaction: discord.Interaction, args: str = "", file: discord.Attachment | None = None) -> None:
                 await self._on_command(interaction, name, args, file)
@@ -122,10 +123,6 @@ def attachment_of(item: discord.Attachment, max_bytes: int) -> Attachment:
     return Attachment(item.filename, item.size, item.content_type or "", fetch)
 
 
-class FileTooLarge(AttachmentError, CommandError):
-    """Also a CommandError, so the router answers with the reason even if a handler lets it pass."""
-
-
 def _refuse_large(name: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise FileTooLarge(
@@ -138,7 +135,7 @@ def _size(count: int) -> str:
     return f"{count / 1_048_576:.1f} MB" if count >= 1_048_576 else f"{count / 1024:.1f} KB"
 
 
-def chat_of(channel: object) -> tuple[str, str]:
+def chat_of(channel: discord.abc.Snowflake) -> tuple[str, str]:
     """(chat id, thread id) of a channel. A public thread continues its channel's conversation;
     a private thread has members of its own, so it is a chat of its own and never shares memory
     with its parent."""
@@ -166,7 +163,7 @@ def to_incoming(message: discord.Message, bot: discord.ClientUser, max_bytes: in
     )
 
 
-def command_message(interaction: discord.Interaction, text: str, synthetic_id: str,
+def command_message(interaction: discord.Interaction, text: str, handle: CommandHandle,
                     file: discord.Attachment | None, max_bytes: int) -> IncomingMessage:
     """A slash command as the text command the router knows: `/kb add` with the file attached."""
     channel = interaction.channel
@@ -176,7 +173,7 @@ def command_message(interaction: discord.Interaction, text: str, synthetic_id: s
         chat_id=chat_id,
         user_id=str(interaction.user.id),
         text=text,
-        message_id=synthetic_id,
+        command=handle,
         thread_id=thread_id,
         user_name=interaction.user.display_name,
         attachments=(attachment_of(file, max_bytes),) if file is not None else (),

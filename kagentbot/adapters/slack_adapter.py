@@ -16,14 +16,23 @@ import html
 import logging
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage, Undeliverable
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.adapter import (
+    BaseAdapter,
+    Capabilities,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
+)
+from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.messages import Attachment, AttachmentError, CommandHandle, IncomingMessage
+from kagentbot.chat.recent import Recent
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +41,7 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from kagentbot.bot.commands import CommandRouter
+    from kagentbot.chat.commands import CommandRouter
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +59,15 @@ _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 _KB_ADD = re.compile(r"^/?kb\s+add\b", re.I)
 
 
-class FileTooLarge(AttachmentError):
-    """A shared file is over the upload limit; the message names the setting."""
-
-
 def configured(settings: Settings) -> bool:
-    token = settings.slack.bot_token
-    return token is not None and bool(token.get_secret_value().strip())
+    return is_set(settings.slack.bot_token)
 
 
 def create(settings: Settings, router: CommandRouter) -> SlackAdapter:
     return SlackAdapter(settings)
 
 
-class SlackAdapter:
+class SlackAdapter(BaseAdapter):
     """`start(receive)` checks the tokens (auth.test, apps.connections.open), then opens the
     Socket Mode connection or the HTTP events server; `stop()` closes all of it."""
 
@@ -78,6 +82,7 @@ class SlackAdapter:
             send_interval=settings.slack.send_interval,
             edit_interval=settings.slack.edit_interval,
             markup="slack",
+            deletes=True,
             # Socket Mode envelopes and HTTP events are handled concurrently, so a follow-up sent
             # right after a question can reach the bot first; the Bot restores Slack's ts order.
             reorder_window=REORDER_WINDOW,
@@ -87,8 +92,8 @@ class SlackAdapter:
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._server: web.AppRunner | None = None
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._commands: OrderedDict[str, _CommandReplies] = OrderedDict()  # synthetic message id → where its replies go
+        self._seen: Recent[tuple[str, str], None] = Recent(SEEN_EVENTS)
+        self._commands: Recent[str, _CommandReplies] = Recent(REMEMBERED_COMMANDS)  # synthetic message id → where its replies go
         self.bot_user_id = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -97,11 +102,11 @@ class SlackAdapter:
         self._receive = receive
         try:
             await self._connect()
-            self._app = self._build_app()
+            self._app = app = self._build_app()
             if self.settings.slack.mode == "socket":
-                await self._start_socket_mode()
+                await self._start_socket_mode(app)
             else:
-                await self._start_http()
+                await self._start_http(app)
         except BaseException:
             await self.stop()  # leave no socket, server or HTTP session half open
             raise
@@ -136,10 +141,10 @@ class SlackAdapter:
         slack = self.settings.slack
         if not configured(self.settings):
             raise RuntimeError("Slack is not configured: set KAGENTBOT_SLACK__BOT_TOKEN (xoxb-...)")
-        if slack.mode == "socket" and not _secret(slack.app_token):
+        if slack.mode == "socket" and not secret_text(slack.app_token):
             raise RuntimeError("Slack Socket Mode needs an app-level token: set KAGENTBOT_SLACK__APP_TOKEN (xapp-..., "
                                "scope connections:write), or use KAGENTBOT_SLACK__MODE=http")
-        if slack.mode == "http" and not _secret(slack.signing_secret):
+        if slack.mode == "http" and not secret_text(slack.signing_secret):
             raise RuntimeError("Slack HTTP mode needs the app's signing secret: set KAGENTBOT_SLACK__SIGNING_SECRET")
 
     async def _connect(self) -> None:
@@ -149,10 +154,11 @@ class SlackAdapter:
         from slack_sdk.web.async_client import AsyncWebClient
 
         # our own session, so that stop() can close it (the SDK opens one per call otherwise)
-        self._client = AsyncWebClient(token=_secret(self.settings.slack.bot_token), base_url=self.settings.slack.api_url,
-                                      session=aiohttp.ClientSession(), timeout=30)
+        self._client = client = AsyncWebClient(token=secret_text(self.settings.slack.bot_token),
+                                               base_url=self.settings.slack.api_url,
+                                               session=aiohttp.ClientSession(), timeout=30)
         try:
-            identity = await self._client.auth_test()
+            identity = await client.auth_test()
         except SlackApiError as exc:
             raise RuntimeError(f"Slack rejected the bot token ({exc.response.get('error')}): "
                                "check KAGENTBOT_SLACK__BOT_TOKEN") from None
@@ -165,7 +171,7 @@ class SlackAdapter:
 
         app = AsyncApp(
             client=self._client,
-            signing_secret=_secret(self.settings.slack.signing_secret) or "unused in socket mode",
+            signing_secret=secret_text(self.settings.slack.signing_secret) or "unused in socket mode",
             request_verification_enabled=self.settings.slack.mode == "http",  # Socket Mode has no signatures
             logger=logging.getLogger("kagentbot.slack.bolt"),
         )
@@ -175,16 +181,17 @@ class SlackAdapter:
         app.error(self._on_error)
         return app
 
-    async def _start_socket_mode(self) -> None:
+    async def _start_socket_mode(self, app: AsyncApp) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
         from slack_sdk.errors import SlackApiError
 
-        app_token = _secret(self.settings.slack.app_token)
-        self._socket = AsyncSocketModeHandler(self._app, app_token, web_client=self._client)
+        app_token = secret_text(self.settings.slack.app_token)
+        client = self._require_client()
+        self._socket = AsyncSocketModeHandler(app, app_token, web_client=client)
         try:
             # the SDK retries a failing connection forever; ask for the first URL here, so that a
             # wrong app token is an error at start rather than a silent loop
-            opened = await self._client.apps_connections_open(app_token=app_token)
+            opened = await client.apps_connections_open(app_token=app_token)
         except SlackApiError as exc:
             raise RuntimeError(f"Slack rejected the app-level token ({exc.response.get('error')}): "
                                "check KAGENTBOT_SLACK__APP_TOKEN (xapp-..., scope connections:write)") from None
@@ -198,12 +205,12 @@ class SlackAdapter:
                                f"{self.settings.slack.connect_timeout:g} s: a firewall or proxy may block "
                                "WebSockets (KAGENTBOT_SLACK__CONNECT_TIMEOUT; or use KAGENTBOT_SLACK__MODE=http)") from None
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, app: AsyncApp) -> None:
         from aiohttp import web
         from slack_bolt.app.async_server import AsyncSlackAppServer
 
         slack = self.settings.slack
-        server = AsyncSlackAppServer(port=slack.port, path=EVENTS_PATH, app=self._app, host=slack.listen)
+        server = AsyncSlackAppServer(port=slack.port, path=EVENTS_PATH, app=app, host=slack.listen)
         self._server = web.AppRunner(server.web_app, access_log=None)
         await self._server.setup()
         site = web.TCPSite(self._server, slack.listen, slack.port)
@@ -226,18 +233,16 @@ class SlackAdapter:
 
     async def _on_command(self, ack, command: dict[str, Any]) -> None:
         await ack()  # within Slack's 3 seconds, before any work
-        key = f"command:{command.get('trigger_id') or time.monotonic_ns()}"
+        key = str(command.get("trigger_id") or time.monotonic_ns())
         self._commands[key] = _CommandReplies(command.get("response_url", ""), time.monotonic() + RESPONSE_URL_LIFETIME,
                                               command.get("user_id", ""))
-        while len(self._commands) > REMEMBERED_COMMANDS:
-            self._commands.popitem(last=False)
         channel = command.get("channel_id", "")
         incoming = IncomingMessage(
             platform=self.platform,
             chat_id=channel,
             user_id=command.get("user_id", ""),
             text=f"{command.get('command', '/help')} {_plain_text(command.get('text', ''))}".strip(),
-            message_id=key,
+            command=CommandHandle(key),
             user_name=command.get("user_name", ""),
             is_dm=channel.startswith("D") or command.get("channel_name") == "directmessage",
             mentions_bot=True,
@@ -283,8 +288,6 @@ class SlackAdapter:
         if key in self._seen:
             return False
         self._seen[key] = None
-        if len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
         return True
 
     def _without_our_mention(self, text: str) -> str:
@@ -331,8 +334,10 @@ class SlackAdapter:
     async def _download(self, url: str, name: str) -> bytes:
         import aiohttp
 
-        headers = {"Authorization": f"Bearer {_secret(self.settings.slack.bot_token)}"}
+        headers = {"Authorization": f"Bearer {secret_text(self.settings.slack.bot_token)}"}
         session = self._require_client().session
+        if session is None:  # _connect gives the client a session of its own
+            raise RuntimeError("the Slack adapter is not started")
         try:
             # aiohttp drops the Authorization header when a redirect leaves the host
             async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as response:
@@ -353,11 +358,12 @@ class SlackAdapter:
     # -- output --------------------------------------------------------------------------------
     async def destination(self, message: IncomingMessage) -> Destination:
         """The thread of the user's message: the thread it is in, or a new one under it."""
-        return Destination(message.chat_id, message.thread_id or message.message_id, message.message_id)
+        return Destination(message.chat_id, message.thread_id or message.message_id, message.message_id,
+                           command=message.command)
 
     async def send(self, where: Destination, text: str) -> SentMessage:
-        if where.reply_to.startswith("command:"):
-            return await self._respond(where, text)
+        if where.command is not None:
+            return await self._respond(where.command, where.chat_id, text)
         thread = where.thread_id or where.reply_to  # on Slack, replying to a message is threading under it
         if where.private_to:
             return await self._ephemeral(where.chat_id, where.private_to, thread, text)
@@ -380,17 +386,17 @@ class SlackAdapter:
         sent = await self._call(lambda c: c.chat_postEphemeral(channel=channel, user=user, text=text, **options))
         return SentMessage(channel, sent.get("message_ts", ""), thread)
 
-    async def _respond(self, where: Destination, text: str) -> SentMessage:
+    async def _respond(self, command: CommandHandle, chat_id: str, text: str) -> SentMessage:
         """A slash command's reply, through its response_url: only the user who typed it sees it,
         and it works in channels the bot has not joined. Past the URL's five replies or thirty
         minutes, the rest goes as an ephemeral message (which needs the bot in the channel)."""
         from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-        replies = self._commands.get(where.reply_to)
+        replies = self._commands.get(command.key)
         if replies is None or not replies.usable():
             if replies is None or not replies.user:
                 raise Undeliverable("the slash command's response_url has expired")
-            return await self._ephemeral(where.chat_id, replies.user, "", text)
+            return await self._ephemeral(chat_id, replies.user, "", text)
         webhook = AsyncWebhookClient(replies.url, session=self._require_client().session, timeout=30)
         response = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
         if response.status_code == 429:
@@ -399,7 +405,7 @@ class SlackAdapter:
             problem = f"Slack refused the command reply: HTTP {response.status_code} {response.body}"
             raise (RuntimeError if response.status_code >= 500 else Undeliverable)(problem)
         replies.used += 1
-        return SentMessage(where.chat_id, "", "")
+        return SentMessage(chat_id, "", "")
 
     async def _call(self, request):
         """One Web API call; 429s become RateLimited so the outbox waits and retries, and errors
@@ -431,10 +437,6 @@ class _CommandReplies:
 
     def usable(self) -> bool:
         return bool(self.url) and self.used < RESPONSE_URL_USES and time.monotonic() <= self.deadline
-
-
-def _secret(value) -> str:
-    return value.get_secret_value().strip() if value is not None else ""
 
 
 def _plain_text(text: str) -> str:

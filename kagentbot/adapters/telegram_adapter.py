@@ -13,23 +13,32 @@ import logging
 import re
 import secrets
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kagentbot.adapters.base import (
-    Capabilities, ChatMoved, Destination, RateLimited, Receiver, SentMessage, Undeliverable,
+from kagentbot.chat.adapter import (
+    BaseAdapter,
+    Capabilities,
+    ChatMoved,
+    Destination,
+    RateLimited,
+    Receiver,
+    SentMessage,
+    Undeliverable,
 )
-from kagentbot.bot.messages import Attachment, AttachmentError, IncomingMessage
+from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.messages import Attachment, IncomingMessage
+from kagentbot.chat.recent import Recent
+from kagentbot.config.secret import is_set, secret_text
 from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
-    from kagentbot.bot.commands import Command, CommandRouter
+    from kagentbot.chat.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +51,8 @@ _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
 
 
-class FileTooLarge(AttachmentError):
-    """A document is over the download limit; the message says which limit and how to raise it."""
-
-
 def configured(settings: Settings) -> bool:
-    token = settings.telegram.token
-    return token is not None and bool(token.get_secret_value().strip())
+    return is_set(settings.telegram.token)
 
 
 def create(settings: Settings, router: "CommandRouter") -> TelegramAdapter:
@@ -73,7 +77,7 @@ def file_base_url(settings: Settings) -> str:
     return f"{head}/file/bot{tail}" if sep else settings.telegram.base_url + "/file/bot"
 
 
-class TelegramAdapter:
+class TelegramAdapter(BaseAdapter):
     """Lifecycle as python-telegram-bot's Application: `start(receive)` initialises it, registers
     the command menu and starts polling (or the webhook server); `stop()` undoes all of it."""
 
@@ -88,12 +92,15 @@ class TelegramAdapter:
             send_interval=settings.telegram.send_interval,
             edit_interval=settings.telegram.edit_interval,
             markup="telegram",
+            typing=True,
+            deletes=True,
         )
         self._commands = list(commands) if commands is not None else None
+        self._offered: list[Command] = []  # the Bot's commands, when none were given here
         self._receive: Receiver | None = None
         self._app: Application | None = None
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._last_text: OrderedDict[tuple[str, str], str] = OrderedDict()  # recent sends, to skip identical edits
+        self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
+        self._last_text: Recent[tuple[str, str], str] = Recent(REMEMBERED_TEXTS)  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
@@ -102,14 +109,14 @@ class TelegramAdapter:
     async def start(self, receive: Receiver) -> None:
         self._check_settings()
         self._receive = receive
-        self._app = self._build()
+        self._app = app = self._build()
         try:
-            await self._connect()
-            commands = self._command_list(receive)
+            await self._connect(app)
+            commands = self._command_list()
             self._known_commands = {c.name.lower() for c in commands}
             await self._register_commands(commands)
-            await self._start_updates()
-            await self._app.start()
+            await self._start_updates(app)
+            await app.start()
         except BaseException:
             await self.stop()  # leave no client or server half open
             raise
@@ -146,26 +153,26 @@ class TelegramAdapter:
         if tg.mode == "webhook" and tg.webhook_secret and not _WEBHOOK_SECRET.match(tg.webhook_secret.get_secret_value()):
             raise RuntimeError("KAGENTBOT_TELEGRAM__WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 
-    async def _connect(self) -> None:
+    async def _connect(self, app: Application) -> None:
         from telegram.error import InvalidToken, NetworkError
 
         try:
-            await self._app.initialize()  # getMe
+            await app.initialize()  # getMe
         except InvalidToken:
             # PTB's message quotes the token; ours must not
             raise RuntimeError("Telegram rejected the bot token: check KAGENTBOT_TELEGRAM__TOKEN") from None
         except NetworkError as exc:
             raise RuntimeError(f"cannot reach the Telegram Bot API at {self.settings.telegram.base_url}: {exc}") from exc
-        self.username, self.bot_id = self._app.bot.username or "", self._app.bot.id
+        self.username, self.bot_id = app.bot.username or "", app.bot.id
 
     def _build(self) -> Application:
-        from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
         from telegram import Update
+        from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
 
         tg = self.settings.telegram
         app = (
             ApplicationBuilder()
-            .token(tg.token.get_secret_value().strip())
+            .token(secret_text(tg.token))
             .base_url(tg.base_url)
             .base_file_url(file_base_url(self.settings))
             .local_mode(tg.local_mode)
@@ -177,9 +184,11 @@ class TelegramAdapter:
         app.add_error_handler(self._on_error)
         return app
 
-    async def _start_updates(self) -> None:
+    async def _start_updates(self, app: Application) -> None:
         tg = self.settings.telegram
-        updater = self._app.updater
+        updater = app.updater
+        if updater is None:  # built with ApplicationBuilder's updater, which is never None here
+            raise RuntimeError("the Telegram application has no updater")
         if tg.mode == "polling":
             await updater.start_polling(allowed_updates=["message"])
             return
@@ -193,12 +202,12 @@ class TelegramAdapter:
         )
 
     # -- command menu --------------------------------------------------------------------------
-    def _command_list(self, receive: Receiver) -> list[Command]:
-        """Given at construction, or the router of the Bot whose `receive` we were handed."""
-        if self._commands is not None:
-            return self._commands
-        router = getattr(getattr(receive, "__self__", None), "router", None)
-        return router.commands() if router is not None else []
+    def offer_commands(self, commands: Sequence[Command]) -> None:
+        self._offered = list(commands)
+
+    def _command_list(self) -> list[Command]:
+        """Given at construction, else those the Bot offered."""
+        return self._commands if self._commands is not None else self._offered
 
     async def _register_commands(self, commands: Sequence[Command]) -> None:
         from telegram import BotCommand
@@ -208,7 +217,7 @@ class TelegramAdapter:
         if skipped:
             log.warning("telegram: command names %s are not valid bot commands; left out of the menu", skipped)
         if menu:
-            await self._app.bot.set_my_commands(menu)
+            await self._require_app().bot.set_my_commands(menu)
 
     # -- intake --------------------------------------------------------------------------------
     async def _drop_redelivered(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -218,12 +227,12 @@ class TelegramAdapter:
         if update.update_id in self._seen:
             raise ApplicationHandlerStop
         self._seen[update.update_id] = None
-        if len(self._seen) > SEEN_UPDATES:
-            self._seen.popitem(last=False)
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if message is not None and message.migrate_from_chat_id and not await self._really_moved(message):
+        if message is not None and message.migrate_from_chat_id:  # a group upgraded to a supergroup
+            if await self._really_moved(message):
+                self._chat_moved(message.migrate_from_chat_id, message.chat.id)
             return
         incoming = self.normalise(message) if message is not None else None
         if incoming is not None and self._receive is not None:
@@ -252,8 +261,6 @@ class TelegramAdapter:
 
     def normalise(self, message: Message) -> IncomingMessage | None:
         """The platform message as kagentbot's IncomingMessage, or None when it is not for us."""
-        if message.migrate_from_chat_id:  # the first message of a group upgraded to a supergroup
-            return self._chat_moved(message.migrate_from_chat_id, message.chat.id)
         user = message.from_user
         if user is None or user.is_bot:
             return None  # channel posts, other bots, our own echoes
@@ -284,9 +291,10 @@ class TelegramAdapter:
             mentions_bot=is_dm or mentioned or replied,
         )
 
-    def _chat_moved(self, old_id: int | str, new_id: int | str) -> IncomingMessage:
-        """Not a message: the news that a group's things now belong under its supergroup's id."""
-        return IncomingMessage(platform=self.platform, chat_id=str(new_id), user_id="", text="", moved_from=str(old_id))
+    def _chat_moved(self, old_id: int | str, new_id: int | str) -> None:
+        """Tell the Bot that a group's things now belong under its supergroup's id."""
+        if self.on_chat_moved is not None:
+            self.on_chat_moved(self, str(old_id), str(new_id))
 
     def _without_mentions(self, message: Message) -> tuple[str, bool]:
         text = message.text or message.caption or ""
@@ -401,9 +409,6 @@ class TelegramAdapter:
 
     def _remember(self, message: SentMessage, text: str) -> None:
         self._last_text[(message.chat_id, message.message_id)] = text
-        self._last_text.move_to_end((message.chat_id, message.message_id))
-        if len(self._last_text) > REMEMBERED_TEXTS:
-            self._last_text.popitem(last=False)
 
     async def _call(self, request, chat_id: str):
         """Send as HTML; text that is not valid HTML (a command's plain reply with `<name>`)
@@ -422,8 +427,7 @@ class TelegramAdapter:
         except RetryAfter as exc:
             raise RateLimited(_seconds(exc)) from exc
         except ChatMigrated as exc:  # seen before the upgrade's own service message: move things now
-            if self._receive is not None:
-                self._receive(self, self._chat_moved(chat_id, exc.new_chat_id))
+            self._chat_moved(chat_id, exc.new_chat_id)
             raise ChatMoved(f"the group is a supergroup now, with the id {exc.new_chat_id}") from exc
         except (BadRequest, Forbidden) as exc:  # chat not found, bot blocked or removed...
             raise Undeliverable(f"Telegram refused it: {exc}") from exc

@@ -9,10 +9,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from kagentbot.agent import prompts
 from kagentbot.agent.events import (
@@ -120,7 +120,7 @@ class Agent:
             log.exception("turn failed (error id %s) for %s", error_id, request.audience.user_scope)
             yield Failed(f"Sorry, something went wrong on my side (error id {error_id}).", error_id)
 
-    async def _run(self, request: TurnRequest, started: float) -> AsyncIterator[AgentEvent]:
+    async def _run(self, request: TurnRequest, started: float) -> AsyncGenerator[AgentEvent, None]:
         turn = self._start(request)
         planner = self._plan_native if self.settings.llm.mode == "native" else self._plan_kagent
         for index in range(1, turn.max_steps + 1):
@@ -142,19 +142,20 @@ class Agent:
             shown += CUT_NOTE[turn.language]
             yield AnswerDelta(CUT_NOTE[turn.language])
         if self.memory is not None:
-            await self._remember(request, answer, turn.completed, request.audience.store_scope(turn.sources))
+            await self._remember(self.memory, request, answer, turn.completed, request.audience.store_scope(turn.sources))
         yield AnswerDone(shown, len(turn.completed), time.perf_counter() - started)
 
-    async def _remember(self, request: TurnRequest, answer: str, completed: Sequence[TaskRecord], scope: str) -> None:
+    async def _remember(self, memory: MemoryView, request: TurnRequest, answer: str,
+                        completed: Sequence[TaskRecord], scope: str) -> None:
         """Kept under `scope`, the most private scope of what went into the turn, so that what
         was drawn from someone's private memory never reaches a more public conversation."""
         # A store that can write in the background (and waits for it before the next read of
         # these scopes) lets the turn end as soon as its answer is out.
-        soon = getattr(self.memory, "remember_soon", None)
+        soon = getattr(memory, "remember_soon", None)
         if soon is not None:
             soon(request.audience, request.question, answer, tuple(completed), scope=scope)
         else:
-            await self.memory.remember(request.audience, request.question, answer, completed, scope=scope)
+            await memory.remember(request.audience, request.question, answer, completed, scope=scope)
 
     def _start(self, request: TurnRequest) -> _Turn:
         persona = request.persona
@@ -294,7 +295,8 @@ class Agent:
         messages = [{"role": "user", "content": parts.render(budget)}]
         thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
         left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
-        async with contextlib.aclosing(self.llm.stream(messages, model=turn.model, options=turn.options)) as deltas:
+        stream = cast(AsyncGenerator[str, None], self.llm.stream(messages, model=turn.model, options=turn.options))
+        async with contextlib.aclosing(stream) as deltas:  # the clients' streams are generators
             async for delta in deltas:
                 if delta is ANSWER_CUT:
                     turn.cut = True

@@ -13,17 +13,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Adapter, ChatMoved, Destination, Undeliverable
-from kagentbot.adapters.markup import convert, split_text
-from kagentbot.adapters.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
 from kagentbot.bot.admission import UserLanes
-from kagentbot.bot.commands import CommandContext, CommandRouter
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.bot.turn_watch import observe_turn
+from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.markup import convert, split_text
+from kagentbot.chat.messages import IncomingMessage
+from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.config.redact import Redactor, settings_secrets
-from kagentbot.ops.turns import observe_turn
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
@@ -64,6 +64,8 @@ class Bot:
     async def start(self) -> None:
         self._running = True
         for adapter in self.adapters:
+            adapter.on_chat_moved = self.chat_moved
+            adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
         await self._start_scheduler()
@@ -124,9 +126,6 @@ class Bot:
     def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
         if not self._running:
             return
-        if message.moved_from:  # the chat's new id: what is kept under the old one follows it
-            self._spawn(self._move_chat(message))
-            return
         if CommandRouter.is_command(message.text):
             if self._admitted(self._command_lanes, adapter, message, "command"):
                 self._spawn(self._command(adapter, message))
@@ -179,12 +178,17 @@ class Bot:
             return
         log.warning("paused scheduled question %s: %s (resume it with /schedule resume %s)", job_id, reason, job_id)
 
-    async def _move_chat(self, message: IncomingMessage) -> None:
+    def chat_moved(self, adapter: Adapter, old_id: str, new_id: str) -> None:
+        """The platform gave a chat a new id: what is kept under the old one follows it."""
+        if self._running:
+            self._spawn(self._move_chat(adapter.platform, old_id, new_id))
+
+    async def _move_chat(self, platform: str, old_id: str, new_id: str) -> None:
         try:
-            await self.services.move_chat(message.platform, message.moved_from, message.chat_id)
+            await self.services.move_chat(platform, old_id, new_id)
         except Exception:
             log.exception("moving %s chat %s to %s failed: its memory, persona or schedules still use the old id",
-                          message.platform, message.moved_from, message.chat_id)
+                          platform, old_id, new_id)
 
     def _work(self) -> list[asyncio.Task]:
         """Every turn and command under way: the spawned tasks and the conversation workers."""
@@ -227,32 +231,33 @@ class Bot:
         request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
         renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
-        typing = asyncio.create_task(_keep_typing(adapter, where)) if hasattr(adapter, "typing") else None
-        claim = claim_for(message)
-        self._spawn(self._queue_notice(adapter, where, claim))
+        typing = asyncio.create_task(_keep_typing(adapter, where)) if adapter.capabilities.typing else None
+        started = asyncio.Event()  # set when the turn's first model call gets a slot
+        claim = claim_for(message, started)
+        self._spawn(self._queue_notice(adapter, where, claim.turn, started))
         token = current_claim.set(claim)  # the LLM calls of this turn ask for slots as this user
         try:
             answered = await observe_turn(adapter.platform, self.services.agent().run(request), renderer.render)
         finally:
             current_claim.reset(token)
-            claim.started.set()  # a turn that ends before any call leaves no notice behind
+            started.set()  # a turn that ends before any call leaves no notice behind
             if typing is not None:
                 typing.cancel()
         if answered and await self.services.private_left_out(audience, message.text):
             await self._say(adapter, message, PRIVATE_LEFT_OUT, private=True)
         return answered
 
-    async def _queue_notice(self, adapter: Adapter, where: Destination, claim: Claim) -> None:
+    async def _queue_notice(self, adapter: Adapter, where: Destination, turn: str, started: asyncio.Event) -> None:
         """A turn waiting long for an LLM slot shows where it stands ("queued — 3 ahead of
         you"), kept up to date by edits where the platform has them, and withdrawn when its
         first call gets a slot."""
         limits = self.services.settings.limits
-        if await _set_within(claim.started, limits.queue_notice_after):
+        if await _set_within(started, limits.queue_notice_after):
             return
         outbox, sent, shown = self._outboxes[id(adapter)], None, None
         try:
-            while not claim.started.is_set():
-                ahead = self.services.slots.position(claim.turn)
+            while not started.is_set():
+                ahead = self.services.slots.position(turn)
                 if ahead is not None and ahead != shown and (sent is None or adapter.capabilities.edits):
                     text = queued_text(ahead)
                     if sent is None:
@@ -260,7 +265,7 @@ class Bot:
                     else:
                         await outbox.edit(sent, text)
                     shown = ahead
-                await _set_within(claim.started, limits.queue_notice_every)
+                await _set_within(started, limits.queue_notice_every)
             if sent is not None:
                 await self._withdraw_notice(adapter, outbox, sent)
         except DeliveryFailed:
@@ -269,10 +274,9 @@ class Bot:
     @staticmethod
     async def _withdraw_notice(adapter: Adapter, outbox: Outbox, sent) -> None:
         """Removed where the platform lets the bot delete its messages, else replaced."""
-        delete = getattr(adapter, "delete", None)
-        if delete is not None:
+        if adapter.capabilities.deletes:
             try:
-                await delete(sent)
+                await adapter.delete(sent)
                 return
             except Exception as exc:  # a notice left standing is no failure of the turn
                 log.info("%s: could not delete a queue notice (%s)", adapter.platform, exc)
@@ -307,13 +311,14 @@ class Bot:
         """A reply to the message itself (commands, notices): converted and split for the platform;
         private replies are shown to the asker alone where the platform can."""
         where = Destination(message.chat_id, message.thread_id, message.message_id,
-                            private_to=message.user_id if private and not message.is_dm else "")
+                            private_to=message.user_id if private and not message.is_dm else "",
+                            command=message.command)
         caps = adapter.capabilities
         try:
             for piece in split_text(text, int(caps.max_length * 0.85)):
                 await self._outboxes[id(adapter)].send(where, convert(piece, caps.markup))
         except DeliveryFailed as exc:
-            pointer = getattr(adapter, "private_pointer", "")
+            pointer = adapter.private_pointer
             if where.private_to and pointer and isinstance(exc.__cause__, Undeliverable):
                 # the platform's private channel to this user is closed: the chat gets one
                 # pointer (not one per piece), never the reply itself
@@ -337,10 +342,10 @@ def slow_down_text(outstanding: int, what: str) -> str:
             f"{things} from you until some are done; send this one again then.")
 
 
-def claim_for(message: IncomingMessage) -> Claim:
+def claim_for(message: IncomingMessage, started: asyncio.Event) -> Claim:
     """On whose behalf this turn's model calls run, for the fair sharing of LLM slots."""
     return Claim(message.user_key, f"{message.platform}:{message.chat_id}",
-                 "scheduled" if message.schedule_id else "interactive", uuid.uuid4().hex, asyncio.Event())
+                 "scheduled" if message.schedule_id else "interactive", uuid.uuid4().hex, started)
 
 
 async def _set_within(event: asyncio.Event, seconds: float) -> bool:

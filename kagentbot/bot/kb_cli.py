@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.memory.types import Audience
+from kagentbot.scope import Scope, ScopeError
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -40,19 +44,29 @@ def os_user() -> str:
 
 def audience_for(user: str, scope: str) -> tuple[Audience, str]:
     """The console audience and the scope to write to. Raises ValueError for a bad --scope."""
-    user_scope = f"user:console:{user}"
+    user_scope = str(Scope.user("console", user))
     if scope == "user":
         return Audience(user_scope), user_scope
     if scope == "global":
-        return Audience(user_scope), "global"
+        return Audience(user_scope), str(Scope.GLOBAL)
     if scope.startswith("chat:") and len(scope) > 5:
-        parts = scope.split(":")
-        chat = scope if len(parts) >= 3 else f"chat:console:{parts[1]}"
+        chat = str(_chat_scope(scope))
         return Audience(user_scope, chat, share_private=True), chat  # the operator at the terminal
     raise ValueError(f"--scope must be user, global or chat:ID, not {scope!r}")
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+def _chat_scope(text: str) -> Scope:
+    """`chat:ID` is a console chat; `chat:PLATFORM:ID` names any platform's."""
+    try:
+        scope = Scope.parse(text) if text.count(":") >= 2 else Scope.chat("console", text[len("chat:"):])
+    except ScopeError:
+        scope = None
+    if scope is None or scope.kind != "chat":
+        raise ValueError(f"--scope must be user, global or chat:ID, not {text!r}")
+    return scope
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
     from kagentbot.memory.embedders import EmbedderError
@@ -67,13 +81,13 @@ async def run(args: argparse.Namespace, settings: Any) -> int:
         return 1
 
 
-async def _open(settings: Any, reindexing: bool = False) -> Any:
+async def _open(settings: Settings, reindexing: bool = False) -> Any:
     from kagentbot.memory.store import MemoryStore
 
     return await MemoryStore.open(settings, reindexing=reindexing)
 
 
-async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _add(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, scope = audience_for(args.user, args.scope)
     document = await _load(" ".join(args.source), settings, as_text=args.text)
     store = await _open(settings)
@@ -88,7 +102,7 @@ async def _add(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _load(source: str, settings: Any, as_text: bool = False) -> Any:
+async def _load(source: str, settings: Settings, as_text: bool = False) -> Any:
     from kagentbot.memory.ingest import IngestError, from_path, from_text, from_url, is_url
 
     if as_text:
@@ -126,7 +140,7 @@ def attach_local_files(message: Any) -> Any:
     from dataclasses import replace
 
     from kagentbot.bot.kb_commands import pop_scope
-    from kagentbot.bot.messages import Attachment
+    from kagentbot.chat.messages import Attachment
 
     words = message.text.split()
     if len(words) < 3 or [w.lower() for w in words[:2]] != ["/kb", "add"]:
@@ -158,7 +172,7 @@ def _progress(console: Any) -> Any:
     )
 
 
-async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _list(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     documents = await (await _open(settings)).list_documents(audience.readable)
     if not documents:
@@ -175,7 +189,7 @@ async def _list(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _search(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     store = await _open(settings)
     passages = await store.search(audience, " ".join(args.query), args.limit or settings.memory.top_k)
@@ -188,7 +202,7 @@ async def _search(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _remove(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _remove(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     audience, _ = audience_for(args.user, args.scope)
     store = await _open(settings)
     info = await store.remove_document(audience, args.id, may_remove_global=True)
@@ -196,7 +210,7 @@ async def _remove(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _reindex(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _reindex(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     store = await _open(settings, reindexing=True)
     with _progress(console) as progress:
         task = progress.add_task(f"re-embedding with {settings.embed.backend}", total=None)

@@ -4,9 +4,24 @@ the store comes from `ctx.services.memory`. Users only ever see what their audie
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.scope import Scope, ScopeError
+
+if TYPE_CHECKING:
+    from kagentbot.bot.sharing import ShareBook
+    from kagentbot.memory.types import MemoryView
+
+
+class KbServices(Protocol):
+    """What /kb reads of the bot's Services."""
+
+    @property
+    def memory(self) -> MemoryView | None: ...
+
+    def sharing(self) -> ShareBook: ...
+
 
 USAGE = (
     "/kb add [--scope user|chat|global] TEXT|URL (or attach files) · /kb list · "
@@ -19,10 +34,10 @@ def kb_command() -> Command:
     return Command("kb", "your knowledge base: add, list, search, remove; share your notes in a chat", USAGE, handle_kb)
 
 
-async def handle_kb(ctx: CommandContext, args: list[str]) -> Reply:
+async def handle_kb(ctx: CommandContext[KbServices], args: list[str]) -> Reply:
     if not args:
         raise CommandError("Say what to do with the knowledge base.")
-    store = getattr(ctx.services, "memory", None)
+    store = ctx.services.memory
     if not hasattr(store, "add_document"):  # no store, or the console's in-process buffer
         return Reply("The knowledge base is not available on this bot (no memory store is configured).", private=True)
     action, rest = args[0].lower(), args[1:]
@@ -57,7 +72,7 @@ def pop_scope(args: list[str]) -> tuple[str, list[str]]:
     return scope, rest
 
 
-def target_scope(ctx: CommandContext, scope: str) -> str:
+def target_scope(ctx: CommandContext[KbServices], scope: str) -> str:
     audience = ctx.audience
     if scope == "user":
         return audience.user_scope
@@ -68,11 +83,11 @@ def target_scope(ctx: CommandContext, scope: str) -> str:
     if scope == "global":
         if not ctx.is_admin:
             raise CommandError("Only an admin can add to the global knowledge base.")
-        return "global"
+        return str(Scope.GLOBAL)
     raise CommandError(f"Unknown scope {scope!r}: use user, chat or global.")
 
 
-async def _add(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _add(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
     scope_name, words = pop_scope(args)
     scope = target_scope(ctx, scope_name)
     attachments = ctx.message.attachments
@@ -126,22 +141,22 @@ def _added_line(result: Any) -> str:
 
 
 def describe_scope(scope: str) -> str:
-    if scope == "global":
-        return "global"
-    if scope.startswith("chat:"):
-        return "this chat"
-    return "private to you"
+    try:
+        kind = Scope.parse(scope).kind
+    except ScopeError:
+        kind = "user"
+    return {"global": "global", "chat": "this chat"}.get(kind, "private to you")
 
 
 PRIVATE_HINT = "(Your private documents are not shown in a shared chat: DM me /kb list to see them.)"
 
 
-def listing_audience(ctx: CommandContext):
+def listing_audience(ctx: CommandContext[KbServices]):
     """A reply in a shared chat is seen by everyone there: show only what they may all read."""
     return ctx.audience if ctx.message.is_dm else ctx.audience.shared()
 
 
-async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _list(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
     documents = await store.list_documents(listing_audience(ctx).readable)
     hint = "" if ctx.message.is_dm else f"\n{PRIVATE_HINT}"
     if not documents:
@@ -154,7 +169,7 @@ async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply("\n".join(lines), private=True)
 
 
-async def _search(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _search(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
     query = " ".join(args).strip()
     if not query:
         raise CommandError("Say what to search for.")
@@ -169,7 +184,7 @@ async def _search(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply("\n".join(lines), private=True)
 
 
-async def _remove(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _remove(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("Give the id of one document (see /kb list).")
     from kagentbot.memory.store import NotFound
@@ -189,7 +204,7 @@ SHARE_OFF = ("Sharing is off: in this chat I use only this chat's documents and 
              "your private notes. /kb share on allows them here.")
 
 
-async def _share(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _share(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
     """`/kb share on|off` in a shared chat: the asker's opt-in for this chat alone, audited."""
     audience = ctx.audience
     if not audience.is_shared:

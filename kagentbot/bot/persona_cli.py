@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.bot.kb_cli import os_user
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+async def run(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.persona.model import PersonaError
     from kagentbot.persona.store import PersonaStore, PersonaStoreError
 

@@ -5,9 +5,9 @@ written to the store's audit log with the asker's platform-qualified id."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
 from kagentbot.persona.model import Persona, PersonaError, parse_fields, persona_from_mapping, persona_from_toml
 from kagentbot.persona.store import PersonaStoreError, chat_key
 
@@ -19,13 +19,27 @@ USAGE = (
 ADMIN_ACTIONS = frozenset({"set", "create", "edit", "delete", "audit"})
 MAX_FILE_BYTES = 64 * 1024
 
+if TYPE_CHECKING:
+    from kagentbot.persona.store import PersonaStore
+    from kagentbot.tools.registry import ToolRegistry
+
+
+class PersonaServices(Protocol):
+    """What /persona reads of the bot's Services."""
+
+    @property
+    def personas(self) -> PersonaStore | None: ...
+
+    @property
+    def tools(self) -> ToolRegistry | None: ...
+
 
 def persona_command() -> Command:
     return Command("persona", "who the bot is for you and this chat: show, list, use; admins manage", USAGE, handle_persona)
 
 
-async def handle_persona(ctx: CommandContext, args: list[str]) -> Reply:
-    store = getattr(ctx.services, "personas", None)
+async def handle_persona(ctx: CommandContext[PersonaServices], args: list[str]) -> Reply:
+    store = ctx.services.personas
     if store is None:
         return Reply("Personas are not available on this bot.", private=True)
     action, rest = (args[0].lower(), args[1:]) if args else ("show", [])
@@ -40,7 +54,7 @@ async def handle_persona(ctx: CommandContext, args: list[str]) -> Reply:
         return Reply(str(exc), private=True)
 
 
-async def _show(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _show(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     resolution = await store.resolve_message(ctx.message)
     persona = resolution.persona
     lines = [f"Active persona: {persona.display_name} ({persona.name}) — {resolution.reason}."]
@@ -51,7 +65,7 @@ async def _show(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply("\n".join(lines), private=True)
 
 
-async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _list(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     active = (await store.resolve_message(ctx.message)).persona.name
     lines = ["Personas:"]
     for listed in await store.list():
@@ -62,7 +76,7 @@ async def _list(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply("\n".join(lines), private=True)
 
 
-async def _use(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _use(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     name = _one_name(args, "/persona use NAME")
     me = ctx.message.user_key
     await store.select_persona(me, "users", me, name)
@@ -71,7 +85,7 @@ async def _use(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply(f"From now on you talk to {name}.", private=True)
 
 
-async def _set(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _set(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     if not args:
         raise CommandError("Say which persona to set.")
     name = _one_name(args[:1], "/persona set NAME")
@@ -88,27 +102,27 @@ async def _set(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
     return Reply(f"This channel's persona {'is cleared' if name is None else f'is now {name}'}.")
 
 
-async def _create(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _create(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     persona = await _persona_from_input(ctx, store, args, editing=False)
     before = await store.save_persona(ctx.message.user_key, persona, mode="create")
     extra = " It overrides the built-in of the same name." if before is not None else ""
     return Reply(f"Created persona {persona.name} ({persona.display_name}).{extra}{_tool_warning(ctx, persona)}")
 
 
-async def _edit(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _edit(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     persona = await _persona_from_input(ctx, store, args, editing=True)
     await store.save_persona(ctx.message.user_key, persona, mode="edit")
     return Reply(f"Updated persona {persona.name}.{_tool_warning(ctx, persona)}")
 
 
-async def _delete(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _delete(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     name = _one_name(args, "/persona delete NAME", allow_clear=False)
     restored = await store.delete_persona(ctx.message.user_key, name)
     extra = " The built-in of that name applies again." if restored is not None else ""
     return Reply(f"Deleted persona {name}.{extra}")
 
 
-async def _audit(ctx: CommandContext, store: Any, args: list[str]) -> Reply:
+async def _audit(ctx: CommandContext[PersonaServices], store: Any, args: list[str]) -> Reply:
     entries = await store.audit(limit=15)
     if not entries:
         return Reply("No persona changes yet.", private=True)
@@ -146,7 +160,7 @@ def target_user(platform: str, word: str) -> str:
     raise CommandError(f"{word!r} is not a user: mention them, or write user:ID.")
 
 
-async def _persona_from_input(ctx: CommandContext, store: Any, args: list[str], editing: bool) -> Persona:
+async def _persona_from_input(ctx: CommandContext[PersonaServices], store: Any, args: list[str], editing: bool) -> Persona:
     attachments = [a for a in ctx.message.attachments if a.fetch is not None]
     if attachments and not args:
         data = await _fetch(attachments[0])
@@ -176,9 +190,9 @@ async def _fetch(attachment: Any) -> bytes:
     return data
 
 
-def _tool_warning(ctx: CommandContext, persona: Persona) -> str:
+def _tool_warning(ctx: CommandContext[PersonaServices], persona: Persona) -> str:
     """Names the bot does not have are kept (a tool may be enabled later) but offered to nobody now."""
-    tools = getattr(ctx.services, "tools", None)
+    tools = ctx.services.tools
     if tools is None or persona.tools is None:
         return ""
     unknown = [name for name in persona.tools if name not in tools]

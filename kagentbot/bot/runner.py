@@ -8,10 +8,10 @@ import logging
 import signal
 import sys
 
-from kagentbot.adapters.base import Adapter
 from kagentbot.bot.app import Bot, default_router
-from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
+from kagentbot.chat.adapter import Adapter
+from kagentbot.chat.commands import CommandRouter
 from kagentbot.config.redact import redact_url
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics
@@ -60,8 +60,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
         stop.set()
 
     for adapter in adapters:
-        if hasattr(adapter, "on_fatal"):
-            adapter.on_fatal = fail
+        adapter.on_fatal = fail
     if settings.ops.port and settings.ops.metrics:
         metrics.enable()  # before the services open, so that their LLM client is counted
     services = await Services.open(settings)

@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kagentbot.config.files import atomic_write, exclusive
 from kagentbot.ops import metrics
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +242,7 @@ class JobFile:
         return stat.st_mtime_ns, stat.st_size
 
 
-def job_file_path(settings: Any) -> Path:
+def job_file_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "schedules.json"
 
 
@@ -249,7 +252,7 @@ def job_file_path(settings: Any) -> Path:
 class ScheduleBook:
     """Adds, lists and changes jobs under the limits and ownership rules; knows nothing of timing."""
 
-    def __init__(self, settings: Any, file: JobFile | None = None) -> None:
+    def __init__(self, settings: Settings, file: JobFile | None = None) -> None:
         self.settings = settings
         self.file = file or JobFile(job_file_path(settings))
 
@@ -366,7 +369,7 @@ Fire = Callable[[JobSpec], Awaitable[None]]
 class Scheduler:
     """Owned by the Bot: loads the job file at start, runs missed jobs once, then fires on time."""
 
-    def __init__(self, settings: Any, fire: Fire, memory: Any = None) -> None:
+    def __init__(self, settings: Settings, fire: Fire, memory: Any = None) -> None:
         self.settings = settings
         self.book = ScheduleBook(settings)
         self._fire = fire
@@ -479,7 +482,7 @@ class Scheduler:
         return moved
 
 
-async def run_upkeep(memory: Any, settings: Any) -> dict[str, Any]:
+async def run_upkeep(memory: Any, settings: Settings) -> dict[str, Any]:
     """Compaction and index upkeep, then retention pruning; logs and returns what it did."""
     report: dict[str, Any] = dict(await memory.optimize())
     report["conversation_pruned"] = await memory.prune_conversation(settings.memory.conversation_retention_days)

@@ -4,7 +4,10 @@ data directory. A running bot re-reads the file every scheduler.reload_seconds."
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 NOTE = ("Changes are written to <data_dir>/schedules.json; a running bot picks them up within "
         "scheduler.reload_seconds (30 s by default).")
@@ -34,7 +37,7 @@ def user_key(user: str, platform: str | None = None) -> str:
     return f"{platform or 'console'}:{user}"
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+async def run(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.bot.schedule import ScheduleBook, ScheduleError, describe
 
     book = ScheduleBook(settings)

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from kagentbot.bot.commands import Command, CommandContext, CommandError, Reply
+from typing import TYPE_CHECKING, Protocol
+
+from kagentbot.chat.commands import Command, CommandContext, CommandError, Reply
+
+if TYPE_CHECKING:
+    from kagentbot.bot.schedule import Scheduler
+
+
+
+class ScheduleServices(Protocol):
+    """What /schedule reads of the bot's Services."""
+
+    @property
+    def scheduler(self) -> Scheduler | None: ...
+
 
 USAGE = "/schedule add <when> <question> | list | remove ID | pause ID | resume ID | tz ZONE"
 
@@ -11,10 +25,10 @@ def schedule_command() -> Command:
     return Command("schedule", "ask a question on a schedule and post the answer here", USAGE, _handle)
 
 
-async def _handle(ctx: CommandContext, args: list[str]) -> Reply:
+async def _handle(ctx: CommandContext[ScheduleServices], args: list[str]) -> Reply:
     from kagentbot.bot.schedule import ScheduleError, describe
 
-    scheduler = getattr(ctx.services, "scheduler", None)
+    scheduler = ctx.services.scheduler
     if scheduler is None:
         return Reply("Scheduling is not running in this bot.", private=True)
     if not args:
@@ -46,7 +60,7 @@ async def _handle(ctx: CommandContext, args: list[str]) -> Reply:
     raise CommandError(f"Unknown action {action!r}.")
 
 
-async def _add(ctx: CommandContext, scheduler) -> Reply:
+async def _add(ctx: CommandContext[ScheduleServices], scheduler) -> Reply:
     from kagentbot.bot.schedule import describe, split_when
 
     # The raw text keeps the quotes around a cron expression that shlex-split args would lose.

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.agent.llm import LLMClient, make_client
+from kagentbot.agent.llm_meter import metered
 from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
-from kagentbot.ops.llm_meter import metered
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
+from kagentbot.scope import Scope
 from kagentbot.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from kagentbot.bot.schedule import Scheduler
+    from kagentbot.chat.messages import IncomingMessage
+    from kagentbot.bot.sharing import ShareBook
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +35,8 @@ class Services:
     memory: MemoryView
     personas: PersonaStore
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
-    extras: dict[str, Any] = field(default_factory=dict)
-    scheduler: Any = None  # kagentbot.bot.schedule.Scheduler, set by the Bot while it runs
-    _sharing: Any = None  # kagentbot.bot.sharing.ShareBook, opened on first use
+    scheduler: Scheduler | None = None  # set by the Bot while it runs
+    _sharing: ShareBook | None = None  # opened on first use
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -60,11 +65,11 @@ class Services:
             raise
         return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas)
 
-    async def persona_for(self, message: Any) -> Persona:
+    async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
         return await self.personas.persona_for(message)
 
-    def sharing(self) -> Any:
+    def sharing(self) -> ShareBook:
         """Who allowed their private memory in which shared chat (`/kb share`)."""
         if self._sharing is None:
             from kagentbot.bot.sharing import ShareBook
@@ -72,7 +77,7 @@ class Services:
             self._sharing = ShareBook(self.settings.data_dir)
         return self._sharing
 
-    async def audience_for(self, message: Any) -> Audience:
+    async def audience_for(self, message: IncomingMessage) -> Audience:
         """What a turn for `message` may read: in a shared chat the asker's private memory only
         where they turned sharing on for that chat."""
         audience = message.audience
@@ -97,10 +102,11 @@ class Services:
         its persona and its scheduled questions."""
         from kagentbot.persona.store import chat_key
 
+        old, new = str(Scope.chat(platform, old_id)), str(Scope.chat(platform, new_id))
         move_scope = getattr(self.memory, "move_scope", None)
-        rows = await move_scope(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}") if move_scope else 0
+        rows = await move_scope(old, new) if move_scope else 0
         persona = await self.personas.move_chat(chat_key(platform, old_id), chat_key(platform, new_id))
-        await self.sharing().move_chat(f"chat:{platform}:{old_id}", f"chat:{platform}:{new_id}")
+        await self.sharing().move_chat(old, new)
         if self.scheduler is not None:
             jobs = self.scheduler.move_chat(platform, old_id, new_id)
         else:

@@ -10,10 +10,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.bot.kb_cli import os_user
+from kagentbot.scope import Scope
 from kagentbot.tools.registry import describe_arguments as _describe_arguments
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 WIDTH = 80  # the listing stays readable in a plain terminal
 
@@ -36,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-async def run(args: argparse.Namespace, settings: Any) -> int:
+async def run(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.tools.catalog import CatalogError, build_registry
 
     try:
@@ -102,7 +106,7 @@ def check_names(spec: Any, arguments: dict[str, str]) -> None:
         raise ValueError(f"{spec.name} needs {', '.join(missing)}; it takes {takes}")
 
 
-async def run_tool(registry: Any, args: argparse.Namespace, settings: Any) -> int:
+async def run_tool(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
     import aiohttp
 
     from kagentbot.memory.types import Audience
@@ -119,7 +123,7 @@ async def run_tool(registry: Any, args: argparse.Namespace, settings: Any) -> in
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
     # the audience `kagentbot ask --user NAME` has: a direct conversation with that console user
-    audience = Audience(user_scope=f"user:console:{args.user}")
+    audience = Audience(user_scope=str(Scope.user("console", args.user)))
     knowledge = ConsoleKnowledge(settings, audience)
     try:
         async with aiohttp.ClientSession(headers={"User-Agent": settings.tools.user_agent}) as http:
@@ -138,7 +142,7 @@ class ConsoleKnowledge:
     """The console user's knowledge base, opened on the first search: most tools never search
     it, and opening the store imports LanceDB."""
 
-    def __init__(self, settings: Any, audience: Any) -> None:
+    def __init__(self, settings: Settings, audience: Any) -> None:
         self._settings = settings
         self._audience = audience
         self._store: Any = None

@@ -10,7 +10,10 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
@@ -43,7 +46,7 @@ def exclusive(lock_path: Path) -> Iterator[None]:
         yield
 
 
-def make_data_private(settings: Any) -> None:
+def make_data_private(settings: Settings) -> None:
     """`make_private` for the data directory, and for the memory store's folder when it is
     local and elsewhere. A folder that cannot be made is left to `kagentbot doctor` to report."""
     folders = [Path(settings.data_dir)]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from kagentbot.config.redact import RedactingFilter, Redactor, settings_secrets
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -16,7 +19,7 @@ class _Handler(logging.StreamHandler):
     """Ours, so that configuring again replaces it rather than doubling every line."""
 
 
-def configure_logging(level: str, settings: Any, stream: IO[str] | None = None) -> logging.Handler:
+def configure_logging(level: str, settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
     """Install the redacting handler on the root logger; returns it (tests remove it again)."""
     handler = _Handler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))

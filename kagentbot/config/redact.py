@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretStr
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 MASK = "<redacted>"
 MIN_SECRET = 6  # shorter configured values would mask ordinary words
@@ -52,7 +55,7 @@ class Redactor:
         return text
 
 
-def settings_secrets(settings: Any) -> list[str]:
+def settings_secrets(settings: Settings) -> list[str]:
     """Every SecretStr value in the settings (tokens, signing secrets, API keys, storage keys)."""
     found: list[str] = []
     _collect(settings, found, depth=0)

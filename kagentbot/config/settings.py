@@ -4,6 +4,7 @@ environment (`KAGENTBOT_` prefix, `__` for nesting). Built once at start and pas
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -329,9 +330,9 @@ def _default_data_dir() -> Path:
     return Path(user_data_dir("kagentbot", appauthor=False))
 
 
-def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings once. Raises SettingsError with a readable message."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     if config_file is not None and not config_file.is_file():
         raise SettingsError(f"config file {config_file} does not exist: pass an existing file to --config")
     toml_file = config_file or Path(CONFIG_FILE_NAME)
@@ -343,7 +344,7 @@ def load_settings(config_file: Path | None = None, environ: dict[str, str] | Non
     except (ValueError, OSError, RecursionError) as exc:  # malformed or too deeply nested TOML, unreadable file
         raise SettingsError(f"could not read {toml_file}: {exc}") from None
     if not settings.llm.host:
-        host = environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+        host = env.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
         settings.llm.host = LLMSettings(host=host).host
     return settings
 
@@ -367,14 +368,14 @@ def _explain(exc: ValidationError, settings_file: Path | None) -> str:
         loc = tuple(str(part) for part in error["loc"])
         dotted = ".".join(loc)
         env = _variable(loc)
-        in_settings_file = settings_file is not None and _holds(in_file, loc)
+        in_settings_file = settings_file if settings_file is not None and _holds(in_file, loc) else None
         if error["type"] == "extra_forbidden":
-            source = f"in {settings_file.resolve()}" if in_settings_file else f"from the variable {env}"
+            source = f"in {in_settings_file.resolve()}" if in_settings_file else f"from the variable {env}"
             lines.append(f"  unknown setting `{dotted}` {source}{_did_you_mean(loc)}")
             continue
         got = error.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        fix = f"Fix `{dotted}` in {settings_file.resolve()} or the variable {env}" if in_settings_file \
+        fix = f"Fix `{dotted}` in {in_settings_file.resolve()} or the variable {env}" if in_settings_file \
             else f"Fix the variable {env}"
         lines.append(f"  {dotted}: {error['msg']}{shown}. {fix}.")
     return "\n".join(lines)

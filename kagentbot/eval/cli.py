@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.eval.bench import OURSET, TYPES
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 NOTE = ("Measure answer quality. `run` sends a KAgentBench-format set's prompts to the configured model "
         "and writes its replies; `score` computes KAgentBench's metric; `e2e` runs checkable questions "
@@ -47,7 +51,7 @@ def _selection(parser: argparse.ArgumentParser) -> None:
                         help="only these prompt templates, e.g. KuaiAgent,ReACT (profile cases have one prompt and always count)")
 
 
-async def run_eval(args: argparse.Namespace, settings: Any) -> int:
+async def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
     from kagentbot.agent.llm import LLMError
@@ -79,7 +83,7 @@ def _check_types(args: argparse.Namespace) -> None:
         raise BenchError("--limit must be at least 1")
 
 
-async def _run(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _run(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     from kagentbot.agent.llm import make_client
     from kagentbot.eval.bench import load_items, select
     from kagentbot.eval.report import header_lines, run_header, save_run_settings
@@ -105,7 +109,7 @@ async def _run(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _score(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _score(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     import asyncio
 
     from rich.console import Console
@@ -128,7 +132,7 @@ async def _score(args: argparse.Namespace, settings: Any, console: Any) -> int:
     return 0
 
 
-async def _e2e(args: argparse.Namespace, settings: Any, console: Any) -> int:
+async def _e2e(args: argparse.Namespace, settings: Settings, console: Any) -> int:
     from rich.console import Console
 
     from kagentbot.eval.e2e import E2E_SET, load_cases, run_e2e
@@ -166,5 +170,5 @@ class ProgressBar:
         self._bar.__enter__()
         return lambda: self._bar.advance(self._task)
 
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.__exit__(kind, exc, tb)

@@ -26,6 +26,7 @@ from kagentbot.config.settings import Settings
 from kagentbot.eval.bench import BenchError, read_jsonl
 from kagentbot.memory.types import Audience
 from kagentbot.persona.model import DEFAULT_PERSONA
+from kagentbot.scope import Scope
 
 DATA = Path(__file__).parent / "data"
 E2E_SET = DATA / "e2e.jsonl"
@@ -129,7 +130,7 @@ class _Tally:
 async def ask(agent: Agent, case: E2ECase) -> Outcome:
     tally = _Tally()
     started = time.perf_counter()
-    request = TurnRequest(case.question, Audience(user_scope=f"user:eval:{case.id}"), DEFAULT_PERSONA, now=NOW)
+    request = TurnRequest(case.question, Audience(user_scope=str(Scope.user("eval", case.id))), DEFAULT_PERSONA, now=NOW)
     async for event in agent.run(request):
         tally.add(event)
     grounded = bool(case.evidence) and any(case.evidence in result for result in tally.results)
@@ -174,7 +175,7 @@ async def offline_world(settings: Settings) -> AsyncIterator[tuple[Agent, str]]:
             llm = make_client(local.llm)
             try:
                 for path in sorted(KB_DOCUMENTS.iterdir()):
-                    await store.add_document(await from_path(path, local.memory), "global")
+                    await store.add_document(await from_path(path, local.memory), str(Scope.GLOBAL))
                 agent = Agent(local, llm, build_registry(local), store, http=http, knowledge=store.for_audience)
                 yield agent, web.base
             finally:

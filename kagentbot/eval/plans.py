@@ -70,7 +70,9 @@ def _autogpt(text: str) -> PlanGuess | None:
     body = _object(text)
     if not isinstance(body, dict) or not isinstance(body.get("command"), dict):
         return None
-    thoughts = body.get("thoughts") if isinstance(body.get("thoughts"), dict) else {}
+    thoughts = body.get("thoughts")
+    if not isinstance(thoughts, dict):
+        thoughts = {}
     command = body["command"]
     args = command.get("args") or {}
     thought = str(thoughts.get("text") or thoughts.get("reasoning") or "")

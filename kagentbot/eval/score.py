@@ -146,15 +146,15 @@ def score_all(items: Sequence[BenchItem], predictions: Mapping[str, Any], templa
     """`items` as `bench.select` chose them; `templates` (if given) limits each case's templates."""
     cases = tuple(score_case(item, predictions.get(item.id), templates) for item in items)
     sums: dict[str, list[float]] = {}
-    templates: dict[str, dict[str, list[float]]] = {}
+    per_template: dict[str, dict[str, list[float]]] = {}
     for case in cases:
         for ability, value in case.scores.items():
             sums.setdefault(ability, []).append(value)
         for template, scores in case.by_template.items():
             for ability, value in scores.items():
-                templates.setdefault(template, {}).setdefault(ability, []).append(value)
+                per_template.setdefault(template, {}).setdefault(ability, []).append(value)
     abilities = {a: sum(v) / len(v) for a, v in sums.items()}
     overall = sum(WEIGHTS[a] * abilities.get(a, 0.0) for a in ABILITIES)
     missing = tuple(item.id for item in items if item.id not in predictions)
-    by_template = {t: {a: sum(v) / len(v) for a, v in s.items()} for t, s in templates.items()}
+    by_template = {t: {a: sum(v) / len(v) for a, v in s.items()} for t, s in per_template.items()}
     return ScoreTable(abilities, {a: len(v) for a, v in sums.items()}, overall, cases, missing, by_template)

@@ -287,7 +287,7 @@ async def fetch_url(url: str, settings: Settings) -> tuple[bytes, str, str]:
     Returns (body, content type, final URL)."""
     from dataclasses import replace
 
-    from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
+    from kagentbot.net.guard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
 
     policy = replace(
         FetchPolicy.from_settings(settings.tools),

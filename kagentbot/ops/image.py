@@ -18,11 +18,13 @@ from kagentbot.config.settings import Settings, SettingsError, load_settings
 def bake_weights(settings: Settings) -> str:
     """Load the builtin embedder once with its weights cache on: the cache is written where the
     settings say (embed.weights_dir), and later loads only check and map it."""
-    from kagentbot.memory.embedders import build_embedder
+    from kagentbot.memory.embedders import BuiltinEmbedder, build_embedder
 
     if settings.embed.backend != "builtin":
         return f"nothing to bake: embed.backend is {settings.embed.backend}"
-    build_embedder(settings).embed_now(["warm up"])
+    embedder = build_embedder(settings)
+    assert isinstance(embedder, BuiltinEmbedder)  # what the builtin backend builds
+    embedder.embed_now(["warm up"])
     where = settings.embed.weights_dir or settings.data_dir / "models"
     return f"builtin embedder ({settings.embed.builtin_model}) ready in {where}"
 

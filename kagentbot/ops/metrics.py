@@ -75,7 +75,8 @@ class Histogram:
 
         family = HistogramMetricFamily(self.name, self.help, labels=self.labels)
         for key, counts in self.series.items():
-            cumulative, buckets = 0, []
+            cumulative: float = 0
+            buckets: list[tuple[str, float]] = []
             for bound, count in zip((*map(_bound, self.bounds), "+Inf"), counts[:-1]):
                 cumulative += count
                 buckets.append((bound, cumulative))

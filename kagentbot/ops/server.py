@@ -17,14 +17,36 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kagentbot.config.settings import Settings
 from kagentbot.ops import metrics
-from kagentbot.ops.slots import llm_slots
+from kagentbot.ops.slots import SlotCounts, llm_slots
 
 log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the event loop heartbeats
+
+
+class Observed(Protocol):
+    """What /readyz and /metrics read of the bot's Services (kagentbot.bot.services.Services)."""
+
+    @property
+    def llm(self) -> Any: ...  # an LLMClient: list_models() answers whether the model is served
+
+    @property
+    def memory(self) -> object: ...  # the store: totals() where it has them
+
+    @property
+    def slots(self) -> SlotCounts: ...
+
+
+class Platform(Protocol):
+    """What /readyz reads of a platform adapter (kagentbot.chat.adapter.Adapter keeps it)."""
+
+    platform: str
+
+    async def connected(self) -> bool | None:
+        """Up now; None where there is no connection state to report."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,7 @@ class Check:
 class OpsServer:
     """Lifecycle: `start()` → `running()` once the bot is up → `stopping()` → `stop()`."""
 
-    def __init__(self, settings: Settings, services: Any, adapters: Sequence[Any]) -> None:
+    def __init__(self, settings: Settings, services: Observed, adapters: Sequence[Platform]) -> None:
         self.settings = settings
         self.services = services
         self.adapters = list(adapters)
@@ -94,11 +116,10 @@ class OpsServer:
         found = await asyncio.gather(*(self._platform(a) for a in self.adapters), self._model(), self._store())
         return [state, *found]
 
-    async def _platform(self, adapter: Any) -> Check:
-        probe = getattr(adapter, "connected", None)
-        if probe is None:
+    async def _platform(self, adapter: Platform) -> Check:
+        ok, detail = await self._timed(adapter.connected())
+        if ok and detail is None:
             return Check(adapter.platform, True, "no connection state to report")
-        ok, detail = await self._timed(probe())
         up = ok and detail is True
         return Check(adapter.platform, up, "connected" if up else (detail if not ok else "not connected"))
 
@@ -193,7 +214,7 @@ class NoEndpoint:
         return None
 
 
-def ops_endpoint(settings: Settings, services: Any, adapters: Sequence[Any]) -> OpsServer | NoEndpoint:
+def ops_endpoint(settings: Settings, services: Observed, adapters: Sequence[Platform]) -> OpsServer | NoEndpoint:
     return OpsServer(settings, services, adapters) if settings.ops.port else NoEndpoint()
 
 

@@ -3,9 +3,17 @@ waits at their fair slot gate (kagentbot.agent.slots), which counts both."""
 
 from __future__ import annotations
 
-from kagentbot.agent.slots import SlotGate
+from typing import Protocol
 
 
-def llm_slots(gate: SlotGate) -> tuple[int, int]:
+class SlotCounts(Protocol):
+    """What /metrics reads of a slot gate (kagentbot.agent.slots.SlotGate keeps it)."""
+
+    def in_use(self) -> int: ...
+
+    def queue_length(self) -> int: ...
+
+
+def llm_slots(gate: SlotCounts) -> tuple[int, int]:
     """(requests in flight, requests waiting for a slot) at `gate`."""
     return gate.in_use(), gate.queue_length()

@@ -11,6 +11,7 @@ brings the built-in back. Built-ins themselves cannot be deleted."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -19,10 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kagentbot.config.files import atomic_write, exclusive
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,14 @@ def builtin_personas() -> dict[str, Persona]:
 
 
 class PersonaStore:
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.data_dir) / "personas"
         self._builtin = builtin_personas()
         self._lock = asyncio.Lock()  # one writer at a time within the process
 
     @classmethod
-    async def open(cls, settings: Any) -> PersonaStore:
+    async def open(cls, settings: Settings) -> PersonaStore:
         store = cls(settings)
         await asyncio.to_thread(store._ensure_dirs)
         return store
@@ -138,7 +142,7 @@ class PersonaStore:
     async def selections(self) -> dict[str, dict[str, str]]:
         return await asyncio.to_thread(self._read_selections)
 
-    async def audit(self, limit: int = 20) -> list[AuditEntry]:
+    async def audit(self, limit: int = 20) -> builtins.list[AuditEntry]:
         return await asyncio.to_thread(self._read_audit, limit)
 
     # -- writing (command handlers and CLI only) ------------------------------------------------
@@ -257,7 +261,7 @@ class PersonaStore:
             log.flush()
             os.fsync(log.fileno())
 
-    def _read_audit(self, limit: int) -> list[AuditEntry]:
+    def _read_audit(self, limit: int) -> builtins.list[AuditEntry]:
         try:
             lines = (self.root / "audit.jsonl").read_text("utf-8").splitlines()
         except FileNotFoundError:

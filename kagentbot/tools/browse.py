@@ -17,7 +17,7 @@ from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import output_budget, tool_settings
 
 if TYPE_CHECKING:
-    from kagentbot.tools.netguard import Page
+    from kagentbot.net.guard import Page
 
 MAX_PDF_PAGES = 30
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]", re.IGNORECASE)
@@ -37,8 +37,8 @@ async def browse_website(url: str, question: str = "", *, context: ToolContext) 
         url: the page's full http(s) address
         question: what to look for on the page; empty for the page's beginning
     """
-    # netguard needs aiohttp (~0.1 s to import): loaded on the first fetch, not with the catalogue
-    from kagentbot.tools.netguard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
+    # the guarded fetcher needs aiohttp (~0.1 s to import): loaded on the first fetch, not with the catalogue
+    from kagentbot.net.guard import FetchFailed, FetchPolicy, FetchRefused, guarded_fetch
 
     settings = tool_settings(context)
     check_link(url, context)
@@ -95,7 +95,10 @@ def page_text(page: Page) -> tuple[str, str]:
     import trafilatura
 
     doc = trafilatura.bare_extraction(page.text(), url=page.url, with_metadata=True, include_comments=False, favor_recall=True)
-    return ((doc.title or "") if doc else ""), ((doc.text or "") if doc else "")
+    if not doc:
+        return "", ""
+    # a Document unless as_dict=True; the stubs' return type names both
+    return doc.title or "", doc.text or ""  # type: ignore[union-attr]
 
 
 def _pdf_text(body: bytes) -> tuple[str, str]:

@@ -10,10 +10,13 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.tools.registry import TOOL_ATTRIBUTE, Tool, ToolRegistry
 from kagentbot.tools.timetools import TIME_TOOLS
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 ENTRY_POINT_GROUP = "kagentbot.tools"
 
@@ -32,7 +35,7 @@ def builtin_tools() -> tuple[Any, ...]:
     return (*TIME_TOOLS, web_search, browse_website, encyclopedia, get_weather_info, kb_search)
 
 
-def build_registry(settings: Any = None) -> ToolRegistry:
+def build_registry(settings: Settings | None = None) -> ToolRegistry:
     registry = ToolRegistry(builtin_tools())
     if settings is None:
         return registry
@@ -67,6 +70,8 @@ def _load_file(path: str) -> ModuleType:
         raise FileNotFoundError(f"no such file {file}")
     name = "kagentbot_custom_" + "".join(ch if ch.isalnum() else "_" for ch in file.stem)
     spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and typing look the module up by name
     spec.loader.exec_module(module)

@@ -10,13 +10,14 @@ import logging
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 if typing.TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
     from kagentbot.tools.links import TurnLinks
 
 TOOL_ATTRIBUTE = "__kagentbot_tool__"
@@ -47,7 +48,7 @@ class ToolContext:
 
     now: datetime  # timezone-aware
     language: str = "en"  # "en" | "zh": the question's language
-    settings: Any = None  # kagentbot.config.Settings
+    settings: Settings | None = None
     http: Any = None  # aiohttp.ClientSession shared by network tools
     knowledge: KnowledgeSearcher | None = None
     user_scope: str = ""  # "user:<platform>:<id>"
@@ -260,7 +261,7 @@ def _unknown_names(spec: Tool, args: dict[str, Any] | None) -> str:
     return f". {spec.name} does not take {', '.join(repr(n) for n in unknown)}; it takes {takes}"
 
 
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
+_JSON_TYPES: dict[str, str] = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
                "array": "list", "object": "dict", "null": "None"}
 
 
@@ -283,8 +284,12 @@ def _type_name(prop: dict[str, Any]) -> str:
         return " | ".join(json.dumps(value, ensure_ascii=False) for value in prop["enum"])
     kind = prop.get("type", "any")
     if isinstance(kind, list):
-        return " | ".join(_JSON_TYPES.get(k, k) for k in kind)
-    return _JSON_TYPES.get(kind, kind)
+        return " | ".join(_json_type(k) for k in kind)
+    return _json_type(kind)
+
+
+def _json_type(name: str) -> str:
+    return _JSON_TYPES.get(name, name)
 
 
 def _render(output: Any) -> tuple[str, str]:

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 
 MAX_CALENDAR_DAYS = 62
-WEEKDAYS_EN = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-WEEKDAYS_ZH = ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"]
+# weekday names by language, Monday first (date.weekday()); the one copy for tools and prompts
+WEEKDAYS = {"en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+            "zh": ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"]}
 SOLAR_TERMS = [  # Chinese name, pinyin key used by lunar-python's table, English name
     ("小寒", "XIAO_HAN", "Minor Cold"), ("大寒", "DA_HAN", "Major Cold"),
     ("立春", "LI_CHUN", "Start of Spring"), ("雨水", "YU_SHUI", "Rain Water"),
@@ -128,7 +129,7 @@ def _day_facts(day: date, public: dict[date, str]) -> list[str]:
     festivals = lunar.getFestivals() + solar.getFestivals()
     term = lunar.getJieQi()
     official = HolidayUtil.getHoliday(day.year, day.month, day.day)
-    parts = [day.isoformat(), f"{WEEKDAYS_EN[day.weekday()]}/{WEEKDAYS_ZH[day.weekday()]}", lunar_text]
+    parts = [day.isoformat(), f"{WEEKDAYS['en'][day.weekday()]}/{WEEKDAYS['zh'][day.weekday()]}", lunar_text]
     if festivals:
         parts.append("festival: " + "、".join(festivals))
     if term:
@@ -181,7 +182,7 @@ async def get_current_time(context: ToolContext, timezone: str = "") -> str:
             now = now.astimezone(ZoneInfo(timezone))
         except (ZoneInfoNotFoundError, ValueError):
             raise ToolError(f"unknown time zone {timezone!r}; use a name like Asia/Shanghai") from None
-    return f"{now:%Y-%m-%d %H:%M:%S} {now.tzname() or ''} ({WEEKDAYS_EN[now.weekday()]})".strip()
+    return f"{now:%Y-%m-%d %H:%M:%S} {now.tzname() or ''} ({WEEKDAYS['en'][now.weekday()]})".strip()
 
 
 TIME_TOOLS = (time_delta, get_calendar_info, get_solar_terms_info, get_current_time)

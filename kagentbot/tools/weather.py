@@ -17,6 +17,8 @@ from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_se
 if TYPE_CHECKING:
     import aiohttp  # annotations only
 
+    from kagentbot.config.settings import ToolsSettings
+
 FORECAST_DAYS_AHEAD = 16
 FORECAST_DAYS_BACK = 90  # older days come from the archive
 MAX_DAYS = 31
@@ -72,7 +74,7 @@ async def get_weather_info(
     return render_weather(place, body, context.language, output_budget(context))
 
 
-async def geocode(session: aiohttp.ClientSession, location: str, language: str, settings: Any) -> Place:
+async def geocode(session: aiohttp.ClientSession, location: str, language: str, settings: ToolsSettings) -> Place:
     name = " ".join(location.split())
     if not name:
         raise ToolError("location is empty: name a city or place")
@@ -104,7 +106,7 @@ def _check_range(start: date, end: date, today: date) -> None:
         raise ToolError("weather records start in 1940")
 
 
-async def _daily(session: aiohttp.ClientSession, place: Place, start: date, end: date, today: date, settings: Any, *, current: bool) -> dict:
+async def _daily(session: aiohttp.ClientSession, place: Place, start: date, end: date, today: date, settings: ToolsSettings, *, current: bool) -> dict:
     params = {"latitude": str(place.latitude), "longitude": str(place.longitude), "daily": DAILY,
               "timezone": "auto", "start_date": start.isoformat(), "end_date": end.isoformat()}
     if start >= today - timedelta(days=FORECAST_DAYS_BACK):

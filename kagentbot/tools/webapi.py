@@ -12,11 +12,13 @@ from kagentbot.tools.registry import ToolContext, ToolError
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from kagentbot.config.settings import ToolsSettings
 # aiohttp (~0.1 s to import) is imported by the functions that make requests, so building the
 # tool catalogue at start does not pay for it.
 
 
-def tool_settings(context: ToolContext) -> Any:
+def tool_settings(context: ToolContext) -> ToolsSettings:
     """The `tools` settings section, or its defaults when a caller built a bare context."""
     if context.settings is not None:
         return context.settings.tools

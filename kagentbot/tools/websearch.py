@@ -7,11 +7,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.tools.framing import as_data
 from kagentbot.tools.registry import ToolContext, ToolError, ToolOutput, tool
 from kagentbot.tools.webapi import api_session, get_json, output_budget, tool_settings
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import ToolsSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ async def _ddgs(query: str, context: ToolContext) -> list[SearchHit]:
     return [SearchHit(r.get("title", ""), r.get("href", ""), r.get("body", "")) for r in rows]
 
 
-def _ddgs_text(query: str, region: str, settings: Any) -> list[dict[str, Any]]:
+def _ddgs_text(query: str, region: str, settings: ToolsSettings) -> list[dict[str, Any]]:
     from ddgs import DDGS
     from ddgs.exceptions import DDGSException
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from kagentbot.adapters.base import Capabilities, Destination, RateLimited, Receiver, SentMessage
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.adapter import BaseAdapter, Capabilities, Destination, RateLimited, Receiver, SentMessage
+from kagentbot.chat.messages import IncomingMessage
 
 
 @dataclass
@@ -22,11 +22,11 @@ class Posted:
         return self.edits[-1] if self.edits else self.text
 
 
-class ChatAdapter:
+class ChatAdapter(BaseAdapter):
     platform = "testchat"
 
     def __init__(self, capabilities: Capabilities | None = None, rate_limit_first: int = 0) -> None:
-        self.capabilities = capabilities or Capabilities(True, True, 500, 0.0, 0.0, "plain")
+        self.capabilities = capabilities or Capabilities(True, True, 500, 0.0, 0.0, "plain", deletes=True)
         self.posted: list[Posted] = []
         self.deleted: list[Posted] = []  # what the bot took back, in order
         self._ids = itertools.count(1)

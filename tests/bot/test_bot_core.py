@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from kagentbot.adapters.base import Capabilities
-from kagentbot.adapters.markup import split_text, to_slack, to_telegram_html
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.chat.adapter import Capabilities
+from kagentbot.chat.markup import split_text, to_slack, to_telegram_html
+from kagentbot.chat.messages import IncomingMessage
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import Scripted, complete, task
 
@@ -80,7 +80,7 @@ async def test_rate_limited_send_is_retried_not_lost(running, fake_ollama):
 async def test_long_answer_is_split_at_the_platform_limit(running, fake_ollama):
     long_answer = "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(12))
     fake_ollama.script(long_answer)
-    caps = Capabilities(True, True, 400, 0.0, 0.0, "plain")
+    caps = Capabilities(True, True, 400, 0.0, 0.0, "plain", deletes=True)
     bot, chat = await running(ChatAdapter(caps), llm={"host": fake_ollama.url, "mode": "native"})
     chat.deliver(ask("write a lot"))
     await bot.idle()

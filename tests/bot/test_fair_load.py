@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from kagentbot.bot.app import Bot
-from kagentbot.bot.commands import Command, CommandRouter, Reply
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.commands import Command, CommandRouter, Reply
+from kagentbot.chat.messages import IncomingMessage
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import Scripted
 

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from kagentbot.adapters.markup import split_text, to_slack, to_telegram_html
+from kagentbot.chat.markup import split_text, to_slack, to_telegram_html
 
 CODE_LINES = [f"# step {i}: call f(*args, **kwargs) when __name__ == '__main__'" for i in range(40)]
 FENCED = "Here is the script:\n\n```python\n" + "\n".join(CODE_LINES) + "\n```\n\nThat is all."

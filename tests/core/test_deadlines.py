@@ -12,8 +12,8 @@ from kagentbot.agent.events import AnswerDelta, AnswerDone, Failed
 from kagentbot.agent.llm import make_client
 from kagentbot.agent.loop import Agent, TurnRequest, collect
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.services import Services
+from kagentbot.chat.messages import IncomingMessage
 from kagentbot.memory.types import Audience
 from kagentbot.tools.registry import ToolRegistry
 from kagentbot.tools.timetools import TIME_TOOLS

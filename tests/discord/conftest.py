@@ -4,7 +4,7 @@ import discord
 import pytest
 
 from kagentbot.bot.app import Bot, default_router
-from kagentbot.bot.commands import CommandRouter
+from kagentbot.chat.commands import CommandRouter
 from tests.discord.fake_discord import drain_sent
 from tests.discord.harness import INVITE_PERMISSIONS, Harness, start_discord_bot
 

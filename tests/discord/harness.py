@@ -12,8 +12,8 @@ from discord.ext.test import backend as back
 
 from kagentbot.adapters.discord_adapter import DiscordAdapter, create
 from kagentbot.bot.app import Bot
-from kagentbot.bot.commands import CommandRouter
 from kagentbot.bot.services import Services
+from kagentbot.chat.commands import CommandRouter
 from kagentbot.config.settings import Settings
 from tests.discord.fake_discord import FakeDiscordHttp, FakeWebhookAdapter, join_guild
 

@@ -19,9 +19,16 @@ from discord.ext.test import factories as facts
 from kagentbot.adapters.discord_adapter import configured, create
 from kagentbot.adapters.discord_client import thread_name
 from kagentbot.bot.app import default_router
-from kagentbot.bot.commands import Command, CommandContext, Reply
+from kagentbot.chat.commands import Command, CommandContext, Reply
+from tests.discord.fake_discord import (
+    FakeDiscordHttp,
+    drain_sent,
+    finish_interactions,
+    join_guild,
+    slash_command,
+    stored_messages,
+)
 from tests.discord.harness import INVITE_PERMISSIONS, until
-from tests.discord.fake_discord import FakeDiscordHttp, drain_sent, finish_interactions, join_guild, slash_command, stored_messages
 from tests.fakes.ollama_server import Scripted, complete, task
 
 MESSI = task("Messi's age gap", "time_delta", start_time="1987-06-24", end_time="1988-02-26")
@@ -264,7 +271,7 @@ async def test_a_429_from_discord_is_retried_after_its_retry_after_not_lost(disc
     fake_ollama.script("Still delivered.")
     h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})
     h.http.rate_limit_next_sends = 2
-    with caplog.at_level(logging.INFO, logger="kagentbot.adapters.render"):
+    with caplog.at_level(logging.INFO, logger="kagentbot.chat.render"):
         asked = await dpytest.message(f"{h.mention()} hi", channel=h.channel, member=h.alice)
         await h.bot.idle()
     assert h.http.rate_limit_next_sends == 0
@@ -370,7 +377,7 @@ async def test_a_private_reply_to_a_typed_command_in_a_channel_goes_to_a_dm(disc
 async def test_scheduled_questions_reach_a_server_channel_and_a_users_dm(discord_bot, fake_ollama):
     """A scheduled run has no message to open a thread on; a CLI schedule's DM target is the
     user's id, which is not a channel id on Discord."""
-    from kagentbot.bot.messages import IncomingMessage
+    from kagentbot.chat.messages import IncomingMessage
 
     fake_ollama.script("Standup time.", "Your daily reminder.")
     h = await discord_bot(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kagentbot.bot.commands import CommandContext, CommandRouter
-from kagentbot.bot.messages import Attachment, IncomingMessage
 from kagentbot.bot.persona_commands import persona_command
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.config.settings import SettingsError, load_settings
 from kagentbot.persona.model import PersonaError
 from kagentbot.persona.store import PersonaStore

@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
-from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.kb_commands import kb_command
-from kagentbot.bot.messages import Attachment, IncomingMessage
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.memory.ingest import IngestError, extract
 from kagentbot.memory.store import MemoryStore
 from tests.memory.documents import docx_with

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from kagentbot.bot.commands import CommandContext, CommandRouter
 from kagentbot.bot.kb_commands import kb_command
-from kagentbot.bot.messages import Attachment, IncomingMessage
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.memory.store import MemoryStore
 
 from .documents import CORRUPT_PDF, docx_with

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from kagentbot.agent.llm import make_client
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.messages import IncomingMessage
 from kagentbot.ops import metrics
 from kagentbot.ops.slots import llm_slots
 from tests.bot.chat_adapter import ChatAdapter

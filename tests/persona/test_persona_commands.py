@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from kagentbot.bot.commands import CommandContext, CommandRouter
-from kagentbot.bot.messages import Attachment, IncomingMessage
 from kagentbot.bot.persona_commands import persona_command, target_user
+from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.persona.store import PersonaStore
 
 PLATFORMS = ("slack", "discord", "telegram", "console")
@@ -17,8 +17,9 @@ PIRATE = b'name = "pirate"\ndisplay_name = "Captain"\nbio = "Talks like a pirate
 
 
 @dataclass
-class Services:  # the slice of the bot's Services that /persona reads
+class Services:  # the slice of the bot's Services that /persona reads (PersonaServices)
     personas: PersonaStore
+    tools: None = None  # no tool registry: persona tool names are not checked
 
 
 def admin_id(platform: str) -> str:

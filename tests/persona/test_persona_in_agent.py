@@ -13,8 +13,8 @@ import pytest
 
 from kagentbot.agent.llm import make_client
 from kagentbot.agent.loop import Agent, TurnRequest, collect, final_answer
-from kagentbot.bot.commands import CommandRouter
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.commands import CommandRouter
+from kagentbot.chat.messages import IncomingMessage
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.tools.registry import ToolContext, ToolRegistry, tool
@@ -131,8 +131,8 @@ async def test_pages_documents_and_model_output_cannot_change_the_persona(fake_o
 
 
 async def test_other_users_text_is_not_a_command_and_non_admins_are_refused(make_settings):
-    from kagentbot.bot.commands import CommandContext
     from kagentbot.bot.persona_commands import persona_command
+    from kagentbot.chat.commands import CommandContext
 
     settings = make_settings(admins=["slack:UADMIN"])
     store = await pirate_store(settings)
@@ -143,6 +143,7 @@ async def test_other_users_text_is_not_a_command_and_non_admins_are_refused(make
 
     class Services:
         personas = store
+        tools = None
 
     for text in INJECTION.splitlines()[:1]:
         reply = await router.dispatch(CommandContext(message(text, user="U2"), Services(), settings.is_admin("slack:U2")))

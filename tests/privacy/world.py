@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.messages import IncomingMessage
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import FakeOllama, Scripted, task
 

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import pytest
 
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.schedule import ScheduleBook, run_upkeep
 from kagentbot.bot.services import Services
+from kagentbot.chat.messages import IncomingMessage
 from kagentbot.memory.ingest import from_text
 from kagentbot.memory.types import Audience
 from tests.bot.chat_adapter import ChatAdapter

@@ -12,9 +12,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from kagentbot.bot.app import Bot
-from kagentbot.bot.messages import IncomingMessage
 from kagentbot.bot.schedule import ScheduleBook, ScheduleError
 from kagentbot.bot.services import Services
+from kagentbot.chat.messages import IncomingMessage
 from tests.bot.chat_adapter import ChatAdapter
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)

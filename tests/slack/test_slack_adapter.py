@@ -328,7 +328,7 @@ def _later(ts: str) -> str:
 
 
 async def test_a_command_reply_past_the_response_urls_five_uses_goes_as_an_ephemeral_message(api, slack_settings):
-    from kagentbot.adapters.base import Destination
+    from kagentbot.chat.adapter import Destination
 
     received = []
     adapter = SlackAdapter(slack_settings())
@@ -336,7 +336,7 @@ async def test_a_command_reply_past_the_response_urls_five_uses_goes_as_an_ephem
     try:
         await api.push(slack.slash_command("/kb", "list", api.response_url()), kind="slash_commands")
         await api.wait_for(lambda: received)
-        where = Destination(received[0].chat_id, "", received[0].message_id)
+        where = Destination(received[0].chat_id, command=received[0].command)
         for n in range(6):
             await adapter.send(where, f"part {n}")
     finally:

@@ -9,11 +9,11 @@ import socket
 import aiohttp
 import pytest
 
-from kagentbot.adapters.base import Destination, RateLimited
 from kagentbot.adapters.telegram_adapter import FileTooLarge, TelegramAdapter, configured, file_base_url
-from kagentbot.adapters.render import DeliveryFailed, Outbox
 from kagentbot.bot.app import Bot, default_router
-from kagentbot.bot.commands import Command, Reply
+from kagentbot.chat.adapter import Destination, RateLimited
+from kagentbot.chat.commands import Command, Reply
+from kagentbot.chat.render import DeliveryFailed, Outbox
 from tests.fakes.ollama_server import Scripted, complete, task
 from tests.telegram import updates as tg
 from tests.telegram.fake_bot_api import FakeBotAPI

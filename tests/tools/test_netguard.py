@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ThreadedResolver
 from aiohttp.abc import AbstractResolver
 
-from kagentbot.tools.netguard import (
+from kagentbot.net.guard import (
     Allowlist,
     BlockedAddress,
     FetchFailed,
@@ -172,7 +172,7 @@ def test_special_ranges_are_blocked(address):
     ("abc1.de", None), ("cafe.be", None), ("1e100.net", None), ("example.com", None),
 ])
 def test_literal_address_reads_what_getaddrinfo_reads(host, address):
-    from kagentbot.tools.netguard import literal_address
+    from kagentbot.net.guard import literal_address
 
     found = literal_address(host)
     assert (str(found) if found else None) == address

@@ -1,14 +1,20 @@
 """Platform-agnostic chat commands (`/kb ...`, `/persona ...`, `/help`). Each feature registers
-its handlers; adapters pass every command message to `CommandRouter.dispatch`."""
+its handlers; adapters pass every command message to `CommandRouter.dispatch`.
+
+A handler receives a `CommandContext[Deps]`: the message, whether its sender is an admin, and
+the dependencies it was given, typed. Each feature names the slice it reads as a Protocol
+(`KbServices`, `PersonaServices`...); the bot's Services provides them all, and a test can pass
+just the slice."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.messages import AttachmentError, IncomingMessage
+from kagentbot.memory.types import Audience
 
 
 @dataclass(frozen=True)
@@ -17,18 +23,23 @@ class Reply:
     private: bool = False  # show only to the asker where the platform allows (Slack ephemeral)
 
 
+Deps = TypeVar("Deps", covariant=True)
+
+
 @dataclass(frozen=True)
-class CommandContext:
+class CommandContext(Generic[Deps]):
     message: IncomingMessage
-    services: Any  # kagentbot.bot.services.Services
+    services: Deps  # what the handler may use (the bot passes its Services)
     is_admin: bool
 
     @property
-    def audience(self):
+    def audience(self) -> Audience:
         return self.message.audience
 
 
-Handler = Callable[[CommandContext, list[str]], Awaitable[Reply]]
+# A handler names the dependencies it needs in its own signature (CommandContext[KbServices]);
+# the router hands every handler the same context, as python-telegram-bot's CallbackContext.
+Handler = Callable[[CommandContext[Any], list[str]], Awaitable[Reply]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,12 @@ class Command:
 
 class CommandError(Exception):
     """A user mistake in a command; the message says what to do."""
+
+
+class FileTooLarge(AttachmentError, CommandError):
+    """An attachment is over the download limit; the message names the limit and the setting
+    that raises it. Also a CommandError, so the router answers with the reason even where a
+    command's handler lets it pass."""
 
 
 class CommandRouter:
@@ -61,7 +78,7 @@ class CommandRouter:
     def is_command(text: str) -> bool:
         return text.lstrip().startswith("/")
 
-    async def dispatch(self, context: CommandContext) -> Reply:
+    async def dispatch(self, context: CommandContext[Any]) -> Reply:
         name, args = split_command(context.message.text)
         command = self._commands.get(name)
         if command is None:
@@ -79,7 +96,7 @@ class CommandRouter:
             lines.append(f"• {usage} — {c.summary}")
         return "\n".join(lines)
 
-    async def _help(self, context: CommandContext, args: list[str]) -> Reply:
+    async def _help(self, context: CommandContext[object], args: list[str]) -> Reply:
         return Reply(self.help_text(context.message.platform))
 
 

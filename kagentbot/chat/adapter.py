@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from kagentbot.bot.messages import IncomingMessage
+from kagentbot.chat.commands import Command
+from kagentbot.chat.messages import CommandHandle, IncomingMessage
 
 Markup = Literal["slack", "discord", "telegram", "plain"]
 
@@ -20,6 +21,8 @@ class Capabilities:
     edit_interval: float  # seconds between edits of one message
     markup: Markup = "plain"
     reorder_window: float = 0.0  # seconds one message may overtake an earlier one on its way in
+    typing: bool = False  # shows "typing…" while a turn runs (Adapter.typing does something)
+    deletes: bool = False  # can delete the bot's own messages (Adapter.delete works)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Destination:
     reply_to: str = ""  # the message to reply to, where the platform threads by reply
     broadcast: bool = False  # also show a threaded reply in the channel (Slack reply_broadcast)
     private_to: str = ""  # show only to this user where the platform can (Slack ephemeral messages)
+    command: CommandHandle | None = None  # answer through this slash command's own reply channel
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,22 @@ class ChatMoved(Undeliverable):
 
 
 Receiver = Callable[["Adapter", IncomingMessage], None]
+ChatMovedHandler = Callable[["Adapter", str, str], None]  # (adapter, old chat id, new chat id)
 
 
 class Adapter(Protocol):
     platform: str
     capabilities: Capabilities
+    # set by the runner: called with a reason when the adapter can no longer work
+    on_fatal: Callable[[str], None] | None
+    # set by the Bot: called when the platform gives a chat a new id (a Telegram group upgraded
+    # to a supergroup), so that what the chat owns follows it; never blocks
+    on_chat_moved: ChatMovedHandler | None
+
+    @property
+    def private_pointer(self) -> str:
+        """Posted in the chat instead of a private reply the platform could not deliver ("" for
+        none: the reply is then lost, and the failure logged)."""
 
     async def start(self, receive: Receiver) -> None:
         """Connect and begin delivering messages to `receive` (which never blocks)."""
@@ -82,3 +97,41 @@ class Adapter(Protocol):
     async def destination(self, message: IncomingMessage) -> Destination:
         """Where the steps and the answer to `message` go: a thread where the platform has them
         (Discord creates one here), else a reply to the message."""
+
+    # -- optional abilities: `capabilities` says which work; BaseAdapter has the defaults ------
+    async def typing(self, where: Destination) -> None:
+        """Show "typing…" in `where` for a few seconds (when capabilities.typing)."""
+
+    async def delete(self, message: SentMessage) -> None:
+        """Delete one of the bot's messages (when capabilities.deletes)."""
+
+    async def connected(self) -> bool | None:
+        """Whether the platform connection is up now; None where there is none to report."""
+
+    def offer_commands(self, commands: Sequence[Command]) -> None:
+        """The bot's chat commands, for platforms with a command menu (called before start;
+        commands given to the adapter when it was made win)."""
+
+
+class BaseAdapter:
+    """What an adapter without the optional abilities does: subclass it and override what the
+    platform offers (and say so in `capabilities`)."""
+
+    on_fatal: Callable[[str], None] | None = None
+    on_chat_moved: ChatMovedHandler | None = None
+
+    @property
+    def private_pointer(self) -> str:
+        return ""
+
+    async def typing(self, where: Destination) -> None:
+        return None
+
+    async def delete(self, message: SentMessage) -> None:
+        raise Undeliverable("this platform cannot delete messages")
+
+    async def connected(self) -> bool | None:
+        return None
+
+    def offer_commands(self, commands: Sequence[Command]) -> None:
+        return None

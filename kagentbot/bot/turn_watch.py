@@ -30,13 +30,12 @@ class _Watch:
         async for event in events:
             if self.first_step is None:
                 self.first_step = time.perf_counter() - self.started
-            kind = type(event)
-            if kind is ToolFinished:
+            if isinstance(event, ToolFinished):
                 self.steps += 1
                 metrics.tool_call(event.tool, event.ok, event.elapsed)
-            elif kind is Failed:
+            elif isinstance(event, Failed):
                 self.failed = True
-            elif kind is AnswerDone:
+            elif isinstance(event, AnswerDone):
                 self.steps = event.steps
             yield event
 

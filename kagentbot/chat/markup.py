@@ -7,7 +7,7 @@ import html
 import re
 from collections.abc import Callable
 
-from kagentbot.adapters.base import Markup
+from kagentbot.chat.adapter import Markup
 
 # an unclosed fence runs to the end: a streaming answer shows code as code before the fence closes
 _CODE_BLOCK = re.compile(r"```(?:[\w+-]*)\n?(.*?)(?:```|\Z)", re.S)

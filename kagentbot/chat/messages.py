@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from kagentbot.memory.types import Audience
+from kagentbot.scope import Scope
 
 
 class AttachmentError(ValueError):
@@ -21,6 +22,14 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class CommandHandle:
+    """A platform command's own way back (Slack's response_url, Discord's deferred interaction),
+    kept by its adapter under `key`: replies to the command go there, not into the chat."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class IncomingMessage:
     platform: str  # "slack" | "discord" | "telegram" | "console"
     chat_id: str
@@ -33,7 +42,7 @@ class IncomingMessage:
     is_dm: bool = False
     mentions_bot: bool = False
     schedule_id: str = ""  # asked by this scheduled question, not typed by its owner
-    moved_from: str = ""  # not a message: this chat had the id `moved_from` until the platform changed it
+    command: CommandHandle | None = None  # a platform slash command (then there is no message_id)
 
     @property
     def user_key(self) -> str:
@@ -42,5 +51,5 @@ class IncomingMessage:
 
     @property
     def audience(self) -> Audience:
-        chat = "" if self.is_dm else f"chat:{self.platform}:{self.chat_id}"
-        return Audience(user_scope=f"user:{self.platform}:{self.user_id}", chat_scope=chat)
+        chat = "" if self.is_dm else str(Scope.chat(self.platform, self.chat_id))
+        return Audience(user_scope=str(Scope.user(self.platform, self.user_id)), chat_scope=chat)

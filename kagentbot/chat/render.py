@@ -5,15 +5,13 @@ paced per chat and retried on 429s and transient failures, never silently droppe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
-from kagentbot.adapters.base import Adapter, Destination, RateLimited, SentMessage, Undeliverable
-from kagentbot.adapters.console_adapter import RAW_CHARS, format_args
-from kagentbot.adapters.markup import convert, split_text
 from kagentbot.agent.events import (
     AgentEvent,
     AnswerDelta,
@@ -23,6 +21,9 @@ from kagentbot.agent.events import (
     StepPlanned,
     ToolFinished,
 )
+from kagentbot.chat.adapter import Adapter, Destination, RateLimited, SentMessage, Undeliverable
+from kagentbot.chat.markup import convert, split_text
+from kagentbot.chat.recent import Recent
 from kagentbot.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,14 @@ MAX_ATTEMPTS = 5  # failures (network, 5xx) before a message is given up
 MAX_RATE_WAIT = 300.0  # seconds of 429 waits one message may spend before it is given up
 CURSOR = " ▍"
 REMEMBERED = 2048  # messages whose last text and edit time the outbox keeps
+
+
+RAW_CHARS = 300  # of a rejected plan's text, shown at the highest verbosity
+
+
+def format_args(args: dict[str, Any]) -> str:
+    """A tool call's arguments as one line: `city="Paris", days=3`."""
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
 
 
 class DeliveryFailed(Exception):
@@ -43,11 +52,11 @@ class Outbox:
     def __init__(self, adapter: Adapter, redact: Callable[[str], str] | None = None) -> None:
         self.adapter = adapter
         self._redact = redact or (lambda text: text)  # secrets never reach a chat, whoever wrote them
-        # insertion-ordered and trimmed to REMEMBERED: a long-running bot must not grow without bound
-        self._next_send: dict[str, float] = {}
-        self._next_edit: dict[str, float] = {}
-        self._last_text: dict[str, str] = {}
-        self._paused: dict[str, float] = {}  # chat → when its 429 wait ends: every write there waits
+        # bounded to REMEMBERED entries: a long-running bot must not grow without bound
+        self._next_send: Recent[str, float] = Recent(REMEMBERED)
+        self._next_edit: Recent[str, float] = Recent(REMEMBERED)
+        self._last_text: Recent[str, str] = Recent(REMEMBERED)
+        self._paused: Recent[str, float] = Recent(REMEMBERED)  # chat → when its 429 wait ends: every write there waits
 
     async def send(self, where: Destination, text: str) -> SentMessage:
         text = self._redact(text)
@@ -55,7 +64,6 @@ class Outbox:
         sent = await self._retry(where.chat_id, lambda: self.adapter.send(where, text))
         metrics.message_sent(self.adapter.platform)
         self._last_text[sent.message_id] = text
-        _trim(self._last_text)
         return sent
 
     async def edit(self, message: SentMessage, text: str) -> None:
@@ -75,7 +83,6 @@ class Outbox:
         now = time.monotonic()
         start = max(now, schedule.pop(key, 0.0))
         schedule[key] = start + interval
-        _trim(schedule)
         if start > now:
             await asyncio.sleep(start - now)
 
@@ -98,7 +105,6 @@ class Outbox:
                     raise DeliveryFailed(f"{self.adapter.platform}: still rate limited after {rate_waited:.0f} s") from exc
                 log.info("%s rate limited in %s; waiting %.1f s", self.adapter.platform, chat, wait)
                 self._paused[chat] = max(self._paused.pop(chat, 0.0), time.monotonic() + wait)
-                _trim(self._paused)
             except Undeliverable as exc:
                 raise DeliveryFailed(f"{self.adapter.platform}: {exc}") from exc
             except Exception as exc:  # network hiccups, 5xx: the SDKs raise many kinds
@@ -109,11 +115,6 @@ class Outbox:
                 metrics.send_retried(self.adapter.platform)
                 await asyncio.sleep(delay)
                 delay *= 2
-
-
-def _trim(remembered: dict) -> None:
-    while len(remembered) > REMEMBERED:
-        del remembered[next(iter(remembered))]
 
 
 @dataclass
