@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kagentbot.config.files import atomic_write, exclusive
+from kagentbot.config.files import append_line, atomic_write, exclusive, last_json_lines
 from kagentbot.memory.types import PRIVATE_IN
 
 
@@ -109,18 +108,10 @@ class ShareBook:
         await asyncio.to_thread(self._append_audit, json.dumps(entry.__dict__, ensure_ascii=False))
 
     def _append_audit(self, line: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "audit.jsonl", "a", encoding="utf-8") as log:
-            log.write(line + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        append_line(self.root / "audit.jsonl", line)
 
     def _read_audit(self, limit: int) -> list[ShareEntry]:
-        try:
-            lines = (self.root / "audit.jsonl").read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [ShareEntry(**json.loads(line)) for line in lines[-limit:] if line.strip()]
+        return [ShareEntry(**entry) for entry in last_json_lines(self.root / "audit.jsonl", limit)]
 
 
 def _key(user_scope: str, chat_scope: str) -> str:

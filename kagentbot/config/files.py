@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
@@ -32,6 +33,24 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to an append-only log (an audit trail) and sync it: it survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(line + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+def last_json_lines(path: Path, limit: int) -> list[Any]:
+    """The last `limit` JSON lines of an append-only log, oldest first; none when it is missing."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines[-limit:] if line.strip()]
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import asyncio
 import builtins
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from kagentbot.config.files import atomic_write, exclusive
+from kagentbot.config.files import append_line, atomic_write, exclusive, last_json_lines
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
 
 if TYPE_CHECKING:
@@ -255,18 +254,10 @@ class PersonaStore:
             return result
 
     def _append_audit(self, line: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "audit.jsonl", "a", encoding="utf-8") as log:
-            log.write(line + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        append_line(self.root / "audit.jsonl", line)
 
     def _read_audit(self, limit: int) -> builtins.list[AuditEntry]:
-        try:
-            lines = (self.root / "audit.jsonl").read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [AuditEntry(**json.loads(line)) for line in lines[-limit:] if line.strip()]
+        return [AuditEntry(**entry) for entry in last_json_lines(self.root / "audit.jsonl", limit)]
 
 
 def _rekey(chosen: dict[str, str], old: str, new: str) -> str | None:
