@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -204,7 +204,7 @@ class OllamaClient(_SchemaFallback):
     async def list_models(self) -> list[str]:
         async with self._errors(""):
             listed = await self._client.list()
-        return [m.model for m in listed.models]
+        return [m.model for m in listed.models if m.model]
 
     async def close(self) -> None:
         await self._client._client.aclose()  # the ollama client exposes no close of its own
@@ -309,7 +309,7 @@ class _Deadline:
                 "KAGENTBOT_LLM__CALL_DEADLINE"
             ) from exc
 
-    async def each(self, items: Any) -> AsyncIterator[Any]:
+    async def each(self, items: Any) -> AsyncGenerator[Any, None]:
         """The pieces of a streamed reply, each awaited within the deadline; the stream is closed
         however the iteration ends (deadline, error, or the consumer stopping early)."""
         try:
@@ -481,7 +481,7 @@ def _openai_messages(messages: Sequence[Message]) -> list[Message]:
     for message in messages:
         message = dict(message)
         if message.get("tool_calls"):
-            calls = []
+            calls: list[dict[str, Any]] = []
             for call in message["tool_calls"]:
                 function = call.get("function", {})
                 arguments = function.get("arguments", {})
@@ -510,7 +510,8 @@ def _json_object(text: str | None) -> dict[str, Any]:
 
 def _context_length(models_entry: dict[str, Any], props: dict[str, Any]) -> int | None:
     """vLLM's `max_model_len`, llama.cpp's `meta.n_ctx` (the served context) or `/props`."""
-    meta = models_entry.get("meta") if isinstance(models_entry.get("meta"), dict) else {}
+    meta = models_entry.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
     settings = props.get("default_generation_settings") or {}
     for value in (models_entry.get("max_model_len"), meta.get("n_ctx"), settings.get("n_ctx")):
         if isinstance(value, int) and value > 0:

@@ -196,7 +196,7 @@ class OllamaEmbedder:
     async def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         import numpy as np
 
-        rows: list[list[float]] = []
+        rows: list[Sequence[float]] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
             rows.extend(await self._embed_batch(batch))
@@ -206,7 +206,7 @@ class OllamaEmbedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
 
-    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+    async def _embed_batch(self, batch: list[str]) -> list[Sequence[float]]:
         import httpx
         import ollama
 

@@ -74,7 +74,7 @@ def _parse_limited(data: bytes | str, filename: str, suffix: str, limits: Memory
     from kagentbot.memory.sandbox import Budget, BudgetExceeded, ParseFailed, run_limited
 
     try:
-        if suffix == ".docx":
+        if isinstance(data, bytes) and suffix == ".docx":  # HTML arrives decoded, as str
             check_archive(data, limits)
         budget = Budget(limits.parse_cpu_seconds, limits.parse_memory_mb)
         return run_limited(parse_untrusted, (data, suffix, limits.max_pages), budget, (IngestError,))
@@ -88,12 +88,15 @@ def _parse_limited(data: bytes | str, filename: str, suffix: str, limits: Memory
 
 
 def parse_untrusted(data: bytes | str, suffix: str, max_pages: int) -> str:
-    """The text of a PDF, a Word file, or decoded HTML (run by `_parse_limited` in a budgeted child)."""
+    """The text of a PDF or a Word file (bytes), or of decoded HTML (str); run by `_parse_limited`
+    in a budgeted child."""
+    if isinstance(data, str):
+        return _html_text(data)
     if suffix == ".pdf":
         return _pdf_text(data, max_pages)
     if suffix == ".docx":
         return _docx_text(data)
-    return _html_text(data)
+    raise IngestError(f"unsupported file type {suffix!r}; send {SUPPORTED}")
 
 
 def check_size(size: int, limits: MemorySettings) -> None:

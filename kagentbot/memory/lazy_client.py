@@ -49,28 +49,31 @@ _init_lock = threading.RLock()  # other threads wait for the __init__; its own t
 
 def _run_init(module: types.ModuleType) -> None:
     with _init_lock:
-        spec = module.__spec__
-        loader = getattr(spec, "_kagentbot_pending", None)
-        if loader is None or getattr(spec, "_kagentbot_running", False):
+        loader = module.__spec__.loader if module.__spec__ is not None else None
+        if not isinstance(loader, _DeferringLoader) or not loader.pending or loader.running:
             return  # already run, or running in this thread (a circular lookup finds what exists)
-        spec._kagentbot_running = True
+        loader.running = True
         try:
-            loader.exec_module(module)  # if it raises, the next lookup runs it again (and raises again)
+            loader.real.exec_module(module)  # if it raises, the next lookup runs it again (and raises again)
         finally:
-            spec._kagentbot_running = False
-        spec._kagentbot_pending = None
+            loader.running = False
+        loader.pending = False
         module.__class__ = types.ModuleType  # from now on an ordinary module
 
 
 class _DeferringLoader(importlib.abc.Loader):
+    """The package's loader: holds the real one and whether its `__init__` is still to run."""
+
     def __init__(self, real: importlib.abc.Loader) -> None:
         self.real = real
+        self.pending = False  # exec_module deferred, the real __init__ not run yet
+        self.running = False  # the real __init__ is running (in the thread holding _init_lock)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         return self.real.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
-        module.__spec__._kagentbot_pending = self.real
+        self.pending = True
         module.__class__ = _DeferredPackage
 
 

@@ -851,14 +851,15 @@ class MemoryStore:
         embedded), and `flush` (called by Services.close) waits for every batch."""
         loop = asyncio.get_running_loop()
         key = scope or audience.conversation_key
-        pending = _PendingTurn(audience, key, question, answer, tuple(tasks), _now_ms(), loop.create_future(),
+        done: asyncio.Future[None] = loop.create_future()
+        pending = _PendingTurn(audience, key, question, answer, tuple(tasks), _now_ms(), done,
                                loop.create_future() if tasks else None)
         if tasks:
             self._embed_soon(pending)
         self._queue.append(pending)
         self._unwritten.setdefault(key, []).append(pending)
-        self._writes.setdefault(key, set()).add(pending.done)
-        pending.done.add_done_callback(lambda done: self._write_done(key, done))
+        self._writes.setdefault(key, set()).add(done)
+        done.add_done_callback(lambda write: self._write_done(key, write))
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_batches())
 
@@ -959,10 +960,11 @@ class MemoryStore:
         except Exception:  # a failed compaction loses nothing; upkeep tries again later
             log.exception("could not compact the memory tables")
 
-    def _write_done(self, key: str, task: asyncio.Task[None]) -> None:
+    def _write_done(self, key: str, write: asyncio.Future[None]) -> None:
+        """Forget a finished background write: a turn's batch future, or the compaction task."""
         pending = self._writes.get(key)
         if pending is not None:
-            pending.discard(task)
+            pending.discard(write)
             if not pending:
                 del self._writes[key]
 
