@@ -25,7 +25,7 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-from kagentbot.agent.llm import ANSWER_CUT, LLMClient, LLMError, sampling_options
+from kagentbot.agent.llm import ANSWER_CUT, ChatReply, LLMClient, LLMError, sampling_options
 from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
@@ -122,10 +122,16 @@ class Agent:
 
     async def _run(self, request: TurnRequest, started: float) -> AsyncGenerator[AgentEvent, None]:
         turn = self._start(request)
-        planner = self._plan_native if self.settings.llm.mode == "native" else self._plan_kagent
+        answer = ""
         for index in range(1, turn.max_steps + 1):
             await self._refresh_memory(turn)
-            plan = await planner(turn, index)
+            plan: Plan | PlanRejected | None = None
+            async for step in self._plan(turn, index):
+                if isinstance(step, AnswerDelta):  # native mode: the model answers as it plans
+                    answer += step.text
+                    yield step
+                else:
+                    plan = step.plan
             if isinstance(plan, PlanRejected):
                 yield plan
                 break
@@ -133,7 +139,6 @@ class Agent:
                 break
             async for event in self._execute(turn, index, plan):
                 yield event
-        answer = ""
         async for delta in self._conclude(turn):
             answer += delta
             yield AnswerDelta(delta)
@@ -204,20 +209,38 @@ class Agent:
             return PlanRejected(index, f"{exc}; concluding with what I have", reply.content[:500])
         return self._check(turn, index, plan)
 
-    async def _plan_native(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
+    async def _plan(self, turn: _Turn, index: int) -> AsyncIterator[AnswerDelta | _Planned]:
+        if self.settings.llm.mode != "native":
+            yield _Planned(await self._plan_kagent(turn, index))
+            return
+        async for step in self._plan_native(turn, index):
+            yield step
+
+    async def _plan_native(self, turn: _Turn, index: int) -> AsyncIterator[AnswerDelta | _Planned]:
+        """One native call, streamed: text the model writes instead of calling a tool reaches the
+        user as it is generated; a tool call plans the next step as before. Text that came before
+        a call was shown already and stays part of the answer."""
         specs = [t.function_spec() for t in turn.tools.tools()]
         messages = self._native_messages(turn)
-        reply = await self.llm.complete(messages, model=turn.model, options=turn.options, tools=specs or None)
-        if not reply.tool_calls:
-            limit = self._answer_chars(turn)
-            turn.native_answer = strip_thinking(reply.content[:limit])
-            turn.cut = reply.cut or len(reply.content) > limit
-            return None
+        got: list[ChatReply] = []
+        stream = self.llm.stream_reply(messages, model=turn.model, options=turn.options, tools=specs or None)
+        async with contextlib.aclosing(_texts(stream, got)) as texts:
+            async for visible in self._capped(turn, texts):
+                turn.native_answer += visible
+                yield AnswerDelta(visible)
+        turn.cut = turn.cut or (bool(got) and got[0].cut and not got[0].tool_calls)  # the server's cap
+        if turn.cut or not got or not got[0].tool_calls:
+            yield _Planned(None)  # the answer is out (or cut): nothing more to plan
+            return
+        reply = got[0]
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
                               "tool_calls": [{"function": {"name": call.name, "arguments": call.arguments}}]})
-        task_name = reply.content.strip() or _purpose(turn.tools.get(call.name)) or call.name
-        return self._check(turn, index, Plan(task_name[:200], call.name, call.arguments))
+        task_name = strip_thinking(reply.content).strip() or _purpose(turn.tools.get(call.name)) or call.name
+        if turn.native_answer.strip():  # a later answer starts on a line of its own
+            turn.native_answer += "\n\n"
+            yield AnswerDelta("\n\n")
+        yield _Planned(self._check(turn, index, Plan(task_name[:200], call.name, call.arguments)))
 
     def _native_messages(self, turn: _Turn) -> list[dict[str, Any]]:
         """The system text, the user message with its memory trimmed to what the prompt budget
@@ -282,9 +305,8 @@ class Agent:
         )
 
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:
-        if turn.native_answer.strip():
-            yield turn.native_answer  # already written with every tool result in view
-            return
+        if turn.native_answer.strip() and not turn.native_answer.endswith("\n\n"):
+            return  # streamed already, written with every tool result in view
         request, budget = turn.request, self.settings.agent.prompt_budget_tokens
         if turn.completed or turn.recall.knowledge:
             memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
@@ -293,21 +315,27 @@ class Agent:
             history = prompts.conversation_text(turn.recall, turn.language, request.audience)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
         messages = [{"role": "user", "content": parts.render(budget)}]
-        thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
-        left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
         stream = cast(AsyncGenerator[str, None], self.llm.stream(messages, model=turn.model, options=turn.options))
         async with contextlib.aclosing(stream) as deltas:  # the clients' streams are generators
-            async for delta in deltas:
-                if delta is ANSWER_CUT:
-                    turn.cut = True
-                    continue
-                if len(delta) > left:  # the server ignores its cap: stop reading (the slot is freed)
-                    delta, turn.cut = delta[:left], True
-                left -= len(delta)
-                if visible := thinking.feed(delta):
-                    yield visible
-                if turn.cut:
-                    break
+            async for visible in self._capped(turn, deltas):
+                yield visible
+
+    async def _capped(self, turn: _Turn, deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+        """An answer's visible text: thinking hidden (reasoning models, qwen3 or deepseek-r1, think
+        aloud first), cut at the answer's length limit, where reading stops (the slot is freed)."""
+        thinking = ThinkFilter()
+        left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
+        async for delta in deltas:
+            if delta is ANSWER_CUT:
+                turn.cut = True
+                continue
+            if len(delta) > left:  # the server ignores its cap
+                delta, turn.cut = delta[:left], True
+            left -= len(delta)
+            if visible := thinking.feed(delta):
+                yield visible
+            if turn.cut:
+                break
         if rest := thinking.flush():
             yield rest
 
@@ -318,6 +346,24 @@ class Agent:
         if not isinstance(tokens, (int, float)) or tokens <= 0:
             tokens = self.settings.llm.answer_max_tokens
         return int(tokens) * CHARS_PER_TOKEN_CEILING
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What a planning step decided (None: nothing more to do)."""
+
+    plan: Plan | PlanRejected | None
+
+
+async def _texts(replies: AsyncIterator[str | ChatReply], got: list[ChatReply]) -> AsyncGenerator[str, None]:
+    """A streamed reply's text pieces; its closing ChatReply (with any tool calls) goes to `got`.
+    `replies` is closed however the reading ends."""
+    async with contextlib.aclosing(cast(AsyncGenerator[str | ChatReply, None], replies)) as items:
+        async for item in items:
+            if isinstance(item, ChatReply):
+                got.append(item)
+            else:
+                yield item
 
 
 class _Traced:

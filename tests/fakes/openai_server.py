@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible server (as vLLM and llama.cpp serve it) on loopback: `/v1/models`
 and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies,
-`response_format` json_schema (or its refusal); as llama.cpp, also `/props` and `meta` in the
+`response_format` json_schema (or its refusal), tool calls streamed as deltas; as llama.cpp, also `/props` and `meta` in the
 model list."""
 
 from __future__ import annotations
@@ -117,9 +117,20 @@ class FakeOpenAI:
                 return response
             if n and reply.interval:
                 await asyncio.sleep(reply.interval)
+            if n == 1 and reply.hold is not None:
+                await reply.hold.wait()
             chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        for i, call in enumerate(reply.tool_calls):  # as vLLM and llama.cpp send them: id and name, then arguments in pieces
+            arguments = json.dumps(call.get("arguments", {}))
+            deltas = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": call["name"], "arguments": ""}}]
+            deltas += [{"index": i, "function": {"arguments": arguments[j : j + reply.chunk]}}
+                       for j in range(0, len(arguments), reply.chunk)]
+            for delta in deltas:
+                chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                         "choices": [{"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         end = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
         await response.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
