@@ -25,6 +25,7 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
+from kagentbot.agent.context import ContextSizes, prompt_budget
 from kagentbot.agent.llm import ANSWER_CUT, ChatReply, LLMClient, LLMError, sampling_options
 from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
@@ -76,6 +77,8 @@ class _Turn:
     cut: bool = False  # the answer was cut at its length limit: the note is shown, never stored
     sources: set[str] = field(default_factory=set)  # scopes of the memory that reached the model
     links: TurnLinks = field(default_factory=TurnLinks)  # what URL-taking tools may open
+    context: int | None = None  # the model's context at the server, in tokens, where known
+    context_read: bool = False
 
 
 class Agent:
@@ -89,6 +92,7 @@ class Agent:
         http: Any = None,  # aiohttp.ClientSession, or a callable that opens it when a tool needs it
         knowledge: Any = None,  # callable(audience) -> KnowledgeSearcher
         services: Any = None,
+        contexts: ContextSizes | None = None,  # shared by every turn, so each model's is read once
     ) -> None:
         self.settings = settings
         self.llm = llm
@@ -97,6 +101,7 @@ class Agent:
         self._http = http
         self._knowledge = knowledge
         self._services = services
+        self._contexts = contexts or ContextSizes()
 
     async def run(self, request: TurnRequest) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
@@ -174,6 +179,7 @@ class Agent:
             max_steps=persona.max_steps or self.settings.agent.max_steps,
         )
         turn.links.note(request.question)
+        self._contexts.start(self.llm, turn.model)  # while memory is read
         return turn
 
     async def _refresh_memory(self, turn: _Turn) -> None:
@@ -198,8 +204,8 @@ class Agent:
         parts = prompts.planning_prompt(
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
-        prompt = parts.render(self.settings.agent.prompt_budget_tokens)
         options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
+        prompt = parts.render(await self._budget(turn, options["num_predict"]))
         schema = prompts.plan_schema(specs) if self.settings.llm.constrained_planning else None
         reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options,
                                         schema=schema)
@@ -221,7 +227,7 @@ class Agent:
         user as it is generated; a tool call plans the next step as before. Text that came before
         a call was shown already and stays part of the answer."""
         specs = [t.function_spec() for t in turn.tools.tools()]
-        messages = self._native_messages(turn)
+        messages = self._native_messages(turn, await self._budget(turn, self._answer_tokens(turn)))
         got: list[ChatReply] = []
         stream = self.llm.stream_reply(messages, model=turn.model, options=turn.options, tools=specs or None)
         async with contextlib.aclosing(_texts(stream, got)) as texts:
@@ -242,15 +248,15 @@ class Agent:
             yield AnswerDelta("\n\n")
         yield _Planned(self._check(turn, index, Plan(task_name[:200], call.name, call.arguments)))
 
-    def _native_messages(self, turn: _Turn) -> list[dict[str, Any]]:
+    def _native_messages(self, turn: _Turn, budget: int) -> list[dict[str, Any]]:
         """The system text, the user message with its memory trimmed to what the prompt budget
         leaves (as kagent mode trims its prompt), then this turn's calls and results."""
         if turn.native_opening is None:
             turn.native_opening = self._native_opening(turn)
         system, user = turn.native_opening
         used = prompts.estimate_tokens(system) + sum(_message_tokens(m) for m in turn.messages)
-        budget = max(self.settings.agent.prompt_budget_tokens - used, 0)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user.render(budget)}, *turn.messages]
+        left = max(budget - used, 0)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user.render(left)}, *turn.messages]
 
     def _native_opening(self, turn: _Turn) -> tuple[str, prompts.PromptParts]:
         language = turn.language
@@ -307,7 +313,7 @@ class Agent:
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:
         if turn.native_answer.strip() and not turn.native_answer.endswith("\n\n"):
             return  # streamed already, written with every tool result in view
-        request, budget = turn.request, self.settings.agent.prompt_budget_tokens
+        request, budget = turn.request, await self._budget(turn, self._answer_tokens(turn))
         if turn.completed or turn.recall.knowledge:
             memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
             parts = prompts.concluding_prompt(request.persona, turn.now, memory, request.question, turn.language)
@@ -342,10 +348,25 @@ class Agent:
     def _answer_chars(self, turn: _Turn) -> int:
         """The most characters of answer taken from the server: the output cap's worth (a persona
         that lifts the cap, num_predict <= 0, still gets llm.answer_max_tokens' worth)."""
+        return self._answer_tokens(turn) * CHARS_PER_TOKEN_CEILING
+
+    def _answer_tokens(self, turn: _Turn) -> int:
         tokens = turn.options.get("num_predict")
         if not isinstance(tokens, (int, float)) or tokens <= 0:
             tokens = self.settings.llm.answer_max_tokens
-        return int(tokens) * CHARS_PER_TOKEN_CEILING
+        return int(tokens)
+
+    async def _budget(self, turn: _Turn, output_tokens: int) -> int:
+        """This request's prompt budget: agent.prompt_budget_tokens, less where the server's
+        context is known to be smaller (Ollama's is llm.num_ctx, as sent, at most the model's)."""
+        if not turn.context_read:
+            turn.context, turn.context_read = await self._contexts.context(turn.model), True
+        context = turn.context
+        num_ctx = turn.options.get("num_ctx")
+        if self.settings.llm.backend == "ollama" and isinstance(num_ctx, int) and num_ctx > 0:
+            context = min(context or num_ctx, num_ctx)
+        agent = self.settings.agent
+        return prompt_budget(agent.prompt_budget_tokens, context, output_tokens, agent.context_share)
 
 
 @dataclass(frozen=True)

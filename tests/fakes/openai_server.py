@@ -25,6 +25,8 @@ class FakeOpenAI:
         self.template_tools = template_tools
         self.accepts_response_format = True  # False: a server without structured output (400)
         self.requests: list[dict[str, Any]] = []
+        self.model_lists = 0  # GET /v1/models requests
+        self.models_fail = False  # True: the model list answers 500 (a proxy that passes chat completions only)
         self._script: list[Scripted] = []
         self.app = web.Application()
         self.app.add_routes([web.get("/v1/models", self._models), web.post("/v1/chat/completions", self._chat),
@@ -48,6 +50,9 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
+        self.model_lists += 1
+        if self.models_fail:
+            return web.json_response({"error": {"message": "upstream error", "code": 500}}, status=500)
         if self.llama_cpp:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "llamacpp",
                      "meta": {"vocab_type": 1, "n_vocab": 262144, "n_ctx": self.n_ctx, "n_ctx_train": 32768}}
