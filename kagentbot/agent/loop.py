@@ -205,7 +205,7 @@ class Agent:
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
         options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
-        prompt = parts.render(await self._budget(turn, options["num_predict"]))
+        prompt = parts.render(await self._budget(turn, options["num_predict"], parts.memory))
         schema = prompts.plan_schema(specs) if self.settings.llm.constrained_planning else None
         reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options,
                                         schema=schema)
@@ -227,7 +227,10 @@ class Agent:
         user as it is generated; a tool call plans the next step as before. Text that came before
         a call was shown already and stays part of the answer."""
         specs = [t.function_spec() for t in turn.tools.tools()]
-        messages = self._native_messages(turn, await self._budget(turn, self._answer_tokens(turn)))
+        if turn.native_opening is None:
+            turn.native_opening = self._native_opening(turn)
+        budget = await self._budget(turn, self._answer_tokens(turn), turn.native_opening[1].memory)
+        messages = self._native_messages(turn, budget)
         got: list[ChatReply] = []
         stream = self.llm.stream_reply(messages, model=turn.model, options=turn.options, tools=specs or None)
         async with contextlib.aclosing(_texts(stream, got)) as texts:
@@ -313,13 +316,14 @@ class Agent:
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:
         if turn.native_answer.strip() and not turn.native_answer.endswith("\n\n"):
             return  # streamed already, written with every tool result in view
-        request, budget = turn.request, await self._budget(turn, self._answer_tokens(turn))
+        request = turn.request
         if turn.completed or turn.recall.knowledge:
             memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
             parts = prompts.concluding_prompt(request.persona, turn.now, memory, request.question, turn.language)
         else:
             history = prompts.conversation_text(turn.recall, turn.language, request.audience)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
+        budget = await self._budget(turn, self._answer_tokens(turn), parts.memory)
         messages = [{"role": "user", "content": parts.render(budget)}]
         stream = cast(AsyncGenerator[str, None], self.llm.stream(messages, model=turn.model, options=turn.options))
         async with contextlib.aclosing(stream) as deltas:  # the clients' streams are generators
@@ -356,16 +360,19 @@ class Agent:
             tokens = self.settings.llm.answer_max_tokens
         return int(tokens)
 
-    async def _budget(self, turn: _Turn, output_tokens: int) -> int:
+    async def _budget(self, turn: _Turn, output_tokens: int, memory: str) -> int:
         """This request's prompt budget: agent.prompt_budget_tokens, less where the server's
-        context is known to be smaller (Ollama's is llm.num_ctx, as sent, at most the model's)."""
+        context is known to be smaller (Ollama's is llm.num_ctx, as sent, at most the model's).
+        With no memory in the prompt there is nothing to trim: no waiting for the context."""
+        agent = self.settings.agent
+        if not memory:
+            return agent.prompt_budget_tokens
         if not turn.context_read:
             turn.context, turn.context_read = await self._contexts.context(turn.model), True
         context = turn.context
         num_ctx = turn.options.get("num_ctx")
         if self.settings.llm.backend == "ollama" and isinstance(num_ctx, int) and num_ctx > 0:
             context = min(context or num_ctx, num_ctx)
-        agent = self.settings.agent
         return prompt_budget(agent.prompt_budget_tokens, context, output_tokens, agent.context_share)
 
 
