@@ -75,3 +75,18 @@ async def test_a_streamed_tool_call_still_plans_a_step(backend, fake_ollama, mak
         assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "Messi is older by 247 days."
         assert [b["stream"] for b in wire_bodies(server)] == [True, True]
         assert isinstance(events[-1], AnswerDone)
+
+
+async def test_words_streamed_before_a_tool_call_stay_in_the_answer_and_name_the_step(fake_ollama, make_settings):
+    """What the user saw is never taken back: a preamble is kept, the answer follows on its own lines."""
+    settings = make_settings(llm={"host": fake_ollama.url, "mode": "native", "model": "qwen2.5"})
+    args = {"start_time": "1987-06-24", "end_time": "1988-02-26"}
+    fake_ollama.script(Scripted("<think>dates</think>Let me count the days.",
+                                tool_calls=[{"name": "time_delta", "arguments": args}]),
+                       "Messi is older by 247 days.")
+    agent = Agent(settings, make_client(settings.llm), ToolRegistry(TIME_TOOLS))
+    events = await collect(agent.run(TurnRequest("How many days older is Messi than Antonela?", ME, now=NOW)))
+    (step,) = [e for e in events if isinstance(e, StepPlanned)]
+    assert step.task_name == "Let me count the days." and step.tool == "time_delta"
+    shown = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    assert shown == final_answer(events) == "Let me count the days.\n\nMessi is older by 247 days."
