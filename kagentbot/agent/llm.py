@@ -206,16 +206,20 @@ class OllamaClient(_SchemaFallback):
             text: list[str] = []
             calls: list[ToolCall] = []
             cut = False
-            async with contextlib.aclosing(deadline.each(parts)) as pieces:
-                async for part in pieces:
-                    calls.extend(ToolCall(call.function.name, dict(call.function.arguments or {}))
-                                 for call in (part.message.tool_calls or ()))
-                    if part.message.content:
-                        text.append(part.message.content)
-                        yield part.message.content
-                    if part.done:
-                        llm_tokens(part.prompt_eval_count, part.eval_count)
-                        cut = part.done_reason == "length"
+            try:
+                async with contextlib.aclosing(deadline.each(parts)) as pieces:
+                    async for part in pieces:
+                        calls.extend(ToolCall(call.function.name, dict(call.function.arguments or {}))
+                                     for call in (part.message.tool_calls or ()))
+                        if part.message.content:
+                            text.append(part.message.content)
+                            yield part.message.content
+                        if part.done:
+                            llm_tokens(part.prompt_eval_count, part.eval_count)
+                            cut = part.done_reason == "length"
+            except GeneratorExit:  # the reader stopped early (the answer cap): what came is still logged
+                _logged(ChatReply("".join(text), tuple(calls), True), model)
+                raise
             yield _logged(ChatReply("".join(text), tuple(calls), cut), model)
 
     async def describe(self, model: str) -> ModelInfo:
@@ -432,22 +436,26 @@ class OpenAICompatibleClient(_SchemaFallback):
             text: list[str] = []
             calls: dict[int, list[str]] = {}  # index: [name, arguments so far]
             cut = False
-            async with contextlib.aclosing(deadline.each(chunks)) as pieces:
-                async for chunk in pieces:
-                    if chunk.usage is not None:
-                        llm_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    for delta in choice.delta.tool_calls or ():
-                        call = calls.setdefault(delta.index, ["", ""])
-                        if delta.function is not None:
-                            call[0] += delta.function.name or ""
-                            call[1] += delta.function.arguments or ""
-                    if choice.delta.content:
-                        text.append(choice.delta.content)
-                        yield choice.delta.content
-                    cut = cut or choice.finish_reason == "length"
+            try:
+                async with contextlib.aclosing(deadline.each(chunks)) as pieces:
+                    async for chunk in pieces:
+                        if chunk.usage is not None:
+                            llm_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        if not chunk.choices:
+                            continue
+                        choice = chunk.choices[0]
+                        for delta in choice.delta.tool_calls or ():
+                            call = calls.setdefault(delta.index, ["", ""])
+                            if delta.function is not None:
+                                call[0] += delta.function.name or ""
+                                call[1] += delta.function.arguments or ""
+                        if choice.delta.content:
+                            text.append(choice.delta.content)
+                            yield choice.delta.content
+                        cut = cut or choice.finish_reason == "length"
+            except GeneratorExit:  # the reader stopped early (the answer cap): what came is still logged
+                _logged(ChatReply("".join(text), (), True), model)
+                raise
             found = tuple(ToolCall(name, _json_object(args)) for _, (name, args) in sorted(calls.items()) if name)
             yield _logged(ChatReply("".join(text), found, cut), model)
 

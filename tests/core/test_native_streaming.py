@@ -90,3 +90,16 @@ async def test_words_streamed_before_a_tool_call_stay_in_the_answer_and_name_the
     assert step.task_name == "Let me count the days." and step.tool == "time_delta"
     shown = "".join(e.text for e in events if isinstance(e, AnswerDelta))
     assert shown == final_answer(events) == "Let me count the days.\n\nMessi is older by 247 days."
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+async def test_a_native_reply_is_logged_at_debug_even_when_the_cap_stops_the_reading(backend, fake_ollama,
+                                                                                     make_settings, caplog):
+    async with native_server(backend, fake_ollama, make_settings) as (server, settings):
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"answer_max_tokens": 40})})
+        server.script(Scripted("On and on it goes. " * 200, ignore_cap=True))
+        agent = Agent(settings, make_client(settings.llm), ToolRegistry(TIME_TOOLS))
+        with caplog.at_level("DEBUG", logger="kagentbot.agent.llm"):
+            await collect(agent.run(TurnRequest("Ramble.", ME, now=NOW)))
+        (line,) = [r.getMessage() for r in caplog.records if "replied" in r.getMessage()]
+        assert "(cut at the cap)" in line and "On and on it goes." in line
