@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible server (as vLLM and llama.cpp serve it) on loopback: `/v1/models`
 and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies,
-`response_format` json_schema (or its refusal), tool calls streamed as deltas; as llama.cpp, also `/props` and `meta` in the
-model list."""
+`response_format` json_schema (or its refusal), tool calls streamed as deltas; as llama.cpp,
+also `/props` and `meta` in the model list."""
 
 from __future__ import annotations
 
