@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished  # noqa: E402
-from kagentbot.agent.llm import make_client  # noqa: E402
+from kagentbot.agent.llm import ChatReply, make_client  # noqa: E402
 from kagentbot.agent.loop import Agent, TurnRequest  # noqa: E402
 from kagentbot.agent.parsing import PlanParseError, parse_plan  # noqa: E402
 from kagentbot.config.settings import load_settings  # noqa: E402
@@ -63,6 +63,17 @@ class TimedClient:
         try:
             async for piece in self.inner.stream(messages, **kw):
                 yield piece
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    async def stream_reply(self, messages, **kw):
+        started = time.perf_counter()
+        try:
+            async for item in self.inner.stream_reply(messages, **kw):
+                if isinstance(item, ChatReply):
+                    self.replies.append({"constrained": False, "raw": item.content,
+                                         "tool_calls": [c.name for c in item.tool_calls]})
+                yield item
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -90,6 +90,10 @@ class LLMClient(Protocol):
 
     def stream(self, messages: Sequence[Message], *, model: str, options: dict[str, Any]) -> AsyncIterator[str]: ...
 
+    def stream_reply(
+        self, messages: Sequence[Message], *, model: str, options: dict[str, Any], tools: Sequence[dict] | None = None,
+    ) -> AsyncIterator[str | ChatReply]: ...
+
     async def describe(self, model: str) -> ModelInfo: ...
 
     async def list_models(self) -> list[str]: ...
@@ -188,6 +192,35 @@ class OllamaClient(_SchemaFallback):
                     if part.done and part.done_reason == "length":
                         yield ANSWER_CUT
             said.log()
+
+    async def stream_reply(self, messages, *, model, options, tools=None) -> AsyncIterator[str | ChatReply]:
+        """A reply that may call tools, streamed: its text as it comes, then the whole ChatReply
+        (Ollama sends the calls in a part of their own)."""
+        tool_specs = [{"type": "function", "function": spec} for spec in tools] if tools else None
+        async with _slot(self.slots), self._errors(model):
+            deadline = self._deadline(model)
+            parts = await deadline.wait(self._client.chat(
+                model=model, messages=list(messages), options=options, tools=tool_specs,
+                keep_alive=self._settings.keep_alive, stream=True,
+            ))
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            cut = False
+            try:
+                async with contextlib.aclosing(deadline.each(parts)) as pieces:
+                    async for part in pieces:
+                        calls.extend(ToolCall(call.function.name, dict(call.function.arguments or {}))
+                                     for call in (part.message.tool_calls or ()))
+                        if part.message.content:
+                            text.append(part.message.content)
+                            yield part.message.content
+                        if part.done:
+                            llm_tokens(part.prompt_eval_count, part.eval_count)
+                            cut = part.done_reason == "length"
+            except GeneratorExit:  # the reader stopped early (the answer cap): what came is still logged
+                _logged(ChatReply("".join(text), tuple(calls), True), model)
+                raise
+            yield _logged(ChatReply("".join(text), tuple(calls), cut), model)
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):
@@ -390,6 +423,41 @@ class OpenAICompatibleClient(_SchemaFallback):
                     if chunk.choices and chunk.choices[0].finish_reason == "length":
                         yield ANSWER_CUT
             said.log()
+
+    async def stream_reply(self, messages, *, model, options, tools=None) -> AsyncIterator[str | ChatReply]:
+        """A reply that may call tools, streamed: its text as it comes, then the whole ChatReply
+        (each call's name and arguments gathered from its deltas, by index)."""
+        params = self._params(messages, model, options)
+        if tools:
+            params["tools"] = [{"type": "function", "function": spec} for spec in tools]
+        async with _slot(self.slots), self._errors(model):
+            deadline = self._deadline(model)
+            chunks = await deadline.wait(self._client.chat.completions.create(**params, stream=True))
+            text: list[str] = []
+            calls: dict[int, list[str]] = {}  # index: [name, arguments so far]
+            cut = False
+            try:
+                async with contextlib.aclosing(deadline.each(chunks)) as pieces:
+                    async for chunk in pieces:
+                        if chunk.usage is not None:
+                            llm_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        if not chunk.choices:
+                            continue
+                        choice = chunk.choices[0]
+                        for delta in choice.delta.tool_calls or ():
+                            call = calls.setdefault(delta.index, ["", ""])
+                            if delta.function is not None:
+                                call[0] += delta.function.name or ""
+                                call[1] += delta.function.arguments or ""
+                        if choice.delta.content:
+                            text.append(choice.delta.content)
+                            yield choice.delta.content
+                        cut = cut or choice.finish_reason == "length"
+            except GeneratorExit:  # the reader stopped early (the answer cap): what came is still logged
+                _logged(ChatReply("".join(text), (), True), model)
+                raise
+            found = tuple(ToolCall(name, _json_object(args)) for _, (name, args) in sorted(calls.items()) if name)
+            yield _logged(ChatReply("".join(text), found, cut), model)
 
     async def describe(self, model: str) -> ModelInfo:
         async with self._errors(model):

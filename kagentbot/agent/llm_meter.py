@@ -5,9 +5,10 @@ clients themselves (`metrics.llm_tokens`), since only they see the server's usag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 from kagentbot.agent.llm import LLMClient, LLMError, LLMTimeout, LLMUnavailable, ModelNotFound
 from kagentbot.ops import metrics
@@ -48,16 +49,16 @@ class MeteredLLM:
             metrics.llm_call("complete", outcome, time.perf_counter() - started)
 
     async def stream(self, messages, *, model, options) -> AsyncIterator[str]:
-        started, outcome = time.perf_counter(), "cancelled"  # stays so when the reader stops early
-        try:
-            async for piece in self.inner.stream(messages, model=model, options=options):
+        async with contextlib.aclosing(_counted("stream", self.inner.stream(messages, model=model,
+                                                                             options=options))) as pieces:
+            async for piece in pieces:
                 yield piece
-            outcome = "ok"
-        except BaseException as exc:
-            outcome = "cancelled" if isinstance(exc, GeneratorExit) else error_kind(exc)
-            raise
-        finally:
-            metrics.llm_call("stream", outcome, time.perf_counter() - started)
+
+    async def stream_reply(self, messages, *, model, options, tools=None) -> AsyncIterator[Any]:
+        replies = self.inner.stream_reply(messages, model=model, options=options, tools=tools)
+        async with contextlib.aclosing(_counted("stream_reply", replies)) as pieces:
+            async for piece in pieces:
+                yield piece
 
     async def describe(self, model: str):
         return await self.inner.describe(model)
@@ -70,3 +71,19 @@ class MeteredLLM:
 
     def __getattr__(self, name: str) -> Any:  # anything else the client offers
         return getattr(self.inner, name)
+
+
+async def _counted(call: str, inner: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+    """`inner`'s pieces, the call timed and its outcome counted; `inner` is closed however it ends
+    (the clients' streams hold a server slot until closed)."""
+    started, outcome = time.perf_counter(), "cancelled"  # stays so when the reader stops early
+    try:
+        async with contextlib.aclosing(cast(AsyncGenerator[Any, None], inner)) as pieces:  # the clients' are generators
+            async for piece in pieces:
+                yield piece
+        outcome = "ok"
+    except BaseException as exc:
+        outcome = "cancelled" if isinstance(exc, GeneratorExit) else error_kind(exc)
+        raise
+    finally:
+        metrics.llm_call(call, outcome, time.perf_counter() - started)

@@ -25,7 +25,8 @@ from kagentbot.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-from kagentbot.agent.llm import ANSWER_CUT, LLMClient, LLMError, sampling_options
+from kagentbot.agent.context import ContextSizes, prompt_budget
+from kagentbot.agent.llm import ANSWER_CUT, ChatReply, LLMClient, LLMError, sampling_options
 from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
@@ -76,6 +77,8 @@ class _Turn:
     cut: bool = False  # the answer was cut at its length limit: the note is shown, never stored
     sources: set[str] = field(default_factory=set)  # scopes of the memory that reached the model
     links: TurnLinks = field(default_factory=TurnLinks)  # what URL-taking tools may open
+    context: int | None = None  # the model's context at the server, in tokens, where known
+    context_read: bool = False
 
 
 class Agent:
@@ -89,6 +92,7 @@ class Agent:
         http: Any = None,  # aiohttp.ClientSession, or a callable that opens it when a tool needs it
         knowledge: Any = None,  # callable(audience) -> KnowledgeSearcher
         services: Any = None,
+        contexts: ContextSizes | None = None,  # shared by every turn, so each model's is read once
     ) -> None:
         self.settings = settings
         self.llm = llm
@@ -97,6 +101,7 @@ class Agent:
         self._http = http
         self._knowledge = knowledge
         self._services = services
+        self._contexts = contexts or ContextSizes()
 
     async def run(self, request: TurnRequest) -> AsyncIterator[AgentEvent]:
         started = time.perf_counter()
@@ -122,10 +127,16 @@ class Agent:
 
     async def _run(self, request: TurnRequest, started: float) -> AsyncGenerator[AgentEvent, None]:
         turn = self._start(request)
-        planner = self._plan_native if self.settings.llm.mode == "native" else self._plan_kagent
+        answer = ""
         for index in range(1, turn.max_steps + 1):
             await self._refresh_memory(turn)
-            plan = await planner(turn, index)
+            plan: Plan | PlanRejected | None = None
+            async for step in self._plan(turn, index):
+                if isinstance(step, AnswerDelta):  # native mode: the model answers as it plans
+                    answer += step.text
+                    yield step
+                else:
+                    plan = step.plan
             if isinstance(plan, PlanRejected):
                 yield plan
                 break
@@ -133,7 +144,6 @@ class Agent:
                 break
             async for event in self._execute(turn, index, plan):
                 yield event
-        answer = ""
         async for delta in self._conclude(turn):
             answer += delta
             yield AnswerDelta(delta)
@@ -169,6 +179,7 @@ class Agent:
             max_steps=persona.max_steps or self.settings.agent.max_steps,
         )
         turn.links.note(request.question)
+        self._contexts.start(self.llm, turn.model)  # while memory is read
         return turn
 
     async def _refresh_memory(self, turn: _Turn) -> None:
@@ -193,8 +204,8 @@ class Agent:
         parts = prompts.planning_prompt(
             turn.request.persona, specs, turn.now, memory, turn.request.question, turn.max_steps, turn.language
         )
-        prompt = parts.render(self.settings.agent.prompt_budget_tokens)
         options = {**turn.options, "num_predict": self.settings.llm.plan_max_tokens}  # a task is a few lines of JSON
+        prompt = parts.render(await self._budget(turn, options["num_predict"], parts.memory))
         schema = prompts.plan_schema(specs) if self.settings.llm.constrained_planning else None
         reply = await self.llm.complete([{"role": "user", "content": prompt}], model=turn.model, options=options,
                                         schema=schema)
@@ -204,30 +215,51 @@ class Agent:
             return PlanRejected(index, f"{exc}; concluding with what I have", reply.content[:500])
         return self._check(turn, index, plan)
 
-    async def _plan_native(self, turn: _Turn, index: int) -> Plan | PlanRejected | None:
+    async def _plan(self, turn: _Turn, index: int) -> AsyncIterator[AnswerDelta | _Planned]:
+        if self.settings.llm.mode != "native":
+            yield _Planned(await self._plan_kagent(turn, index))
+            return
+        async for step in self._plan_native(turn, index):
+            yield step
+
+    async def _plan_native(self, turn: _Turn, index: int) -> AsyncIterator[AnswerDelta | _Planned]:
+        """One native call, streamed: text the model writes instead of calling a tool reaches the
+        user as it is generated; a tool call plans the next step as before. Text that came before
+        a call was shown already and stays part of the answer."""
         specs = [t.function_spec() for t in turn.tools.tools()]
-        messages = self._native_messages(turn)
-        reply = await self.llm.complete(messages, model=turn.model, options=turn.options, tools=specs or None)
-        if not reply.tool_calls:
-            limit = self._answer_chars(turn)
-            turn.native_answer = strip_thinking(reply.content[:limit])
-            turn.cut = reply.cut or len(reply.content) > limit
-            return None
+        if turn.native_opening is None:
+            turn.native_opening = self._native_opening(turn)
+        budget = await self._budget(turn, self._answer_tokens(turn), turn.native_opening[1].memory)
+        messages = self._native_messages(turn, budget)
+        got: list[ChatReply] = []
+        stream = self.llm.stream_reply(messages, model=turn.model, options=turn.options, tools=specs or None)
+        async with contextlib.aclosing(_texts(stream, got)) as texts:
+            async for visible in self._capped(turn, texts):
+                turn.native_answer += visible
+                yield AnswerDelta(visible)
+        turn.cut = turn.cut or (bool(got) and got[0].cut and not got[0].tool_calls)  # the server's cap
+        if turn.cut or not got or not got[0].tool_calls:
+            yield _Planned(None)  # the answer is out (or cut): nothing more to plan
+            return
+        reply = got[0]
         call = reply.tool_calls[0]  # one task at a time, as KAgentSys plans
         turn.messages.append({"role": "assistant", "content": reply.content or "",
                               "tool_calls": [{"function": {"name": call.name, "arguments": call.arguments}}]})
-        task_name = reply.content.strip() or _purpose(turn.tools.get(call.name)) or call.name
-        return self._check(turn, index, Plan(task_name[:200], call.name, call.arguments))
+        task_name = strip_thinking(reply.content).strip() or _purpose(turn.tools.get(call.name)) or call.name
+        if turn.native_answer.strip():  # a later answer starts on a line of its own
+            turn.native_answer += "\n\n"
+            yield AnswerDelta("\n\n")
+        yield _Planned(self._check(turn, index, Plan(task_name[:200], call.name, call.arguments)))
 
-    def _native_messages(self, turn: _Turn) -> list[dict[str, Any]]:
+    def _native_messages(self, turn: _Turn, budget: int) -> list[dict[str, Any]]:
         """The system text, the user message with its memory trimmed to what the prompt budget
         leaves (as kagent mode trims its prompt), then this turn's calls and results."""
         if turn.native_opening is None:
             turn.native_opening = self._native_opening(turn)
         system, user = turn.native_opening
         used = prompts.estimate_tokens(system) + sum(_message_tokens(m) for m in turn.messages)
-        budget = max(self.settings.agent.prompt_budget_tokens - used, 0)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user.render(budget)}, *turn.messages]
+        left = max(budget - used, 0)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user.render(left)}, *turn.messages]
 
     def _native_opening(self, turn: _Turn) -> tuple[str, prompts.PromptParts]:
         language = turn.language
@@ -282,42 +314,84 @@ class Agent:
         )
 
     async def _conclude(self, turn: _Turn) -> AsyncIterator[str]:
-        if turn.native_answer.strip():
-            yield turn.native_answer  # already written with every tool result in view
-            return
-        request, budget = turn.request, self.settings.agent.prompt_budget_tokens
+        if turn.native_answer.strip() and not turn.native_answer.endswith("\n\n"):
+            return  # streamed already, written with every tool result in view
+        request = turn.request
         if turn.completed or turn.recall.knowledge:
             memory = prompts.memory_text(turn.recall, turn.completed, turn.language, request.audience)
             parts = prompts.concluding_prompt(request.persona, turn.now, memory, request.question, turn.language)
         else:
             history = prompts.conversation_text(turn.recall, turn.language, request.audience)
             parts = prompts.direct_prompt(request.persona, turn.now, history, request.question, turn.language)
+        budget = await self._budget(turn, self._answer_tokens(turn), parts.memory)
         messages = [{"role": "user", "content": parts.render(budget)}]
-        thinking = ThinkFilter()  # reasoning models (qwen3, deepseek-r1) think aloud before answering
-        left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
         stream = cast(AsyncGenerator[str, None], self.llm.stream(messages, model=turn.model, options=turn.options))
         async with contextlib.aclosing(stream) as deltas:  # the clients' streams are generators
-            async for delta in deltas:
-                if delta is ANSWER_CUT:
-                    turn.cut = True
-                    continue
-                if len(delta) > left:  # the server ignores its cap: stop reading (the slot is freed)
-                    delta, turn.cut = delta[:left], True
-                left -= len(delta)
-                if visible := thinking.feed(delta):
-                    yield visible
-                if turn.cut:
-                    break
+            async for visible in self._capped(turn, deltas):
+                yield visible
+
+    async def _capped(self, turn: _Turn, deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+        """An answer's visible text: thinking hidden (reasoning models, qwen3 or deepseek-r1, think
+        aloud first), cut at the answer's length limit, where reading stops (the slot is freed)."""
+        thinking = ThinkFilter()
+        left = self._answer_chars(turn)  # thinking counts, as it does toward the server's own cap
+        async for delta in deltas:
+            if delta is ANSWER_CUT:
+                turn.cut = True
+                continue
+            if len(delta) > left:  # the server ignores its cap
+                delta, turn.cut = delta[:left], True
+            left -= len(delta)
+            if visible := thinking.feed(delta):
+                yield visible
+            if turn.cut:
+                break
         if rest := thinking.flush():
             yield rest
 
     def _answer_chars(self, turn: _Turn) -> int:
         """The most characters of answer taken from the server: the output cap's worth (a persona
         that lifts the cap, num_predict <= 0, still gets llm.answer_max_tokens' worth)."""
+        return self._answer_tokens(turn) * CHARS_PER_TOKEN_CEILING
+
+    def _answer_tokens(self, turn: _Turn) -> int:
         tokens = turn.options.get("num_predict")
         if not isinstance(tokens, (int, float)) or tokens <= 0:
             tokens = self.settings.llm.answer_max_tokens
-        return int(tokens) * CHARS_PER_TOKEN_CEILING
+        return int(tokens)
+
+    async def _budget(self, turn: _Turn, output_tokens: int, memory: str) -> int:
+        """This request's prompt budget: agent.prompt_budget_tokens, less where the server's
+        context is known to be smaller (Ollama's is llm.num_ctx, as sent, at most the model's).
+        With no memory in the prompt there is nothing to trim: no waiting for the context."""
+        agent = self.settings.agent
+        if not memory:
+            return agent.prompt_budget_tokens
+        if not turn.context_read:
+            turn.context, turn.context_read = await self._contexts.context(turn.model), True
+        context = turn.context
+        num_ctx = turn.options.get("num_ctx")
+        if self.settings.llm.backend == "ollama" and isinstance(num_ctx, int) and num_ctx > 0:
+            context = min(context or num_ctx, num_ctx)
+        return prompt_budget(agent.prompt_budget_tokens, context, output_tokens, agent.context_share)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What a planning step decided (None: nothing more to do)."""
+
+    plan: Plan | PlanRejected | None
+
+
+async def _texts(replies: AsyncIterator[str | ChatReply], got: list[ChatReply]) -> AsyncGenerator[str, None]:
+    """A streamed reply's text pieces; its closing ChatReply (with any tool calls) goes to `got`.
+    `replies` is closed however the reading ends."""
+    async with contextlib.aclosing(cast(AsyncGenerator[str | ChatReply, None], replies)) as items:
+        async for item in items:
+            if isinstance(item, ChatReply):
+                got.append(item)
+            else:
+                yield item
 
 
 class _Traced:

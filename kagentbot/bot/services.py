@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from kagentbot.agent.context import ContextSizes
 from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.llm_meter import metered
 from kagentbot.agent.loop import Agent
@@ -37,6 +38,7 @@ class Services:
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     scheduler: Scheduler | None = None  # set by the Bot while it runs
     _sharing: ShareBook | None = None  # opened on first use
+    contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -131,12 +133,14 @@ class Services:
 
     def agent(self) -> Agent:
         knowledge = getattr(self.memory, "for_audience", None)
-        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self)
+        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self,
+                     contexts=self.contexts)
 
     async def close(self) -> None:
         flush = getattr(self.memory, "flush", None)
         if flush is not None:
             await flush()  # turns still being written in the background
+        await self.contexts.close()
         await self.llm.close()
         close_memory = getattr(self.memory, "close", None)
         if close_memory is not None:

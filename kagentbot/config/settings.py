@@ -82,6 +82,9 @@ class AgentSettings(Section):
     prompt_budget_tokens: int = Field(6000, ge=512, description="prompt size limit for every request, in both modes")
     tool_output_chars: int = Field(3000, ge=200)
     turn_deadline: float = Field(600.0, gt=0, description="seconds one turn may take in all: planning, tools and the answer")
+    # where the server reports the model's context (llama.cpp n_ctx, vLLM max_model_len, Ollama's
+    # show capped by llm.num_ctx), each request's budget is at most this share of it less the output cap
+    context_share: float = Field(0.9, gt=0, le=1, description="most of the server's known context a prompt may fill")
 
 
 class EmbedSettings(Section):

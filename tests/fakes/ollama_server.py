@@ -33,6 +33,7 @@ class Scripted:
     interval: float = 0.0  # seconds between streamed pieces (or between pieces of a plain body): a trickle
     ignore_cap: bool = False  # send all of `content` whatever num_predict / max_tokens say
     raw_lines: list[str] = field(default_factory=list)  # streamed as they are (a server that is not quite Ollama)
+    hold: asyncio.Event | None = None  # a stream stops after its first piece until this is set
 
 
 Responder = Callable[[dict[str, Any]], Scripted]
@@ -232,6 +233,8 @@ class FakeOllama:
                 return response
             if n and reply.interval:
                 await asyncio.sleep(reply.interval)
+            if n == 1 and reply.hold is not None:
+                await reply.hold.wait()
             await response.write((json.dumps({**base, **shape(piece, []), "done": False}) + "\n").encode())
         if reply.tool_calls:
             await response.write((json.dumps({**base, **shape("", reply.tool_calls), "done": False}) + "\n").encode())

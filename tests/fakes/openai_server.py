@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible server (as vLLM and llama.cpp serve it) on loopback: `/v1/models`
 and `/v1/chat/completions`, plain JSON and server-sent-event streams, tool calls, error bodies,
-`response_format` json_schema (or its refusal); as llama.cpp, also `/props` and `meta` in the
-model list."""
+`response_format` json_schema (or its refusal), tool calls streamed as deltas; as llama.cpp,
+also `/props` and `meta` in the model list."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class FakeOpenAI:
         self.template_tools = template_tools
         self.accepts_response_format = True  # False: a server without structured output (400)
         self.requests: list[dict[str, Any]] = []
+        self.model_lists = 0  # GET /v1/models requests
+        self.models_fail = False  # True: the model list answers 500 (a proxy that passes chat completions only)
         self._script: list[Scripted] = []
         self.app = web.Application()
         self.app.add_routes([web.get("/v1/models", self._models), web.post("/v1/chat/completions", self._chat),
@@ -48,6 +50,9 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
+        self.model_lists += 1
+        if self.models_fail:
+            return web.json_response({"error": {"message": "upstream error", "code": 500}}, status=500)
         if self.llama_cpp:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "llamacpp",
                      "meta": {"vocab_type": 1, "n_vocab": 262144, "n_ctx": self.n_ctx, "n_ctx_train": 32768}}
@@ -117,9 +122,20 @@ class FakeOpenAI:
                 return response
             if n and reply.interval:
                 await asyncio.sleep(reply.interval)
+            if n == 1 and reply.hold is not None:
+                await reply.hold.wait()
             chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        for i, call in enumerate(reply.tool_calls):  # as vLLM and llama.cpp send them: id and name, then arguments in pieces
+            arguments = json.dumps(call.get("arguments", {}))
+            deltas = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": call["name"], "arguments": ""}}]
+            deltas += [{"index": i, "function": {"arguments": arguments[j : j + reply.chunk]}}
+                       for j in range(0, len(arguments), reply.chunk)]
+            for delta in deltas:
+                chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                         "choices": [{"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         end = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
         await response.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())

@@ -127,7 +127,7 @@ async def test_health_readiness_and_metrics_follow_the_bot(api, ops_settings, fa
     assert sample(before, **turns) == 0 and sample(after, **turns) == 1
     assert sample(after, "kagentbot_turn_seconds_count", platform="telegram") == 1
     assert sample(after, "kagentbot_turn_first_step_seconds_count", platform="telegram") == 1
-    assert sample(after, "kagentbot_llm_calls_total", call="complete", outcome="ok") == 1  # native: it answered at once
+    assert sample(after, "kagentbot_llm_calls_total", call="stream_reply", outcome="ok") == 1  # native: it answered at once, streamed
     assert sample(after, "kagentbot_llm_tokens_total", direction="output") == 10  # the fake reports 10
     assert sample(after, "kagentbot_messages_sent_total", platform="telegram") > sample(
         before, "kagentbot_messages_sent_total", platform="telegram")

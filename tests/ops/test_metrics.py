@@ -65,7 +65,7 @@ async def test_a_turn_without_its_model_is_failed_and_says_why(counting, running
     await bot.idle()
     assert chat.posted[-1].text.startswith("⚠️ cannot reach the model server")
     assert counting.turns.values == {("testchat", "failed"): 1}
-    assert counting.llm_calls.values == {("complete", "unavailable"): 1}
+    assert counting.llm_calls.values == {("stream_reply", "unavailable"): 1}
 
 
 async def test_counting_off_leaves_the_llm_client_bare_and_counts_nothing(running, fake_ollama):
