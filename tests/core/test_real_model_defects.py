@@ -17,7 +17,7 @@ from kagentbot.adapters.console_adapter import ConsoleAdapter
 from kagentbot.agent import prompts
 from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished
 from kagentbot.agent.parsing import PlanParseError, parse_plan
-from kagentbot.bot.doctor import check_llm
+from kagentbot.cli.doctor import check_llm
 from kagentbot.chat.adapter import Destination
 from kagentbot.chat.render import Outbox, TurnRenderer
 from kagentbot.config.settings import Settings

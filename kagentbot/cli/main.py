@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kagentbot.bot.kb_cli import os_user
+from kagentbot.cli.kb import os_user
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
 COMMAND_MODULES: tuple[str, ...] = (
-    "kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli",
+    "kagentbot.cli.kb", "kagentbot.cli.persona", "kagentbot.cli.tools", "kagentbot.cli.schedule",
     "kagentbot.eval.cli",
 )
 
@@ -177,7 +177,7 @@ async def _read_line(console: Console) -> str:
 def _typed(text: str, user: str) -> IncomingMessage:
     """A line typed at the terminal; a command's file paths are read as its attachments."""
     from kagentbot.adapters.console_adapter import console_message
-    from kagentbot.bot.kb_cli import attach_local_files
+    from kagentbot.cli.kb import attach_local_files
     from kagentbot.chat.commands import CommandRouter
 
     message = console_message(text, user)
@@ -185,16 +185,13 @@ def _typed(text: str, user: str) -> IncomingMessage:
 
 
 async def run_platforms(args: argparse.Namespace, settings: Settings) -> int:
-    from kagentbot.bot.runner import run_bot
+    from kagentbot.cli.runner import run_bot
 
     return await run_bot(settings)
 
 
 async def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from kagentbot.bot.doctor import diagnose
+    from kagentbot.cli.doctor import diagnose
 
     return await diagnose(settings)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
