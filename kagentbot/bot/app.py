@@ -63,7 +63,8 @@ class Bot:
         self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
-        self.finished: Counter[str] = Counter()  # "answered" / "unanswered" → turns run to their end
+        # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
+        self.finished: Counter[str] = Counter()
 
     async def start(self) -> None:
         self._running = True
@@ -297,7 +298,8 @@ class Bot:
                 reply = await self.router.dispatch(context)
                 await self._say(adapter, message, reply.text, private=reply.private)
 
-        await self._guarded(adapter, message, run())
+        done = await self._guarded(adapter, message, run())
+        self.finished["command" if done else "command failed"] += 1
 
     async def _guarded(self, adapter: Adapter, message: IncomingMessage, work) -> bool:
         """Our faults become a short apology with an error id, never a stack trace in chat.

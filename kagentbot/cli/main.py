@@ -122,17 +122,24 @@ def _keep_data_private(settings: Settings) -> None:
 
 
 async def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    """One question through the Bot, as on every platform: 0 when it was answered."""
+    """One question (or command) through the Bot, as on every platform: 0 when it was answered."""
     from rich.console import Console
 
-    from kagentbot.adapters.console_adapter import ConsoleAdapter, console_message
+    from kagentbot.adapters.console_adapter import ConsoleAdapter
+    from kagentbot.chat.commands import CommandError
+    from kagentbot.memory.ingest import IngestError
 
     verbosity: Verbosity = "off" if args.quiet else "debug" if args.verbose else "thread"
     adapter = ConsoleAdapter(Console(highlight=False))
+    try:
+        message = _typed(args.question, args.user)
+    except (IngestError, CommandError) as exc:  # a file named in /kb add that cannot be read
+        print(f"kagentbot: {exc}", file=sys.stderr)
+        return 1
     async with await _terminal_bot(settings, adapter, verbosity) as bot:
-        adapter.deliver(console_message(args.question, args.user))
+        adapter.deliver(message)
         await bot.idle()
-    return 0 if bot.finished["answered"] == 1 else 1
+    return 0 if set(bot.finished) <= {"answered", "command"} and bot.finished else 1
 
 
 async def run_chat(args: argparse.Namespace, settings: Settings) -> int:

@@ -56,3 +56,9 @@ async def test_chat_answers_each_question_before_the_next_prompt(cli_env, fake_o
     code, out, err = await kagentbot({**cli_env, "KAGENTBOT_LLM__HOST": fake_ollama.url}, "chat", stdin="first\nsecond\n")
     assert code == 0, err
     assert out.index("One.") < out.index("you>", out.index("One.")) < out.index("Two.")
+
+
+async def test_ask_with_a_command_is_answered_by_the_bots_command_router(cli_env):
+    env = {**cli_env, "KAGENTBOT_LLM__HOST": "http://127.0.0.1:9"}  # no model needed for a command
+    code, out, err = await kagentbot(env, "ask", "/kb list")
+    assert (code, out) == (0, "No documents to show. Add something with /kb add.\n"), err
