@@ -325,7 +325,8 @@ import asyncio, sys, time
 from pathlib import Path
 t0 = time.perf_counter(); marks = []
 def lap(name): marks.append((name, time.perf_counter()))
-import kagentbot.cli; kagentbot.cli.build_parser(); lap("import the CLI, build the parser")
+import kagentbot.cli; kagentbot.cli.build_parser()
+from kagentbot.adapters.console_adapter import console_message; lap("import the CLI, build the parser")
 from kagentbot.config.settings import load_settings
 settings = load_settings(data_dir=Path(sys.argv[1])); lap("load settings")
 async def main():
@@ -338,7 +339,7 @@ async def main():
     from kagentbot.memory.store import MemoryStore
     from kagentbot.memory.types import Audience
     store = await MemoryStore.open(settings); lap("open the memory store")
-    me = kagentbot.cli.console_message("x", sys.argv[2]).audience  # whose documents the data directory holds
+    me = console_message("x", sys.argv[2]).audience  # whose documents the data directory holds
     await store.recall(me, "warm up", turns=4, limit=4); lap("first recall (loads the embedder)")
     await store.recall(me, "again", turns=4, limit=4); lap("a later recall")
     store.close()

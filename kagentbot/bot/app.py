@@ -43,10 +43,13 @@ class _Conversation:
 
 
 class Bot:
-    """Lifecycle: `start()` → `stop()`, or `async with Bot(...)`."""
+    """Lifecycle: `start()` → `stop()`, or `async with Bot(...)`. `schedule=False` runs no
+    scheduled questions (the terminal's one-off `ask` and `chat`)."""
 
-    def __init__(self, services: Services, adapters: Sequence[Adapter], router: CommandRouter | None = None) -> None:
+    def __init__(self, services: Services, adapters: Sequence[Adapter], router: CommandRouter | None = None,
+                 *, schedule: bool = True) -> None:
         self.services = services
+        self.schedule = schedule
         self.adapters = list(adapters)
         self.router = router or default_router()
         redact = Redactor(settings_secrets(services.settings))
@@ -60,6 +63,8 @@ class Bot:
         self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
+        # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
+        self.finished: Counter[str] = Counter()
 
     async def start(self) -> None:
         self._running = True
@@ -68,7 +73,8 @@ class Bot:
             adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
-        await self._start_scheduler()
+        if self.schedule:
+            await self._start_scheduler()
 
     async def _start_scheduler(self) -> None:
         from kagentbot.bot.schedule import Scheduler
@@ -209,7 +215,8 @@ class Bot:
             await asyncio.sleep(window)
         while conversation.waiting:
             _, _, adapter, message = heapq.heappop(conversation.waiting)
-            await self._guarded(adapter, message, self._turn(adapter, message))
+            answered = await self._guarded(adapter, message, self._turn(adapter, message))
+            self.finished["answered" if answered else "unanswered"] += 1
         if self._conversations.get(key) is conversation and not conversation.waiting:
             del self._conversations[key]
 
@@ -220,9 +227,9 @@ class Bot:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- work ----------------------------------------------------------------------------------
-    async def _turn(self, adapter: Adapter, message: IncomingMessage) -> None:
+    async def _turn(self, adapter: Adapter, message: IncomingMessage) -> bool:
         async with self._turn_lanes.running(message.user_key):
-            await self.answer(adapter, message)
+            return await self.answer(adapter, message)
 
     async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
         where = await adapter.destination(message)
@@ -286,16 +293,19 @@ class Bot:
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
         async def run() -> None:
             async with self._command_lanes.running(message.user_key):
-                context = CommandContext(message, self.services, self.services.settings.is_admin(message.user_key))
+                admin = adapter.capabilities.operator or self.services.settings.is_admin(message.user_key)
+                context = CommandContext(message, self.services, admin)
                 reply = await self.router.dispatch(context)
                 await self._say(adapter, message, reply.text, private=reply.private)
 
-        await self._guarded(adapter, message, run())
+        done = await self._guarded(adapter, message, run())
+        self.finished["command" if done else "command failed"] += 1
 
-    async def _guarded(self, adapter: Adapter, message: IncomingMessage, work) -> None:
-        """Our faults become a short apology with an error id, never a stack trace in chat."""
+    async def _guarded(self, adapter: Adapter, message: IncomingMessage, work) -> bool:
+        """Our faults become a short apology with an error id, never a stack trace in chat.
+        Whether the work went through (for a turn: whether it was answered)."""
         try:
-            await work
+            return await work is not False
         except asyncio.CancelledError:
             raise
         except DeliveryFailed as exc:
@@ -306,6 +316,7 @@ class Bot:
             error_id = uuid.uuid4().hex[:8]
             log.exception("handling a message failed (error id %s)", error_id)
             await self._say(adapter, message, f"Sorry, something went wrong on my side (error id {error_id}).")
+        return False
 
     async def _say(self, adapter: Adapter, message: IncomingMessage, text: str, private: bool = False) -> None:
         """A reply to the message itself (commands, notices): converted and split for the platform;

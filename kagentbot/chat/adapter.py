@@ -23,6 +23,10 @@ class Capabilities:
     reorder_window: float = 0.0  # seconds one message may overtake an earlier one on its way in
     typing: bool = False  # shows "typing…" while a turn runs (Adapter.typing does something)
     deletes: bool = False  # can delete the bot's own messages (Adapter.delete works)
+    # what is shown can only grow (a terminal): steps are logged line by line, never edited,
+    # and an edit only ever extends the message it edits (the streamed answer)
+    append_only: bool = False
+    operator: bool = False  # whoever writes here runs the bot (the terminal): an admin
 
 
 @dataclass(frozen=True)

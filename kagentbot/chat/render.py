@@ -20,6 +20,7 @@ from kagentbot.agent.events import (
     PlanRejected,
     StepPlanned,
     ToolFinished,
+    ToolStarted,
 )
 from kagentbot.chat.adapter import Adapter, Destination, RateLimited, SentMessage, Undeliverable
 from kagentbot.chat.markup import convert, split_text
@@ -128,6 +129,7 @@ class TurnRenderer:
     _summary: SentMessage | None = None
     _answer: str = ""
     _answer_messages: list[SentMessage] = field(default_factory=list)
+    _logged: bool = False  # a step line was logged (append-only displays)
 
     @property
     def caps(self):
@@ -142,6 +144,8 @@ class TurnRenderer:
             elif isinstance(event, AnswerDone):
                 self._answer = event.text or self._answer or "(no answer)"
                 await self._stream_answer(final=True)
+                if self.caps.append_only and self.verbosity != "off":
+                    await self._log(f"{event.steps} step(s), {event.elapsed:.1f} s")
                 ok = True
             elif isinstance(event, Failed):
                 await self._failed(event)
@@ -160,6 +164,9 @@ class TurnRenderer:
     async def _step(self, event: AgentEvent) -> None:
         if self.verbosity == "off":
             return
+        if self.caps.append_only:
+            await self._log_step(event)
+            return
         if isinstance(event, StepPlanned):
             line = f"⏳ {event.index}. {event.task_name} → `{event.tool}({format_args(event.args)})`"
         elif isinstance(event, ToolFinished):
@@ -174,6 +181,16 @@ class TurnRenderer:
         else:
             return
         await self._show_step(event.index, line)
+
+    async def _log_step(self, event: AgentEvent) -> None:
+        """Where nothing shown can change (a terminal), each step event is a line of its own."""
+        line = log_line(event, debug=self.verbosity == "debug")
+        if line:
+            await self._log(line)
+            self._logged = True
+
+    async def _log(self, line: str) -> None:
+        await self.outbox.send(self.where, convert(line, self.caps.markup))
 
     async def _show_step(self, index: int, line: str) -> None:
         self._step_lines[index] = line
@@ -205,5 +222,24 @@ class TurnRenderer:
             if i < len(self._answer_messages):
                 await self.outbox.edit(self._answer_messages[i], piece)
             else:
+                if self._logged and not self._answer_messages:
+                    await self._log("")  # a blank line between the step log and the answer
                 where = replace(self.where, broadcast=self.broadcast and not self._answer_messages)
                 self._answer_messages.append(await self.outbox.send(where, piece))
+
+
+def log_line(event: AgentEvent, debug: bool = False) -> str:
+    """One step event as a line of a log: the task, the tool call, its outcome."""
+    if isinstance(event, StepPlanned):
+        return f"{event.index}. {event.task_name}"
+    if isinstance(event, ToolStarted):
+        return f"   → {event.tool}({format_args(event.args)})"
+    if isinstance(event, ToolFinished):
+        first = event.display.splitlines()[0] if event.display else ""
+        return f"   {'✓' if event.ok else '✗'} {first[:160]} ({event.elapsed:.2f} s)"
+    if isinstance(event, PlanRejected):
+        line = f"{event.index}. plan not usable: {event.reason}"
+        if debug and event.raw.strip():
+            line += "\n   the model wrote: " + " ".join(event.raw.split())[:RAW_CHARS]
+        return line
+    return ""

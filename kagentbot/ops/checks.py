@@ -7,10 +7,24 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from kagentbot.bot.doctor import Finding
 from kagentbot.config.settings import Settings
+
+Level = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `kagentbot doctor` reports: how it stands, and how to fix it where it fails."""
+
+    level: Level
+    topic: str
+    message: str
+    fix: str = ""
+
 
 ENDPOINTS = "/healthz, /readyz and /metrics"
 

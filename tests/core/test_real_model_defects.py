@@ -13,11 +13,13 @@ import pytest
 from aiohttp import web
 from rich.console import Console
 
-from kagentbot.adapters.console_adapter import ConsoleRenderer
+from kagentbot.adapters.console_adapter import ConsoleAdapter
 from kagentbot.agent import prompts
 from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished
 from kagentbot.agent.parsing import PlanParseError, parse_plan
-from kagentbot.bot.doctor import check_llm
+from kagentbot.cli.doctor import check_llm
+from kagentbot.chat.adapter import Destination
+from kagentbot.chat.render import Outbox, TurnRenderer
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import ConversationBuffer
 from kagentbot.persona.model import DEFAULT_PERSONA
@@ -230,9 +232,10 @@ def test_a_rejected_plans_text_is_shown_under_its_step_when_verbose():
 
     import asyncio
 
-    for show_raw, expected in ((True, True), (False, False)):
+    for verbosity, expected in (("debug", True), ("thread", False)):
         console = Console(record=True, width=200)
-        asyncio.run(ConsoleRenderer(console, show_raw=show_raw).render(events()))
+        renderer = TurnRenderer(Outbox(ConsoleAdapter(console)), Destination("alice"), verbosity)
+        asyncio.run(renderer.render(events()))
         assert ("the model wrote: Sure! I will help." in console.export_text()) is expected
 
 

@@ -62,7 +62,7 @@ def test_no_module_outside_the_store_writes_a_scope_by_hand() -> None:
 
 
 def test_the_terminal_scope_option_reads_through_scope() -> None:
-    from kagentbot.bot.kb_cli import audience_for
+    from kagentbot.cli.kb import audience_for
 
     assert audience_for("bob", "chat:room")[1] == "chat:console:room"
     assert audience_for("bob", "chat:slack:C1")[1] == "chat:slack:C1"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kagentbot.bot import kb_cli, tools_cli
+from kagentbot.cli import kb as kb_cli
+from kagentbot.cli import tools as tools_cli
 from kagentbot.cli import main
 from kagentbot.config.settings import SettingsError, load_settings
 

@@ -356,7 +356,7 @@ def test_the_documented_invite_grants_what_the_tests_give_the_bot():
 
 
 def test_kagentbot_run_builds_the_discord_adapter_when_its_token_is_set(make_settings):
-    from kagentbot.bot.runner import configured_adapters
+    from kagentbot.cli.runner import configured_adapters
 
     router = default_router()
     router.add(Command("kb", "manage the knowledge base", "/kb add|list", _probe_kb))

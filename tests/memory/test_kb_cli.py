@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from kagentbot.bot import kb_cli
+from kagentbot.cli import kb as kb_cli
 
 from .conftest import make_settings
 from .documents import pdf_with_text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kagentbot.bot.doctor import diagnose
+from kagentbot.cli.doctor import diagnose
 from kagentbot.ops.checks import check_ops, check_volume
 from tests.ops.test_endpoints import free_port
 

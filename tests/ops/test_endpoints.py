@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kagentbot.bot.runner import run_bot
+from kagentbot.cli.runner import run_bot
 from kagentbot.ops import metrics
 from kagentbot.ops.checks import check_ops
 from kagentbot.ops.logs import JsonFormatter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from kagentbot.bot import persona_cli
+from kagentbot.cli import persona as persona_cli
 from kagentbot.persona.store import PersonaStore
 
 

@@ -152,7 +152,7 @@ async def test_other_users_text_is_not_a_command_and_non_admins_are_refused(make
 
 
 WRITERS = {"save_persona", "delete_persona", "select_persona"}
-ALLOWED = {"kagentbot/persona/store.py", "kagentbot/bot/persona_commands.py", "kagentbot/bot/persona_cli.py"}
+ALLOWED = {"kagentbot/persona/store.py", "kagentbot/bot/persona_commands.py", "kagentbot/cli/persona.py"}
 
 
 def test_only_the_command_handlers_and_cli_write_to_the_store():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from kagentbot.bot.runner import run_bot
-from kagentbot.bot.doctor import check_platforms
+from kagentbot.cli.runner import run_bot
+from kagentbot.cli.doctor import check_platforms
 from tests.fakes.ollama_server import Scripted
 from tests.slack import fake_slack as slack
 from tests.slack.test_slack_adapter import api, slack_settings  # noqa: F401 (fixtures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kagentbot.bot.runner import run_bot
+from kagentbot.cli.runner import run_bot
 from tests.fakes.ollama_server import Scripted
 from tests.telegram import updates as tg
 from tests.telegram.test_telegram_adapter import api, replies_to, telegram_settings  # noqa: F401 (fixtures)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kagentbot.bot import tools_cli
+from kagentbot.cli import tools as tools_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
-from typing import Literal
-
 from rich.console import Console
 
 from kagentbot.agent.llm import LLMError, ModelNotFound, make_client
 from kagentbot.config.settings import Settings
+from kagentbot.ops.checks import Finding, Level
 
-Level = Literal["ok", "warn", "fail"]
 MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    topic: str
-    message: str
-    fix: str = ""
 
 
 async def diagnose(settings: Settings, console: Console | None = None) -> int:

@@ -8,16 +8,22 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kagentbot.bot.kb_cli import os_user
+from kagentbot.cli.kb import os_user
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kagentbot.adapters.console_adapter import ConsoleAdapter
+    from kagentbot.bot.app import Bot
+    from kagentbot.chat.messages import IncomingMessage
+    from kagentbot.chat.render import Verbosity
     from kagentbot.config.settings import Settings
 
 # Feature modules that add subcommands: each has register(subparsers), setting func=run(args, settings).
 COMMAND_MODULES: tuple[str, ...] = (
-    "kagentbot.bot.kb_cli", "kagentbot.bot.persona_cli", "kagentbot.bot.tools_cli", "kagentbot.bot.schedule_cli",
+    "kagentbot.cli.kb", "kagentbot.cli.persona", "kagentbot.cli.tools", "kagentbot.cli.schedule",
     "kagentbot.eval.cli",
 )
 
@@ -115,78 +121,84 @@ def _keep_data_private(settings: Settings) -> None:
     make_data_private(settings)
 
 
-def console_message(text: str, user: str) -> Any:
-    from kagentbot.chat.messages import IncomingMessage
-
-    return IncomingMessage(platform="console", chat_id=user, user_id=user, text=text, is_dm=True, user_name=user)
-
-
 async def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    """One question (or command) through the Bot, as on every platform: 0 when it was answered."""
     from rich.console import Console
 
-    from kagentbot.adapters.console_adapter import ConsoleRenderer
-    from kagentbot.agent.loop import TurnRequest
-    from kagentbot.bot.services import Services
+    from kagentbot.adapters.console_adapter import ConsoleAdapter
+    from kagentbot.chat.commands import CommandError
+    from kagentbot.memory.ingest import IngestError
 
-    console = Console(highlight=False)
-    async with await Services.open(settings, defer_memory=True) as services:
-        message = console_message(args.question, args.user)
-        persona = await services.persona_for(message)
-        events = services.agent().run(TurnRequest(args.question, message.audience, persona))
-        ok = await ConsoleRenderer(console, show_steps=not args.quiet, show_raw=args.verbose).render(events)
-    return 0 if ok else 1
+    verbosity: Verbosity = "off" if args.quiet else "debug" if args.verbose else "thread"
+    adapter = ConsoleAdapter(Console(highlight=False))
+    try:
+        message = _typed(args.question, args.user)
+    except (IngestError, CommandError) as exc:  # a file named in /kb add that cannot be read
+        print(f"kagentbot: {exc}", file=sys.stderr)
+        return 1
+    async with await _terminal_bot(settings, adapter, verbosity) as bot:
+        adapter.deliver(message)
+        await bot.idle()
+    return 0 if set(bot.finished) <= {"answered", "command"} and bot.finished else 1
 
 
 async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from kagentbot.adapters.console_adapter import ConsoleRenderer
-    from kagentbot.agent.loop import TurnRequest
-    from kagentbot.bot.app import default_router
-    from kagentbot.bot.kb_cli import attach_local_files
-    from kagentbot.bot.services import Services
-    from kagentbot.chat.commands import CommandContext, CommandError, CommandRouter
+    from kagentbot.adapters.console_adapter import ConsoleAdapter
+    from kagentbot.chat.commands import CommandError
     from kagentbot.config.redact import redact_url
     from kagentbot.memory.ingest import IngestError
 
     console = Console(highlight=False)
     console.print(f"kagentbot chat with [bold]{settings.llm.model}[/] at {redact_url(settings.llm.host)}. Commands: /help. Empty line or Ctrl-D to quit.")
-    async with await Services.open(settings, defer_memory=True) as services:
-        renderer = ConsoleRenderer(console, show_raw=args.verbose)
-        router = default_router()
-        while True:
+    adapter = ConsoleAdapter(console)
+    async with await _terminal_bot(settings, adapter, "debug" if args.verbose else "thread") as bot:
+        while (question := await _read_line(console)) not in ("", "exit", "quit", "/quit"):
             try:
-                question = (await asyncio.to_thread(console.input, "[bold green]you>[/] ")).strip()
-            except EOFError:
-                break
-            if not question or question in ("exit", "quit", "/quit"):
-                break
-            message = console_message(question, args.user)
-            if CommandRouter.is_command(question):  # /kb, /persona, /help typed at the terminal
-                try:
-                    message = attach_local_files(message)
-                except (IngestError, CommandError) as exc:
-                    console.print(f"✗ {exc}", markup=False)
-                    continue
-                context = CommandContext(message, services, is_admin=True)  # the operator owns the data dir
-                console.print((await router.dispatch(context)).text, markup=False)
+                adapter.deliver(_typed(question, args.user))
+            except (IngestError, CommandError) as exc:  # a file named in /kb add that cannot be read
+                console.print(f"✗ {exc}", markup=False)
                 continue
-            persona = await services.persona_for(message)
-            await renderer.render(services.agent().run(TurnRequest(question, message.audience, persona)))
+            await bot.idle()  # the answer ends before the next prompt
     return 0
 
 
+async def _terminal_bot(settings: Settings, adapter: ConsoleAdapter, verbosity: Verbosity) -> Bot:
+    """The Bot on the terminal alone: the steps shown as asked, no scheduled questions (they run
+    under `kagentbot run`)."""
+    from kagentbot.bot.app import Bot
+    from kagentbot.bot.services import Services
+
+    settings = settings.model_copy(update={"render": settings.render.model_copy(update={"verbosity": verbosity})})
+    return Bot(await Services.open(settings, defer_memory=True), [adapter], schedule=False)
+
+
+async def _read_line(console: Console) -> str:
+    try:
+        return (await asyncio.to_thread(console.input, "[bold green]you>[/] ")).strip()
+    except EOFError:
+        return ""
+
+
+def _typed(text: str, user: str) -> IncomingMessage:
+    """A line typed at the terminal; a command's file paths are read as its attachments."""
+    from kagentbot.adapters.console_adapter import console_message
+    from kagentbot.cli.kb import attach_local_files
+    from kagentbot.chat.commands import CommandRouter
+
+    message = console_message(text, user)
+    return attach_local_files(message) if CommandRouter.is_command(text) else message
+
+
 async def run_platforms(args: argparse.Namespace, settings: Settings) -> int:
-    from kagentbot.bot.runner import run_bot
+    from kagentbot.cli.runner import run_bot
 
     return await run_bot(settings)
 
 
 async def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from kagentbot.bot.doctor import diagnose
+    from kagentbot.cli.doctor import diagnose
 
     return await diagnose(settings)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

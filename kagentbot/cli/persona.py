@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kagentbot.bot.kb_cli import os_user
+from kagentbot.cli.kb import os_user
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings

@@ -93,7 +93,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
 async def _warn_if_llm_missing(settings: Settings) -> None:
     """The bot keeps running without its model (each question then gets a clear error, and the
     server may come up later), but whoever started it should hear about it now."""
-    from kagentbot.bot.doctor import check_llm
+    from kagentbot.cli.doctor import check_llm
 
     for finding in await check_llm(settings):
         if finding.level == "fail":

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from kagentbot.bot.kb_cli import os_user
+from kagentbot.cli.kb import os_user
 from kagentbot.scope import Scope
 from kagentbot.tools.registry import describe_arguments as _describe_arguments
 
