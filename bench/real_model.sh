@@ -113,8 +113,10 @@ run_bench() {
     --note "Gemma 3 270M Q4_K_M (base model, not instruction-tuned), llama-server -t 1, chat template ${KAGENTBOT_BENCH_TEMPLATE:-from the GGUF, chatml when it has none}, $(nproc) cores, $(date -u +%F)"
   if $kb eval e2e --help >/dev/null 2>&1; then
     echo "== kagentbot eval e2e (kagent, then native)"
-    KAGENTBOT_LLM__MODE=kagent $kb eval e2e || true
-    KAGENTBOT_LLM__MODE=native $kb eval e2e || true
+    # a small model answers a question in 10-30 s here: a few questions unless asked for more
+    local limit="${KAGENTBOT_BENCH_E2E_LIMIT:-6}"
+    KAGENTBOT_LLM__MODE=kagent $kb eval e2e --limit "$limit" --concurrency 1 --report "$CACHE/e2e_kagent" || true
+    KAGENTBOT_LLM__MODE=native $kb eval e2e --limit "$limit" --concurrency 1 --report "$CACHE/e2e_native" || true
   else
     echo "== kagentbot eval e2e is not in this checkout: skipped"
   fi
