@@ -72,7 +72,7 @@ class InstantModel:
         self._step = 0
         self.slots = FairGate(64)  # never waited at (calls go straight through), read by the meter
 
-    async def complete(self, messages, *, model, options, tools=None) -> ChatReply:
+    async def complete(self, messages, *, model, options, tools=None, schema=None) -> ChatReply:
         self._step += 1
         return ChatReply(PLAN if self._step % 2 else DONE)
 
