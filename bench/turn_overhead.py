@@ -138,21 +138,11 @@ async def agent_rows(settings, turns: int) -> dict[str, list[float]]:
 async def bot_row(settings, turns: int, memory: str, pause: float = 0.0, cpu: list[float] | None = None) -> list[float]:
     services = await Services.open(settings)
     if memory == "buffer":
-        await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
-        services.memory = ConversationBuffer()
+        await _use_buffer(services)
     elif cpu is not None:
         await warm(services.memory)
     services.llm = InstantModel()
-    chat = ChatAdapter()
-    bot = Bot(services, [chat])
-    await bot.start()
-    counter = iter(range(10**9))
-
-    async def one_turn() -> None:
-        n = next(counter)
-        chat.deliver(IncomingMessage("testchat", f"D{n % 50}", f"U{n % 50}", QUESTION, message_id=str(n), is_dm=True))
-        await bot.idle()
-
+    bot, one_turn = await _started_bot(services)
     await time_turns(one_turn, 20, pause)
     if cpu is not None:
         await services.memory.flush()
@@ -230,9 +220,20 @@ def _low(values: list[float]) -> float:
 
 async def _bench_bot(settings, metered: bool):
     services = await Services.open(settings)
+    await _use_buffer(services)
+    services.llm = MeteredLLM(InstantModel()) if metered else InstantModel()
+    return await _started_bot(services)
+
+
+async def _use_buffer(services) -> None:
+    """Swap the opened LanceDB memory for an in-process buffer (the bot's own cost, no store)."""
     await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
     services.memory = ConversationBuffer()
-    services.llm = MeteredLLM(InstantModel()) if metered else InstantModel()
+
+
+async def _started_bot(services):
+    """A running Bot on an in-memory platform, and a function that asks it one question in one
+    of 50 DMs and waits until the answer is out."""
     chat = ChatAdapter()
     bot = Bot(services, [chat])
     await bot.start()
