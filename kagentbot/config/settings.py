@@ -276,6 +276,20 @@ class EvalSettings(Section):
     concurrency: int = Field(4, ge=1, le=256, description="cases sent to the model at once")
 
 
+class ClusterSettings(Section):
+    """Several identical replicas on shared state (docs/scaling.md). Off: one process keeps every
+    queue, lock and counter in itself, exactly as a single bot does."""
+
+    enabled: bool = False
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"),
+                                 description="redis:// or rediss:// URL of the shared Redis (a password goes in it)")
+    key_prefix: str = Field("kagentbot", min_length=1, description="every key this bot writes in Redis starts with this and a colon")
+    replica_id: str = ""  # empty: host name and process id; names this replica in leases and logs
+    lease_seconds: float = Field(15.0, gt=1, description="a conversation's or the leader's lease; a dead replica's work moves on after it")
+    dedupe_hours: float = Field(24.0, gt=0, description="how long a platform event id is remembered against redelivery")
+    connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis before an operation fails")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KAGENTBOT_",
@@ -302,6 +316,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     _split_admins = field_validator("admins", mode="before")(
         classmethod(lambda cls, v: _split_csv(v))

@@ -25,9 +25,11 @@ LAYERS: dict[str, set[str]] = {
     "agent": {"config", "ops", "memory", "tools", "persona"},  # headless: never bot or adapters
     "chat": {"config", "ops", "agent", "memory"},  # the bot <-> adapters contract
     "adapters": {"config", "ops", "agent", "chat"},  # never memory or tools
-    "bot": {"config", "ops", "net", "persona", "memory", "tools", "agent", "chat", "adapters"},
+    # shared state for replicas: implements the agent's, chat's and memory's swap points in Redis
+    "cluster": {"config", "ops", "persona", "memory", "agent", "chat"},
+    "bot": {"config", "ops", "net", "persona", "memory", "tools", "agent", "chat", "adapters", "cluster"},
     "eval": {"config", "agent", "memory", "persona", "tools"},  # a runner beside the bot
-    TOP: {"config", "ops", "net", "persona", "memory", "tools", "agent", "chat", "adapters", "bot", "eval"},
+    TOP: {"config", "ops", "net", "persona", "memory", "tools", "agent", "chat", "adapters", "bot", "eval", "cluster"},
 }
 for _name, _allowed in LAYERS.items():
     if _name not in ("scope", "config"):  # config still imports nothing of ours

@@ -1,0 +1,71 @@
+"""The connection to the shared Redis and the names of the keys kept there."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from kagentbot.config.settings import ClusterSettings
+
+
+class ClusterUnavailable(Exception):
+    """The shared Redis could not be reached or refused an operation: nothing was done, and the
+    platform's event must not be acknowledged (it will be delivered again)."""
+
+
+def connect(settings: ClusterSettings) -> aioredis.Redis:
+    """A client for `cluster.redis_url` (a pool: connections open on first use). Operations fail
+    within `cluster.connect_timeout` when Redis is down, rather than hang."""
+    return aioredis.Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_connect_timeout=settings.connect_timeout,
+        socket_timeout=settings.connect_timeout,
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+async def ping(client: aioredis.Redis) -> None:
+    """Raises ClusterUnavailable, saying why, when Redis does not answer."""
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        raise ClusterUnavailable(f"Redis does not answer: {exc}") from exc
+
+
+def replica_name(settings: ClusterSettings) -> str:
+    """This replica's name in leases and logs: `cluster.replica_id`, else host name and pid."""
+    return settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every key the bot writes, under one prefix, so several bots can share a Redis."""
+
+    prefix: str
+
+    def __call__(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def seen(self, platform: str, event_id: str) -> str:
+        """A platform event already taken (dedupe of redeliveries)."""
+        return self("seen", platform, event_id)
+
+    def leader(self) -> str:
+        return self("leader")
+
+    def fired(self, job_id: str, fire_time: str) -> str:
+        """One scheduled fire, claimed once across replicas and leader handovers."""
+        return self("fired", job_id, fire_time)
+
+    def conversation(self, key: str) -> str:
+        """A conversation's waiting events, in platform order."""
+        return self("conversation", key)
+
+    def lease(self, key: str) -> str:
+        """Which replica works through a conversation, until when."""
+        return self("lease", key)
