@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class Services:
     scheduler: Scheduler | None = None  # set by the Bot while it runs
     _sharing: ShareBook | None = None  # opened on first use
     contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
+    _memory_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # cluster: the lock's Redis
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -50,9 +52,12 @@ class Services:
 
         await asyncio.to_thread(make_data_private, settings)  # a no-op once the directory is private
 
+        closers: list[Callable[[], Awaitable[None]]] = []
         if defer_memory and store_absent(settings):
             opening: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             opening.set_result(DeferredStore(settings))
+        elif settings.cluster.enabled:  # replicas: probe the shared store, lock documents in Redis
+            opening = asyncio.ensure_future(_open_shared_memory(settings, closers))
         else:
             from kagentbot.memory.store import MemoryStore
 
@@ -65,7 +70,8 @@ class Services:
         except BaseException:
             opening.cancel()
             raise
-        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas)
+        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas,
+                   _memory_closers=closers)
 
     async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
@@ -147,9 +153,19 @@ class Services:
             close_memory()
         if self._http is not None:
             await self._http.close()
+        for closing in self._memory_closers:
+            await closing()
 
     async def __aenter__(self) -> Services:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _open_shared_memory(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> MemoryView:
+    from kagentbot.cluster.shared_memory import open_shared_memory
+
+    store, closing = await open_shared_memory(settings)
+    closers.append(closing)
+    return store

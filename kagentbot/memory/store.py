@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kagentbot.memory.document_lock import DocumentLock, local_document_lock
 from kagentbot.memory.embedders import Embedder, Progress, build_embedder, settings_for
 from kagentbot.memory.ingest import Document, chunk_document
 from kagentbot.memory.types import PRIVATE_IN, Audience, Passage, Recall, TaskRecord, Turn
@@ -290,8 +291,11 @@ def _migrate(db: Any, meta: dict[str, Any], uri: str) -> dict[str, Any]:
 class MemoryStore:
     """Open with `await MemoryStore.open(settings)`. Implements the agent's `MemoryView`."""
 
-    def __init__(self, db: Any, embedder: Embedder, settings: Settings, meta: dict[str, Any], uri: str):
+    def __init__(self, db: Any, embedder: Embedder, settings: Settings, meta: dict[str, Any], uri: str,
+                 document_lock: DocumentLock | None = None):
         self._db = db
+        # Makes "already stored?" and the add one step across processes (see _other_processes).
+        self._document_lock = document_lock or local_document_lock(uri)
         self._embedder = embedder
         self.settings = settings  # the commands read limits and fetch settings from here
         self._settings: MemorySettings = settings.memory
@@ -373,10 +377,13 @@ class MemoryStore:
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False
+        cls, settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False,
+        document_lock: DocumentLock | None = None,
     ) -> MemoryStore:
         """Open (creating if new) the store at `settings.memory_uri`. Raises EmbedderMismatch when
-        the tables were built by another embedder, unless `reindexing` (then call `reindex`)."""
+        the tables were built by another embedder, unless `reindexing` (then call `reindex`).
+        `document_lock`: shared by every process adding documents (default: a file lock for a
+        local store, none for an object store)."""
         embedder = embedder or build_embedder(settings)
         uri = settings.memory_uri
         if _holds_vectors(uri):
@@ -396,7 +403,7 @@ class MemoryStore:
                 f"{embedder.id!r} is configured. Run `kagentbot kb reindex` to rebuild it with the "
                 f"configured embedder, or go back to {settings_for(meta['embedder'])}."
             )
-        return await asyncio.to_thread(cls, db, embedder, settings, meta, uri)
+        return await asyncio.to_thread(cls, db, embedder, settings, meta, uri, document_lock)
 
     @property
     def embedder_id(self) -> str:
@@ -414,7 +421,7 @@ class MemoryStore:
         await self._current()
         chunks = await asyncio.to_thread(chunk_document, document, self._settings)
         doc_hash = document.content_hash
-        async with self._write_lock, self._other_processes():
+        async with self._write_lock, self._other_processes(f"{scope}\n{doc_hash}"):
             existing = await self._find_by_hash(scope, doc_hash)
             if existing:
                 return AddResult(existing, duplicate=True)
@@ -425,28 +432,12 @@ class MemoryStore:
         return AddResult(info, duplicate=False)
 
     @contextlib.asynccontextmanager
-    async def _other_processes(self) -> AsyncIterator[None]:
-        """Hold a local store's document lock (flock) and read the newest table version, so that
-        the CLI and a running bot adding the same document at once store it once. The lock is
-        waited for on a worker thread, never on the event loop. Object stores have no such lock:
-        there two processes can still both add the same document."""
-        if "://" in self._uri:
-            yield
-            return
-        import fcntl
-
-        fd = os.open(Path(self._uri) / ".documents.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            while True:  # polled, not a blocking flock in a thread: a cancelled add leaves at once
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(0.05)
+    async def _other_processes(self, document: str) -> AsyncIterator[None]:
+        """Hold the document lock and read the newest table version, so that the CLI and a
+        running bot (or several replicas) adding the same document at once store it once."""
+        async with self._document_lock.hold(document):
             await asyncio.to_thread(self._knowledge.checkout_latest)  # what another process just added
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     def _chunk_rows(self, document: Document, scope: str, doc_hash: str, chunks: list[str], vectors: Any):
         import pyarrow as pa
