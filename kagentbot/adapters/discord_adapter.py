@@ -57,7 +57,7 @@ class DiscordAdapter(BaseAdapter):
     def __init__(self, settings: Settings, commands: Sequence[tuple[str, str]] | None = None) -> None:
         """`commands`: (name, summary) of the chat commands to register as slash commands,
         e.g. `[(c.name, c.summary) for c in bot.router.commands()]`."""
-        from kagentbot.adapters.discord_client import GatewayClient
+        from kagentbot.adapters.discord_client import GatewayClient, gateway_client
 
         self.settings = settings
         self.capabilities = Capabilities(
@@ -65,7 +65,8 @@ class DiscordAdapter(BaseAdapter):
             send_interval=settings.discord.send_interval, edit_interval=settings.discord.edit_interval,
             typing=True, deletes=True,
         )
-        self.client: GatewayClient = GatewayClient(commands or DEFAULT_COMMANDS, self._on_message, self._on_command)
+        self.client: GatewayClient = gateway_client(settings.discord, commands or DEFAULT_COMMANDS, self._on_message,
+                                                    self._on_command)
         self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
         self._receive: Receiver | None = None
         self._gateway: asyncio.Task | None = None

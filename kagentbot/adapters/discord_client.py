@@ -7,12 +7,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from kagentbot.chat.commands import FileTooLarge
 from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import DiscordSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,10 @@ class GatewayClient(discord.Client):
     adapter decides what they mean. The command tree is built at login (`setup_hook`), when the
     application id is known, and synced to Discord then."""
 
-    def __init__(self, commands: Sequence[tuple[str, str]], on_message_in: MessageHandler, on_command: CommandHandler) -> None:
+    def __init__(self, commands: Sequence[tuple[str, str]], on_message_in: MessageHandler, on_command: CommandHandler,
+                 **sharding: Any) -> None:
         # Answers quote documents and web pages: never let their text ping @everyone, roles or users
-        super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none(), **sharding)
         self._command_specs = tuple(commands)
         self._on_message_in = on_message_in
         self._on_command = on_command
@@ -81,6 +86,27 @@ class GatewayClient(discord.Client):
             hints["file"] = "a document to add with /kb add"
         callback = app_commands.describe(**hints)(callback)
         return app_commands.Command(name=name, description=description, callback=callback)
+
+
+class ShardedGatewayClient(GatewayClient, discord.AutoShardedClient):
+    """The same client running several of the bot's shards (`discord.shard_ids` of
+    `discord.shard_count`), one gateway connection each: replicas split the guilds between them.
+    Discord sends every DM to shard 0, so the replica running shard 0 gets the DMs."""
+
+
+def gateway_client(settings: DiscordSettings, commands: Sequence[tuple[str, str]], on_message_in: MessageHandler,
+                   on_command: CommandHandler) -> GatewayClient:
+    """One unsharded connection (as a single bot runs), or this replica's shards when
+    `discord.shard_count` is set."""
+    count = settings.shard_count
+    if count is None:
+        return GatewayClient(commands, on_message_in, on_command)
+    shard_ids = list(settings.shard_ids) or list(range(count))  # none named: every shard in this process
+    log.info("discord: running shard(s) %s of %d%s", ", ".join(map(str, shard_ids)), count,
+             " (shard 0: direct messages arrive here)" if 0 in shard_ids else "")
+    if len(shard_ids) == 1:  # one connection, as discord.Client makes it
+        return GatewayClient(commands, on_message_in, on_command, shard_id=shard_ids[0], shard_count=count)
+    return ShardedGatewayClient(commands, on_message_in, on_command, shard_ids=shard_ids, shard_count=count)
 
 
 _ARG_HINTS = {

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -222,6 +222,26 @@ class DiscordSettings(Section):
     edit_interval: float = Field(1.0, ge=0, description="seconds between edits of one message")
     thread_archive_minutes: Literal[60, 1440, 4320, 10080] = 1440
     ephemeral_commands: bool = True  # slash command replies only the invoker sees
+    # Replicas split the gateway's shards (docs/scaling.md): e.g. 3 replicas with shard_count 3
+    # run shard_ids 0, 1 and 2. Discord sends direct messages to shard 0 only.
+    shard_count: int | None = Field(None, ge=1, description="shards of the bot across every replica (unset: one unsharded connection)")
+    shard_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="the shards this replica runs, e.g. 0,1 (empty: all of shard_count)")
+
+    _split_shards = field_validator("shard_ids", mode="before")(classmethod(lambda cls, v: _split_csv(v)))
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(cls, ids: list[int], info: ValidationInfo) -> list[int]:
+        count = info.data.get("shard_count")
+        if ids and count is None:
+            raise ValueError("set discord.shard_count too (the shards of every replica together)")
+        wrong = sorted({i for i in ids if not 0 <= i < (count or 0)})
+        if wrong:
+            raise ValueError(f"shards {wrong} are outside 0..{(count or 1) - 1} (discord.shard_count)")
+        if len(set(ids)) != len(ids):
+            raise ValueError("a shard is named twice")
+        return ids
 
 
 class SchedulerSettings(Section):
