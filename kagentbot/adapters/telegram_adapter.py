@@ -152,6 +152,11 @@ class TelegramAdapter(BaseAdapter):
             raise RuntimeError("KAGENTBOT_TELEGRAM__MODE=webhook needs KAGENTBOT_TELEGRAM__WEBHOOK_URL, a public https:// URL")
         if tg.mode == "webhook" and tg.webhook_secret and not _WEBHOOK_SECRET.match(tg.webhook_secret.get_secret_value()):
             raise RuntimeError("KAGENTBOT_TELEGRAM__WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if tg.mode == "webhook" and self.settings.cluster.enabled and not is_set(tg.webhook_secret):
+            # Each replica registers the webhook at start; with a random secret each, the last one
+            # to start would make Telegram's posts to every other replica fail the secret check.
+            raise RuntimeError("with several replicas (cluster.enabled) every one registers the same Telegram webhook: "
+                               "set KAGENTBOT_TELEGRAM__WEBHOOK_SECRET to one secret shared by all of them")
 
     async def _connect(self, app: Application) -> None:
         from telegram.error import InvalidToken, NetworkError
