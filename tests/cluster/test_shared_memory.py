@@ -194,3 +194,15 @@ async def test_the_lock_fails_with_a_clear_error_when_redis_is_down(cluster_sett
             pytest.fail("held without Redis")
     await client.aclose()
 
+
+
+def test_a_single_process_bot_imports_neither_redis_nor_the_probe(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, kagentbot.cli.runner, kagentbot.bot.services, kagentbot.memory.store, "
+            "kagentbot.adapters.discord_adapter, kagentbot.adapters.telegram_adapter, kagentbot.adapters.slack_adapter; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'obstore', 'kagentbot') "
+            "and (m.split('.')[0] != 'kagentbot' or m.startswith('kagentbot.cluster'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "[]"
