@@ -4,6 +4,7 @@ directory, so the CLI may write to any scope, global included."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +80,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     except (IngestError, StoreError, EmbedderError, ValueError) as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
+    finally:
+        while _closing:
+            await _closing.pop()()
+
+
+# Cluster mode: what closes the document lock's Redis connection, once the command is done.
+_closing: list[Callable[[], Awaitable[None]]] = []
 
 
 async def _open(settings: Settings, reindexing: bool = False) -> Any:
+    if settings.cluster.enabled:  # the replicas' store: probed, documents locked in Redis as they do
+        from kagentbot.cluster.shared_memory import open_shared_memory
+
+        store, closing = await open_shared_memory(settings, reindexing=reindexing)
+        _closing.append(closing)
+        return store
     from kagentbot.memory.store import MemoryStore
 
     return await MemoryStore.open(settings, reindexing=reindexing)

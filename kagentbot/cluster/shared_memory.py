@@ -54,7 +54,7 @@ def ignored_message(uri: str) -> str:
     )
 
 
-async def open_shared_memory(settings: Settings, *, embedder: Embedder | None = None,
+async def open_shared_memory(settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False,
                              ) -> tuple[MemoryStore, Callable[[], Awaitable[None]]]:
     """Probe the store, then open it with the Redis document lock. Returns the store and what
     closes the lock's Redis connection (after the store's own close)."""
@@ -63,7 +63,7 @@ async def open_shared_memory(settings: Settings, *, embedder: Embedder | None = 
     lock = RedisDocumentLock(client, Keys(settings.cluster.key_prefix), replica_name(settings.cluster),
                              settings.cluster.lease_seconds)
     try:
-        store = await MemoryStore.open(settings, embedder=embedder, document_lock=lock)
+        store = await MemoryStore.open(settings, embedder=embedder, reindexing=reindexing, document_lock=lock)
     except BaseException:
         await client.aclose()
         raise

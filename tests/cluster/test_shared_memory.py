@@ -206,3 +206,22 @@ def test_a_single_process_bot_imports_neither_redis_nor_the_probe(tmp_path):
             "and (m.split('.')[0] != 'kagentbot' or m.startswith('kagentbot.cluster'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "[]"
+
+
+async def test_kb_add_from_the_command_line_in_cluster_mode_probes_the_store_and_locks_in_redis(
+        s3, prefix, make_settings, cluster_settings, redis_server, capsys):
+    import argparse
+
+    from kagentbot.cli import kb as kb_cli
+
+    parser = argparse.ArgumentParser(prog="kagentbot")
+    kb_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["kb", "add", "--text", "The", "on-call", "rota", "changes", "on", "Mondays."])
+    async with ConditionDroppingProxy(s3.endpoint) as proxy:
+        refused = replica_settings(make_settings, proxy.endpoint, prefix, cluster_settings)
+        assert await args.func(args, refused) == 1
+    assert "would overwrite each other's commits" in " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    settings = replica_settings(make_settings, s3.endpoint, prefix, cluster_settings)
+    assert await args.func(args, settings) == 0
+    assert "added as" in capsys.readouterr().out
+    assert kb_cli._closing == []  # the lock's Redis connection was closed
