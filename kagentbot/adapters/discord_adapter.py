@@ -67,6 +67,9 @@ class DiscordAdapter(BaseAdapter):
         )
         self.client: GatewayClient = gateway_client(settings.discord, commands or DEFAULT_COMMANDS, self._on_message,
                                                     self._on_command)
+        if settings.cluster.enabled and settings.discord.shard_count is None:
+            log.warning("discord: every replica receives every Discord event; set discord.shard_count and "
+                        "discord.shard_ids to split them (docs/scaling.md)")
         self._max_bytes = int(settings.memory.max_upload_mb * 1_048_576)
         self._receive: Receiver | None = None
         self._gateway: asyncio.Task | None = None

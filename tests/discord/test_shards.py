@@ -54,3 +54,12 @@ async def test_a_replica_with_several_shards_runs_them_in_one_sharded_client(mak
 def test_shard_settings_that_cannot_work_are_refused_at_start(make_settings, discord_settings, says):
     with pytest.raises(SettingsError, match=says):
         make_settings(discord={"token": "t", **discord_settings})
+
+
+def test_replicas_without_shard_settings_are_told_to_split_the_shards(make_settings, caplog):
+    DiscordAdapter(make_settings(discord={"token": "t"}, cluster={"enabled": True}))
+    assert "set discord.shard_count and discord.shard_ids" in caplog.text
+    caplog.clear()
+    DiscordAdapter(make_settings(discord={"token": "t"}))  # a single bot: nothing to split
+    DiscordAdapter(make_settings(discord={"token": "t", "shard_count": 2, "shard_ids": "1"}, cluster={"enabled": True}))
+    assert "shard_count" not in caplog.text
