@@ -13,6 +13,7 @@ from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.llm_meter import metered
 from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
+from kagentbot.bot import replicas
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
 from kagentbot.persona.model import Persona
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from kagentbot.bot.schedule import Scheduler
     from kagentbot.chat.messages import IncomingMessage
     from kagentbot.bot.sharing import ShareBook
+    from kagentbot.cluster.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Services:
     scheduler: Scheduler | None = None  # set by the Bot while it runs
     _sharing: ShareBook | None = None  # opened on first use
     contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
+    shared: SharedState | None = None  # the shared Redis when `cluster.enabled` (bot/replicas.py)
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -61,11 +64,12 @@ class Services:
         try:
             tools = build_registry(settings)
             llm = metered(make_client(settings.llm, FairGate.from_settings(settings)))
-            personas = await PersonaStore.open(settings)
+            shared = await replicas.open_shared(settings)
+            personas = await PersonaStore.open(settings, replicas.persona_files(shared))
         except BaseException:
             opening.cancel()
             raise
-        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas)
+        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas, shared=shared)
 
     async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
@@ -74,9 +78,7 @@ class Services:
     def sharing(self) -> ShareBook:
         """Who allowed their private memory in which shared chat (`/kb share`)."""
         if self._sharing is None:
-            from kagentbot.bot.sharing import ShareBook
-
-            self._sharing = ShareBook(self.settings.data_dir)
+            self._sharing = replicas.share_book(self.settings, self.shared)
         return self._sharing
 
     async def audience_for(self, message: IncomingMessage) -> Audience:
@@ -112,9 +114,8 @@ class Services:
         if self.scheduler is not None:
             jobs = self.scheduler.move_chat(platform, old_id, new_id)
         else:
-            from kagentbot.bot.schedule import ScheduleBook
-
-            jobs = await asyncio.to_thread(ScheduleBook(self.settings).move_chat, platform, old_id, new_id)
+            book = replicas.schedule_book(self.settings, self.shared)
+            jobs = await asyncio.to_thread(book.move_chat, platform, old_id, new_id)
         log.info("%s chat %s is now %s: moved %d memory rows, %d scheduled questions, persona %s",
                  platform, old_id, new_id, rows, jobs, persona or "none")
 
@@ -147,6 +148,8 @@ class Services:
             close_memory()
         if self._http is not None:
             await self._http.close()
+        if self.shared is not None:
+            await self.shared.close()
 
     async def __aenter__(self) -> Services:
         return self
