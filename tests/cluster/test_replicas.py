@@ -118,3 +118,30 @@ async def test_a_persona_or_a_share_opt_in_changed_on_one_replica_is_seen_on_the
 
     assert await until(shared_on_b, SEEN_WITHIN) <= SEEN_WITHIN
     assert [entry.action for entry in await b[0].services.sharing().audit()] == ["share-on"]
+
+
+async def test_the_command_line_changes_what_the_replicas_share(make_settings, cluster_settings, redis_client, tmp_path, capsys):
+    """`kagentbot schedule` and `kagentbot persona`, run beside a cluster, change its shared state."""
+    from kagentbot.bot.replicas import persona_files, schedule_book
+    from kagentbot.cli import build_parser
+    from kagentbot.cluster.shared import open_shared
+    from kagentbot.persona.store import PersonaStore
+
+    cluster = cluster_settings.model_copy(update={"replica_id": "cli"}).model_dump()
+    operator = make_settings(data_dir=tmp_path / "operator", cluster=cluster)
+    for argv in (["schedule", "add", "--user", "slack:U1", "--chat", "C9", "every day at 08:30", "news?"],
+                 ["persona", "use", "research", "--user", "ann"]):
+        args = build_parser().parse_args(argv)
+        assert await args.func(args, operator) == 0
+    assert "cluster.follow_seconds" in capsys.readouterr().out
+
+    replica = make_settings(data_dir=tmp_path / "replica", cluster=cluster)
+    shared = await open_shared(replica.cluster)
+    try:
+        (spec,) = schedule_book(replica, shared).file.jobs.values()
+        assert (spec.owner, spec.chat_id, spec.question) == ("slack:U1", "C9", "news?")
+        personas = await PersonaStore.open(replica, persona_files(shared))
+        assert (await personas.resolve("console:ann")).persona.name == "research"
+    finally:
+        await shared.close()
+    assert not (tmp_path / "operator" / "schedules.json").exists()
