@@ -108,7 +108,12 @@ class Leadership:
         self.leading = True
         log.warning("replica %s is the leader now: it runs the scheduler, upkeep and platform duties", self.lock.name)
         self.changed.set()
-        await self._duty(self._on_lead, "taking up")
+        if not await self._duty(self._on_lead, "taking up"):
+            # a leader that runs none of the duties would hold them from everyone: give the lock
+            # back, and stand again at a later round (or another replica takes it)
+            await self._step_down("its duties did not start")
+            with contextlib.suppress(RedisError, OSError):
+                await self.lock.release()
 
     async def _step_down(self, why: str) -> None:
         self.leading = False
@@ -116,8 +121,10 @@ class Leadership:
         self.changed.set()
         await self._duty(self._on_follow, "handing back")
 
-    async def _duty(self, duty: Duty, doing: str) -> None:
+    async def _duty(self, duty: Duty, doing: str) -> bool:
         try:
             await duty()
         except Exception:  # the election must go on: the next round tries again
             log.exception("replica %s: %s the leader's duties failed", self.lock.name, doing)
+            return False
+        return True

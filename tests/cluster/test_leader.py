@@ -102,3 +102,20 @@ async def test_a_leader_cut_off_from_redis_steps_down_within_the_lease_and_says_
         await leading.stop()
         await state.close()
         server.stop()
+
+
+async def test_a_leader_whose_duties_do_not_start_gives_the_lock_back(cluster_settings, redis_client, keys, caplog):
+    state = await replica(cluster_settings, "replica-a")
+    roles = Roles()
+
+    async def broken() -> None:
+        roles.seen.append("lead")
+        raise RuntimeError("the scheduler would not start")
+
+    leading = state.leadership(broken, roles.follow)
+    await leading.start()
+    assert not leading.leading and roles.seen == ["lead", "follow"]
+    assert await redis_client.get(keys.leader()) is None  # free for another replica, or a later round
+    assert "replica-a steps down as leader: its duties did not start" in caplog.text
+    await leading.stop()
+    await state.close()

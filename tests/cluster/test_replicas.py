@@ -77,6 +77,10 @@ async def test_a_schedule_added_on_a_follower_is_run_by_the_leader_and_the_next_
     assert await until(planned_on_leader, SEEN_WITHIN) <= SEEN_WITHIN
     assert not (tmp_path / "a" / "schedules.json").exists() and not (tmp_path / "b" / "schedules.json").exists()
 
+    reply = await command(a, "/schedule add every 45 minutes Anything urgent?", user="U2")
+    (second,) = [job for job in leader.book.file.jobs.values() if job.id != spec.id]
+    assert second.id in await command(b, "/schedule list", user="U2")  # listed on the follower at once
+
     fake_ollama.script(complete(), "Three things changed.")
     leader._aps.modify_job(spec.id, next_run_time=datetime.now(UTC))
 
