@@ -1,6 +1,7 @@
 """The leader's platform duties through the real adapters: of two replicas of one Telegram bot
 only the leader polls (Telegram refuses a second getUpdates), and the next leader starts when
-the first stops. And a single bot (cluster off) never loads the Redis client."""
+the first stops; Discord's slash commands are synced by the leader alone. And a single bot
+(cluster off) never loads the Redis client."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from kagentbot.adapters.telegram_adapter import TelegramAdapter
 from kagentbot.bot.app import Bot
 from kagentbot.bot.services import Services
+from tests.discord.conftest import discord_bot  # noqa: F401  (the real DiscordAdapter on dpytest's fake)
 from tests.telegram import updates as tg
 from tests.telegram.fake_bot_api import FakeBotAPI
 
@@ -75,3 +77,29 @@ def test_a_single_bot_does_not_load_the_redis_client(make_settings, tmp_path):
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=120)
     assert (tmp_path / "single" / "personas" / "selections.json").exists()
+
+
+async def test_only_the_leader_syncs_discord_commands(discord_bot, cluster_settings, redis_client):
+    """Another replica leads when this one logs in: no sync then; it syncs when it takes over."""
+    from kagentbot.cluster.shared import open_shared
+
+    other = await open_shared(cluster_settings.model_copy(update={"replica_id": "replica-other"}))
+
+    async def nothing() -> None:
+        return None
+
+    elsewhere = other.leadership(nothing, nothing)
+    await elsewhere.start()
+    try:
+        cluster = cluster_settings.model_copy(update={"replica_id": "replica-discord", "lease_seconds": 1.5})
+        harness = await discord_bot(cluster=cluster.model_dump())
+        assert harness.http.synced_commands == []
+        await elsewhere.stop()  # frees the lock: this replica leads at its next round
+        started = time.monotonic()
+        while not harness.http.synced_commands:
+            assert time.monotonic() - started < 1.5, "the new leader did not sync the commands"
+            await asyncio.sleep(0.05)
+        assert "kb" in [command["name"] for command in harness.http.synced_commands]
+    finally:
+        await elsewhere.stop()
+        await other.close()
