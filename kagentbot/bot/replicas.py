@@ -8,30 +8,40 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kagentbot.persona.store import PersonaFiles
-
 if TYPE_CHECKING:
     from kagentbot.bot.schedule import ScheduleBook, Scheduler
     from kagentbot.bot.sharing import ShareBook
     from kagentbot.cluster.shared import SharedState
     from kagentbot.config.settings import Settings
+    from kagentbot.persona.store import PersonaFiles
 
 log = logging.getLogger(__name__)
+
+
+class SharedStateUnavailable(RuntimeError):
+    """`cluster.enabled`, and the shared Redis does not answer at start: nothing starts."""
 
 
 async def open_shared(settings: Settings) -> SharedState | None:
     """The shared Redis when `cluster.enabled`, else None (one process, files)."""
     if not settings.cluster.enabled:
         return None
+    from kagentbot.cluster.redis import ClusterUnavailable
     from kagentbot.cluster.shared import open_shared as open_redis
 
-    return await open_redis(settings.cluster)
+    try:
+        return await open_redis(settings.cluster)
+    except ClusterUnavailable as exc:
+        raise SharedStateUnavailable(f"cluster.enabled is on, but {exc}. Check KAGENTBOT_CLUSTER__REDIS_URL "
+                                     "and that Redis runs.") from exc
 
 
 def persona_files(shared: SharedState | None) -> PersonaFiles | None:
     """None: the persona store's own files."""
     if shared is None:
         return None
+    from kagentbot.persona.store import PersonaFiles
+
     return PersonaFiles(shared.folder("personas"), shared.document("persona-selections"), shared.journal("persona-audit"))
 
 

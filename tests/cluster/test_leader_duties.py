@@ -103,3 +103,19 @@ async def test_only_the_leader_syncs_discord_commands(discord_bot, cluster_setti
     finally:
         await elsewhere.stop()
         await other.close()
+
+
+def test_a_replica_that_cannot_reach_redis_at_start_says_so_and_does_not_start(tmp_path, monkeypatch, capsys):
+    from kagentbot.cli import main
+    from tests.fakes.redis_server import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAGENTBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KAGENTBOT_CLUSTER__ENABLED", "true")
+    monkeypatch.setenv("KAGENTBOT_CLUSTER__REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("KAGENTBOT_CLUSTER__CONNECT_TIMEOUT", "0.3")
+    assert main(["schedule", "list"]) == 2
+    error = capsys.readouterr().err
+    assert "cluster.enabled is on, but Redis does not answer" in error and "KAGENTBOT_CLUSTER__REDIS_URL" in error
+    assert "hunter2" not in error
+    assert not (tmp_path / "data" / "schedules.json").exists()
