@@ -70,15 +70,16 @@ class Bot:
 
     async def start(self) -> None:
         self._running = True
-        if self.services.shared is not None:  # replicas: the elected leader alone polls and syncs
+        shared = self.services.shared if self.schedule else None  # `ask` and `chat` never lead
+        if shared is not None:  # replicas: the elected leader alone polls and syncs
             await set_leading(self.adapters, False)
         for adapter in self.adapters:
             adapter.on_chat_moved = self.chat_moved
             adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
-        if self.services.shared is not None:
-            self._leader = LeaderDuties(self, self.services.shared)
+        if shared is not None:
+            self._leader = LeaderDuties(self, shared)
             await self._leader.start()
         elif self.schedule:
             await self._start_scheduler()

@@ -73,8 +73,7 @@ class LeaderDuties:
         self.leadership = shared.leadership(self._lead, self._follow)
 
     async def start(self) -> None:
-        if self.bot.schedule:
-            self.bot.services.scheduler = self._scheduler()
+        self.bot.services.scheduler = self._scheduler()
         await self.leadership.start()
 
     async def stop(self) -> None:

@@ -30,6 +30,7 @@ class ShareBook:
 
     def __init__(self, data_dir: Path, document: Document | None = None, journal: Journal | None = None) -> None:
         self.root = Path(data_dir) / "privacy"
+        self._local = document is None
         self._document = document or FileDocument(self.root / "sharing.json", self.root / ".sharing.lock")
         self._journal = journal or FileJournal(self.root / "audit.jsonl")
         self._lock = asyncio.Lock()  # one writer at a time within the process
@@ -39,7 +40,8 @@ class ShareBook:
     async def is_on(self, user_scope: str, chat_scope: str) -> bool:
         if not chat_scope:
             return False
-        stamp = self._document.stamp()
+        # a local file is stat'ed in place; a shared document is a network round trip
+        stamp = self._document.stamp() if self._local else await asyncio.to_thread(self._document.stamp)
         if stamp != self._stamp:
             self._on, self._stamp = await asyncio.to_thread(self._read), stamp
         return _key(user_scope, chat_scope) in self._on

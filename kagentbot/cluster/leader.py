@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -39,22 +40,26 @@ class LeaderLock:
 
     def __init__(self, client: aioredis.Redis, key: str, name: str, lease_seconds: float) -> None:
         self.client, self.key, self.name = client, key, name
+        # the lock's value: the replica's name for people, and a token of its own, so that two
+        # replicas given the same name by mistake still never both lead
+        self.value = f"{name} {uuid.uuid4().hex[:12]}"
         self.lease_ms = int(lease_seconds * 1000)
         self._extend = client.register_script(_EXTEND)
         self._release = client.register_script(_RELEASE)
 
     async def acquire(self) -> bool:
-        return bool(await self.client.set(self.key, self.name, nx=True, px=self.lease_ms))
+        return bool(await self.client.set(self.key, self.value, nx=True, px=self.lease_ms))
 
     async def extend(self) -> bool:
-        return bool(await self._extend(keys=[self.key], args=[self.name, self.lease_ms]))
+        return bool(await self._extend(keys=[self.key], args=[self.value, self.lease_ms]))
 
     async def release(self) -> bool:
-        return bool(await self._release(keys=[self.key], args=[self.name]))
+        return bool(await self._release(keys=[self.key], args=[self.value]))
 
     async def holder(self) -> str | None:
+        """The name of the replica that leads now, if any."""
         value = await self.client.get(self.key)
-        return None if value is None else str(value)
+        return None if value is None else str(value).rsplit(" ", 1)[0]
 
 
 class Leadership:

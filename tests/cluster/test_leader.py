@@ -46,19 +46,19 @@ async def test_one_replica_leads_and_another_takes_over_within_the_lease_when_it
     await leading_a.start()
     await leading_b.start()
     assert (leading_a.leading, leading_b.leading) == (True, False)
-    assert await redis_client.get(keys.leader()) == "replica-a"
+    assert await leading_b.lock.holder() == "replica-a"
     await asyncio.sleep(cluster_settings.lease_seconds * 1.5)  # renewed past its first lease
     assert (leading_a.leading, leading_b.leading) == (True, False) and roles_b.seen == []
 
     leading_a._task.cancel()  # replica A hangs: it no longer renews
     waited = await until(lambda: leading_b.leading, cluster_settings.lease_seconds * 2)
     assert waited <= cluster_settings.lease_seconds + leading_b.every + 0.5
-    assert roles_b.seen == ["lead"] and await redis_client.get(keys.leader()) == "replica-b"
+    assert roles_b.seen == ["lead"] and await leading_a.lock.holder() == "replica-b"
     # A wakes up: it can neither extend nor free B's lock, and steps down at its next round.
     assert not await leading_a.lock.extend() and not await leading_a.lock.release()
     await leading_a._round()
     assert not leading_a.leading and roles_a.seen == ["lead", "follow"]
-    assert await redis_client.get(keys.leader()) == "replica-b"
+    assert (await redis_client.get(keys.leader())).startswith("replica-b ")
     for state, leading in ((a, leading_a), (b, leading_b)):
         await leading.stop()
         await state.close()
@@ -119,3 +119,17 @@ async def test_a_leader_whose_duties_do_not_start_gives_the_lock_back(cluster_se
     assert "replica-a steps down as leader: its duties did not start" in caplog.text
     await leading.stop()
     await state.close()
+
+
+async def test_two_replicas_given_the_same_name_by_mistake_never_both_lead(cluster_settings):
+    first, second = await replica(cluster_settings, "same"), await replica(cluster_settings, "same")
+    roles = Roles()
+    one, two = first.leadership(roles.lead, roles.follow), second.leadership(roles.lead, roles.follow)
+    await one.start()
+    await two.start()
+    await two._round()
+    assert (one.leading, two.leading) == (True, False)
+    assert not await two.lock.extend() and not await two.lock.release()
+    for state, leading in ((first, one), (second, two)):
+        await leading.stop()
+        await state.close()

@@ -25,17 +25,18 @@ def say(text: str, user: str = "U1", chat: str = "C1", mid: str = "m1", **kw) ->
 
 @pytest.fixture
 async def replicas(fake_ollama, make_settings, cluster_settings, redis_client, tmp_path):
-    """`await replicas("a")` → (bot, chat): a replica started on the shared Redis."""
+    """`await replicas("a")` → (bot, chat): a replica started on the shared Redis (`schedule`
+    False: a terminal session, as `kagentbot chat` starts it)."""
     started: list[Bot] = []
 
-    async def start(name: str) -> tuple[Bot, ChatAdapter]:
+    async def start(name: str, schedule: bool = True) -> tuple[Bot, ChatAdapter]:
         cluster = {"enabled": True, "redis_url": cluster_settings.redis_url.get_secret_value(),
                    "key_prefix": cluster_settings.key_prefix, "replica_id": f"replica-{name}",
                    "lease_seconds": 1.5, "connect_timeout": 0.5, "follow_seconds": 0.2}
         settings = make_settings(data_dir=tmp_path / name, llm={"host": fake_ollama.url}, admins="testchat:BOSS",
                                  cluster=cluster)
         chat = ChatAdapter()
-        bot = Bot(await Services.open(settings), [chat])
+        bot = Bot(await Services.open(settings), [chat], schedule=schedule)
         await bot.start()
         started.append(bot)
         return bot, chat
@@ -149,3 +150,11 @@ async def test_the_command_line_changes_what_the_replicas_share(make_settings, c
     finally:
         await shared.close()
     assert not (tmp_path / "operator" / "schedules.json").exists()
+
+
+async def test_a_terminal_session_beside_the_replicas_never_takes_the_lead(replicas, redis_client, keys):
+    terminal, _ = await replicas("console", schedule=False)
+    assert await redis_client.get(keys.leader()) is None and terminal.services.scheduler is None
+    server, _ = await replicas("server")
+    assert server.services.scheduler.running
+    assert (await redis_client.get(keys.leader())).startswith("replica-server ")
