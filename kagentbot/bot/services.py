@@ -61,15 +61,19 @@ class Services:
 
             # Opening the store (importing LanceDB, ~1 s) runs in a thread while the rest is built.
             opening = asyncio.ensure_future(MemoryStore.open(settings))
+        shared = None
         try:
             tools = build_registry(settings)
             llm = metered(make_client(settings.llm, FairGate.from_settings(settings)))
             shared = await replicas.open_shared(settings)
             personas = await PersonaStore.open(settings, replicas.persona_files(shared))
+            memory = await opening
         except BaseException:
             opening.cancel()
+            if shared is not None:
+                await shared.close()
             raise
-        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas, shared=shared)
+        return cls(settings=settings, llm=llm, tools=tools, memory=memory, personas=personas, shared=shared)
 
     async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
