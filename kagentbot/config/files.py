@@ -1,5 +1,7 @@
 """Small state files under the data directory that the CLI and a running bot both change
-(persona selections, schedules): written atomically, changed under an exclusive lock."""
+(persona selections, schedules): written atomically, changed under an exclusive lock. The
+stores reach them through small interfaces (Document, Folder, Journal), which several replicas
+of one bot implement in Redis instead (kagentbot.cluster.shared)."""
 
 from __future__ import annotations
 
