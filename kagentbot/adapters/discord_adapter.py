@@ -119,6 +119,13 @@ class DiscordAdapter(BaseAdapter):
             if self.on_fatal is not None:
                 self.on_fatal(f"discord: {reason}")
 
+    async def set_leading(self, leading: bool) -> None:
+        """With several replicas, the leader alone syncs the slash commands (each sync counts
+        against one shared rate limit): at login when it leads already, else when it takes over."""
+        self.client.sync_commands = leading
+        if leading and self.client.tree is not None:
+            await self.client.sync_tree()
+
     async def connected(self) -> bool:
         """For /readyz: the gateway session is up (discord.py reconnects by itself meanwhile)."""
         return self._gateway is not None and self.client.is_ready() and not self.client.is_closed()

@@ -53,11 +53,19 @@ class GatewayClient(discord.Client):
         self._on_command = on_command
         self.tree: app_commands.CommandTree | None = None
         self.synced: list[str] = []
+        self.sync_commands = True  # with several replicas, the leader alone syncs
 
     async def setup_hook(self) -> None:
         self.tree = app_commands.CommandTree(self)
         for name, summary in self._command_specs:
             self.tree.add_command(self._slash_command(name, summary))
+        if self.sync_commands:
+            await self.sync_tree()
+
+    async def sync_tree(self) -> None:
+        """Register the slash commands with Discord (once logged in: the tree exists)."""
+        if self.tree is None:
+            return
         synced = await self.tree.sync()
         self.synced = [command.name for command in synced]
         log.info("discord: synced slash commands %s", ", ".join(f"/{n}" for n in self.synced))

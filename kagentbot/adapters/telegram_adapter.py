@@ -104,6 +104,7 @@ class TelegramAdapter(BaseAdapter):
         self._known_commands: set[str] = set()  # our command names, known after start
         self.username = ""  # the bot's @username, known after start
         self.bot_id = 0
+        self.leading = True  # whether this process polls (with several replicas, the leader alone: `set_leading`)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, receive: Receiver) -> None:
@@ -140,9 +141,29 @@ class TelegramAdapter(BaseAdapter):
         await app.bot.shutdown()  # closes the HTTP clients even when initialize() failed half way
 
     async def connected(self) -> bool:
-        """For /readyz: the application runs and fetches updates (polling or the webhook server)."""
+        """For /readyz: the application runs and fetches updates (polling or the webhook server),
+        or leaves polling to the leader replica."""
         app = self._app
-        return app is not None and app.running and app.updater is not None and app.updater.running
+        return app is not None and app.running and app.updater is not None and (app.updater.running or not self._polls())
+
+    def _polls(self) -> bool:
+        return self.settings.telegram.mode == "polling" and self.leading
+
+    async def set_leading(self, leading: bool) -> None:
+        """With several replicas only one may poll (Telegram refuses a second getUpdates at the
+        same time): the bot says whether this one is the leader, before start and whenever that
+        changes. Telegram keeps the offset of the updates already taken, so a new leader goes on
+        from there. A webhook receives on every replica: nothing changes."""
+        self.leading = leading
+        app = self._app
+        if app is None or app.updater is None or not app.running or self.settings.telegram.mode != "polling":
+            return
+        if leading and not app.updater.running:
+            await app.updater.start_polling(allowed_updates=["message"])
+            log.info("telegram: polling (this replica leads)")
+        elif not leading and app.updater.running:
+            await app.updater.stop()
+            log.info("telegram: polling handed to the leader replica")
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
@@ -195,7 +216,8 @@ class TelegramAdapter(BaseAdapter):
         if updater is None:  # built with ApplicationBuilder's updater, which is never None here
             raise RuntimeError("the Telegram application has no updater")
         if tg.mode == "polling":
-            await updater.start_polling(allowed_updates=["message"])
+            if self.leading:
+                await updater.start_polling(allowed_updates=["message"])
             return
         await updater.start_webhook(
             listen=tg.listen,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
 from kagentbot.bot.admission import UserLanes
+from kagentbot.bot.replicas import LeaderDuties, set_leading
 from kagentbot.bot.services import Services
 from kagentbot.bot.turn_watch import observe_turn
 from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
@@ -58,6 +59,7 @@ class Bot:
         self._arrivals = 0  # breaks ties in the platform order: first come, first answered
         self._tasks: set[asyncio.Task] = set()
         self._running = False
+        self._leader: LeaderDuties | None = None  # several replicas: who runs the one-per-bot work
         limits = services.settings.limits
         self._turn_lanes = UserLanes(limits.user_turns, limits.user_queued)
         self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
@@ -68,12 +70,18 @@ class Bot:
 
     async def start(self) -> None:
         self._running = True
+        shared = self.services.shared if self.schedule else None  # `ask` and `chat` never lead
+        if shared is not None:  # replicas: the elected leader alone polls and syncs
+            await set_leading(self.adapters, False)
         for adapter in self.adapters:
             adapter.on_chat_moved = self.chat_moved
             adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
-        if self.schedule:
+        if shared is not None:
+            self._leader = LeaderDuties(self, shared)
+            await self._leader.start()
+        elif self.schedule:
             await self._start_scheduler()
 
     async def _start_scheduler(self) -> None:
@@ -106,6 +114,9 @@ class Bot:
                 log.exception("%s: could not stop receiving", adapter.platform)
         await asyncio.sleep(0.1)  # what an adapter had already fetched still reaches `receive`
         self._running = False
+        if self._leader is not None:
+            await self._leader.stop()
+            self._leader = None
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()
             self.services.scheduler = None

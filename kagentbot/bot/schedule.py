@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kagentbot.config.files import atomic_write, exclusive
+from kagentbot.config.files import Document, FileDocument
 from kagentbot.ops import metrics
 
 if TYPE_CHECKING:
@@ -192,20 +193,23 @@ def check_interval(trigger: Any, min_minutes: int, now: datetime) -> None:
 class JobFile:
     """Job definitions and per-user time zones in one JSON file, replaced atomically on each
     write. The CLI and a running bot both change it: every change re-reads the file under an
-    exclusive lock first (`changing`), so neither loses the other's jobs."""
+    exclusive lock first (`changing`), so neither loses the other's jobs. `document`: where the
+    JSON is kept when not in the file at `path` (shared by several replicas)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, document: Document | None = None) -> None:
         self.path = path
+        self.document = document or FileDocument(path, path.with_name(".schedules.lock"))
         self.jobs: dict[str, JobSpec] = {}
         self.timezones: dict[str, str] = {}
-        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read or written
+        self._seen: object = None  # the document's stamp when last read or written
         self._outside = False  # another process changed the file since the last refresh
         self.load()
 
     def load(self) -> None:
-        if not self.path.exists():
+        text = self.document.read()
+        if text is None:
             return
-        data = json.loads(self.path.read_text(encoding="utf-8"))
+        data = json.loads(text)
         self.jobs = {j["id"]: JobSpec(**j) for j in data.get("jobs", [])}
         self.timezones = dict(data.get("timezones", {}))
         self._seen = self._stamp()
@@ -222,7 +226,7 @@ class JobFile:
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
         """Read the latest file, let the caller change `jobs` / `timezones`, write it back."""
-        with exclusive(self.path.with_name(".schedules.lock")):
+        with self.document.holding():
             if self._stamp() != self._seen:
                 self._outside = True
             self.load()
@@ -231,15 +235,11 @@ class JobFile:
 
     def save(self) -> None:
         data = {"jobs": [asdict(j) for j in self.jobs.values()], "timezones": self.timezones}
-        atomic_write(self.path, json.dumps(data, indent=1))
+        self.document.write(json.dumps(data, indent=1))
         self._seen = self._stamp()
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+    def _stamp(self) -> object:
+        return self.document.stamp()
 
 
 def job_file_path(settings: Settings) -> Path:
@@ -338,6 +338,10 @@ class ScheduleBook:
 
     def missed(self, now: datetime) -> list[JobSpec]:
         """Jobs whose time passed while the bot was down, within the grace period: each once."""
+        return [spec for spec, _ in self.missed_runs(now)]
+
+    def missed_runs(self, now: datetime) -> list[tuple[JobSpec, datetime]]:
+        """`missed`, each with the time it was due (the first missed time within the grace)."""
         grace = timedelta(seconds=self.settings.scheduler.misfire_grace_seconds)
         due = []
         for spec in self.file.jobs.values():
@@ -347,7 +351,7 @@ class ScheduleBook:
             # Coalesce: however many times were missed, one run, and only if one fell within the grace.
             runs = next_runs(trigger_of(spec), max(since, now - grace - timedelta(microseconds=1)), 1)
             if runs and runs[0] <= now:
-                due.append(spec)
+                due.append((spec, runs[0]))
         return due
 
 
@@ -364,33 +368,65 @@ def describe(spec: JobSpec, next_run: datetime | None) -> str:
 # ----- the running scheduler ----------------------------------------------------------------------
 
 Fire = Callable[[JobSpec], Awaitable[None]]
+# (job id, the time it was due) → whether this process may run that fire: False when another
+# process already took it (several replicas, or a leader handing over)
+Claim = Callable[[str, datetime], Awaitable[bool]]
+# the time APScheduler meant a job to run at, seen by the job it runs
+_SCHEDULED_AT: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("scheduled_at", default=None)
+
+
+def _executor() -> Any:
+    """APScheduler's asyncio executor, telling each job the time it was scheduled for (a late
+    or missed fire runs later than that, and is still the same fire)."""
+    from apscheduler.executors.asyncio import AsyncIOExecutor
+
+    class ScheduledTimeExecutor(AsyncIOExecutor):
+        def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+            token = _SCHEDULED_AT.set(run_times[-1])  # the job's task copies the context now
+            try:
+                super()._do_submit_job(job, run_times)
+            finally:
+                _SCHEDULED_AT.reset(token)
+
+    return ScheduledTimeExecutor()
 
 
 class Scheduler:
-    """Owned by the Bot: loads the job file at start, runs missed jobs once, then fires on time."""
+    """Owned by the Bot: loads the job file at start, runs missed jobs once, then fires on time.
+    `book`: where the jobs are kept (default the job file); `claim`: asked before each fire;
+    `reload_seconds`: how often changes made elsewhere are picked up (default the setting).
+    Before `start` (and after `shutdown`) it changes the book but times nothing."""
 
-    def __init__(self, settings: Settings, fire: Fire, memory: Any = None) -> None:
+    def __init__(self, settings: Settings, fire: Fire, memory: Any = None, *, book: ScheduleBook | None = None,
+                 claim: Claim | None = None, reload_seconds: float | None = None) -> None:
         self.settings = settings
-        self.book = ScheduleBook(settings)
+        self.book = book or ScheduleBook(settings)
         self._fire = fire
         self._memory = memory
+        self._claim = claim
+        self._reload_seconds = reload_seconds or settings.scheduler.reload_seconds
         self._aps: Any = None
+
+    @property
+    def running(self) -> bool:
+        return self._aps is not None
 
     async def start(self, now: datetime | None = None) -> list[JobSpec]:
         """Start timing; returns the missed jobs it ran once."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-        self._aps = AsyncIOScheduler(timezone=zone(self.settings.scheduler.timezone))
+        self.book.file.refresh()  # changed elsewhere since this object was made
+        self._aps = AsyncIOScheduler(timezone=zone(self.settings.scheduler.timezone), executors={"default": _executor()})
         self._aps.start()
         for spec in self.book.file.jobs.values():
             self._plan(spec)
         self._plan_upkeep()
-        self._aps.add_job(self.sync, "interval", seconds=self.settings.scheduler.reload_seconds, id="reload",
+        self._aps.add_job(self.sync, "interval", seconds=self._reload_seconds, id="reload",
                           coalesce=True, max_instances=1)
-        missed = self.book.missed(now or datetime.now(timezone.utc))
-        for spec in missed:
-            await self.run_job(spec.id)
-        return missed
+        missed = self.book.missed_runs(now or datetime.now(timezone.utc))
+        for spec, due in missed:
+            await self.run_job(spec.id, due)
+        return [spec for spec, _ in missed]
 
     def shutdown(self) -> None:
         if self._aps is not None and self._aps.running:
@@ -434,10 +470,14 @@ class Scheduler:
         for spec in self.book.file.jobs.values():
             self._plan(spec)
 
-    async def run_job(self, job_id: str) -> None:
+    async def run_job(self, job_id: str, due: datetime | None = None) -> None:
         self.sync()  # removed or paused from the CLI a moment ago: don't run it
         spec = self.book.file.jobs.get(job_id)
         if spec is None or spec.paused:
+            return
+        due = due or _SCHEDULED_AT.get() or datetime.now(timezone.utc)
+        if self._claim is not None and not await self._claim(job_id, due):
+            log.info("scheduled question %s due at %s was already run elsewhere", job_id, due.isoformat())
             return
         self.book.mark_run(job_id, datetime.now(timezone.utc))
         log.info("running scheduled question %s for %s", job_id, spec.owner)

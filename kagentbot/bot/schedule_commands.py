@@ -33,6 +33,7 @@ async def _handle(ctx: CommandContext[ScheduleServices], args: list[str]) -> Rep
         return Reply("Scheduling is not running in this bot.", private=True)
     if not args:
         raise CommandError("Say what to do.")
+    scheduler.sync()  # what was changed elsewhere since (another replica, the command line)
     action, rest = args[0].lower(), args[1:]
     owner = ctx.message.user_key
     try:

@@ -14,6 +14,7 @@ from kagentbot.agent.llm import LLMClient, make_client
 from kagentbot.agent.llm_meter import metered
 from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
+from kagentbot.bot import replicas
 from kagentbot.config.settings import Settings
 from kagentbot.memory.types import Audience, MemoryView
 from kagentbot.persona.model import Persona
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from kagentbot.bot.schedule import Scheduler
     from kagentbot.chat.messages import IncomingMessage
     from kagentbot.bot.sharing import ShareBook
+    from kagentbot.cluster.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Services:
     _sharing: ShareBook | None = None  # opened on first use
     contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
     _memory_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # cluster: the lock's Redis
+    shared: SharedState | None = None  # the shared Redis when `cluster.enabled` (bot/replicas.py)
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:
@@ -63,15 +66,20 @@ class Services:
 
             # Opening the store (importing LanceDB, ~1 s) runs in a thread while the rest is built.
             opening = asyncio.ensure_future(MemoryStore.open(settings))
+        shared = None
         try:
             tools = build_registry(settings)
             llm = metered(make_client(settings.llm, FairGate.from_settings(settings)))
-            personas = await PersonaStore.open(settings)
+            shared = await replicas.open_shared(settings)
+            personas = await PersonaStore.open(settings, replicas.persona_files(shared))
+            memory = await opening
         except BaseException:
             opening.cancel()
+            if shared is not None:
+                await shared.close()
             raise
-        return cls(settings=settings, llm=llm, tools=tools, memory=await opening, personas=personas,
-                   _memory_closers=closers)
+        return cls(settings=settings, llm=llm, tools=tools, memory=memory, personas=personas,
+                   _memory_closers=closers, shared=shared)
 
     async def persona_for(self, message: IncomingMessage) -> Persona:
         """The persona for a turn: the user's choice, else the chat's, else the default."""
@@ -80,9 +88,7 @@ class Services:
     def sharing(self) -> ShareBook:
         """Who allowed their private memory in which shared chat (`/kb share`)."""
         if self._sharing is None:
-            from kagentbot.bot.sharing import ShareBook
-
-            self._sharing = ShareBook(self.settings.data_dir)
+            self._sharing = replicas.share_book(self.settings, self.shared)
         return self._sharing
 
     async def audience_for(self, message: IncomingMessage) -> Audience:
@@ -118,9 +124,8 @@ class Services:
         if self.scheduler is not None:
             jobs = self.scheduler.move_chat(platform, old_id, new_id)
         else:
-            from kagentbot.bot.schedule import ScheduleBook
-
-            jobs = await asyncio.to_thread(ScheduleBook(self.settings).move_chat, platform, old_id, new_id)
+            book = replicas.schedule_book(self.settings, self.shared)
+            jobs = await asyncio.to_thread(book.move_chat, platform, old_id, new_id)
         log.info("%s chat %s is now %s: moved %d memory rows, %d scheduled questions, persona %s",
                  platform, old_id, new_id, rows, jobs, persona or "none")
 
@@ -155,6 +160,8 @@ class Services:
             await self._http.close()
         for closing in self._memory_closers:
             await closing()
+        if self.shared is not None:
+            await self.shared.close()
 
     async def __aenter__(self) -> Services:
         return self

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kagentbot.config.files import append_line, atomic_write, exclusive, last_json_lines
+from kagentbot.config.files import Document, FileDocument, FileJournal, Journal
 from kagentbot.memory.types import PRIVATE_IN
 
 
@@ -25,22 +25,23 @@ class ShareEntry:
 
 
 class ShareBook:
-    """The opt-ins, read from disk only when the file changed (a stat per turn)."""
+    """The opt-ins, read again only when the document changed (a stat per turn). `document` and
+    `journal`: shared ones when several replicas serve one bot, else files in the data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, document: Document | None = None, journal: Journal | None = None) -> None:
         self.root = Path(data_dir) / "privacy"
+        self._local = document is None
+        self._document = document or FileDocument(self.root / "sharing.json", self.root / ".sharing.lock")
+        self._journal = journal or FileJournal(self.root / "audit.jsonl")
         self._lock = asyncio.Lock()  # one writer at a time within the process
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: object = None
         self._on: frozenset[str] = frozenset()
-
-    @property
-    def _file(self) -> Path:
-        return self.root / "sharing.json"
 
     async def is_on(self, user_scope: str, chat_scope: str) -> bool:
         if not chat_scope:
             return False
-        stamp = self._current_stamp()
+        # a local file is stat'ed in place; a shared document is a network round trip
+        stamp = self._document.stamp() if self._local else await asyncio.to_thread(self._document.stamp)
         if stamp != self._stamp:
             self._on, self._stamp = await asyncio.to_thread(self._read), stamp
         return _key(user_scope, chat_scope) in self._on
@@ -81,25 +82,17 @@ class ShareBook:
         return await asyncio.to_thread(self._read_audit, limit)
 
     # -- files ---------------------------------------------------------------------------------
-    def _current_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            status = self._file.stat()
-        except FileNotFoundError:
-            return None
-        return status.st_ino, status.st_mtime_ns, status.st_size  # a rewrite is a new file
-
     def _read(self) -> frozenset[str]:
-        try:
-            data = json.loads(self._file.read_text("utf-8"))
-        except FileNotFoundError:
+        text = self._document.read()
+        if text is None:
             return frozenset()
-        return frozenset(str(k) for k in data.get("on", []))
+        return frozenset(str(k) for k in json.loads(text).get("on", []))
 
     def _update(self, change):
-        with exclusive(self.root / ".sharing.lock"):
+        with self._document.holding():
             keys = set(self._read())
             result = change(keys)
-            atomic_write(self._file, json.dumps({"on": sorted(keys)}, indent=1))
+            self._document.write(json.dumps({"on": sorted(keys)}, indent=1))
             return result
 
     async def _record(self, actor: str, action: str, user_scope: str, chat_scope: str) -> None:
@@ -108,10 +101,10 @@ class ShareBook:
         await asyncio.to_thread(self._append_audit, json.dumps(entry.__dict__, ensure_ascii=False))
 
     def _append_audit(self, line: str) -> None:
-        append_line(self.root / "audit.jsonl", line)
+        self._journal.append(line)
 
     def _read_audit(self, limit: int) -> list[ShareEntry]:
-        return [ShareEntry(**entry) for entry in last_json_lines(self.root / "audit.jsonl", limit)]
+        return [ShareEntry(**entry) for entry in self._journal.last(limit)]
 
 
 def _key(user_scope: str, chat_scope: str) -> str:

@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.func in (run_ask, run_chat):
         start_import(settings)  # their first turn recalls from the store: LanceDB loads meanwhile
+    from kagentbot.bot.replicas import SharedStateUnavailable
     from kagentbot.tools.catalog import CatalogError
 
     try:
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `kagentbot tools list | head`: the reader left; nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
-    except (CatalogError, StoreError) as exc:
+    except (CatalogError, StoreError, SharedStateUnavailable) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 2
 

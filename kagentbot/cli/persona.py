@@ -37,14 +37,19 @@ def register(subparsers: Any) -> None:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     from kagentbot.persona.model import PersonaError
+    from kagentbot.bot import replicas
     from kagentbot.persona.store import PersonaStore, PersonaStoreError
 
-    store = await PersonaStore.open(settings)
+    shared = await replicas.open_shared(settings)  # cluster.enabled: the replicas' shared personas
+    store = await PersonaStore.open(settings, replicas.persona_files(shared))
     try:
         return await _ACTIONS[args.persona_action](args, store)
     except (PersonaError, PersonaStoreError, OSError) as exc:
         print(f"kagentbot: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if shared is not None:
+            await shared.close()
 
 
 def _actor(args: argparse.Namespace) -> str:

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
 
 NOTE = ("Changes are written to <data_dir>/schedules.json; a running bot picks them up within "
-        "scheduler.reload_seconds (30 s by default).")
+        "scheduler.reload_seconds (30 s by default). With cluster.enabled they go to the shared Redis, "
+        "and the leader picks them up within cluster.follow_seconds.")
 PLATFORMS = ("slack", "discord", "telegram")
 
 
@@ -38,9 +39,19 @@ def user_key(user: str, platform: str | None = None) -> str:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    from kagentbot.bot.schedule import ScheduleBook, ScheduleError, describe
+    from kagentbot.bot import replicas
 
-    book = ScheduleBook(settings)
+    shared = await replicas.open_shared(settings)  # cluster.enabled: the replicas' shared book
+    try:
+        return _act(args, replicas.schedule_book(settings, shared))
+    finally:
+        if shared is not None:
+            await shared.close()
+
+
+def _act(args: argparse.Namespace, book: Any) -> int:
+    from kagentbot.bot.schedule import ScheduleError, describe
+
     try:
         if args.schedule_action == "list":
             jobs = book.owned_by(user_key(args.user)) if args.user else book.visible("", True)

@@ -1,5 +1,7 @@
 """Small state files under the data directory that the CLI and a running bot both change
-(persona selections, schedules): written atomically, changed under an exclusive lock."""
+(persona selections, schedules): written atomically, changed under an exclusive lock. The
+stores reach them through small interfaces (Document, Folder, Journal), which several replicas
+of one bot implement in Redis instead (kagentbot.cluster.shared)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
@@ -63,6 +66,107 @@ def exclusive(lock_path: Path) -> Iterator[None]:
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+class Document(Protocol):
+    """One small state document (JSON text) that several writers change: read, rewritten under
+    an exclusive hold, and stamped so that a reader can tell cheaply whether it changed. A file
+    here; in Redis when several replicas share it."""
+
+    def read(self) -> str | None: ...
+
+    def stamp(self) -> Hashable | None: ...
+
+    def holding(self) -> AbstractContextManager[None]: ...
+
+    def write(self, text: str) -> None: ...
+
+
+class Folder(Protocol):
+    """Named texts (custom personas): listed, read, written and removed one by one."""
+
+    def names(self) -> list[str]: ...
+
+    def read(self, name: str) -> bytes | None: ...
+
+    def write(self, name: str, text: str) -> None: ...
+
+    def remove(self, name: str) -> bool: ...
+
+
+class Journal(Protocol):
+    """An append-only log of JSON lines (an audit trail)."""
+
+    def append(self, line: str) -> None: ...
+
+    def last(self, limit: int) -> list[Any]: ...
+
+
+class FileDocument:
+    """A Document kept in a file, rewritten atomically under a flock beside it."""
+
+    def __init__(self, path: Path, lock_path: Path) -> None:
+        self.path, self.lock_path = path, lock_path
+
+    def read(self) -> str | None:
+        try:
+            return self.path.read_text("utf-8")
+        except FileNotFoundError:
+            return None
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return status.st_ino, status.st_mtime_ns, status.st_size  # a rewrite is a new file
+
+    def holding(self) -> AbstractContextManager[None]:
+        return exclusive(self.lock_path)
+
+    def write(self, text: str) -> None:
+        atomic_write(self.path, text)
+
+
+class FileFolder:
+    """A Folder of `<name><suffix>` files."""
+
+    def __init__(self, path: Path, suffix: str) -> None:
+        self.path, self.suffix = path, suffix
+
+    def names(self) -> list[str]:
+        if not self.path.is_dir():
+            return []
+        return [p.name.removesuffix(self.suffix) for p in sorted(self.path.glob(f"*{self.suffix}"))]
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.path / f"{name}{self.suffix}").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, text: str) -> None:
+        atomic_write(self.path / f"{name}{self.suffix}", text)
+
+    def remove(self, name: str) -> bool:
+        try:
+            (self.path / f"{name}{self.suffix}").unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class FileJournal:
+    """A Journal in a file: `append_line` and `last_json_lines`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, line: str) -> None:
+        append_line(self.path, line)
+
+    def last(self, limit: int) -> list[Any]:
+        return last_json_lines(self.path, limit)
 
 
 def make_data_private(settings: Settings) -> None:

@@ -308,6 +308,7 @@ class ClusterSettings(Section):
     lease_seconds: float = Field(15.0, gt=1, description="a conversation's or the leader's lease; a dead replica's work moves on after it")
     dedupe_hours: float = Field(24.0, gt=0, description="how long a platform event id is remembered against redelivery")
     connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis before an operation fails")
+    follow_seconds: float = Field(1.0, gt=0, description="how often the leader's scheduler picks up schedules changed on other replicas")
 
 
 class Settings(BaseSettings):

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from kagentbot.config.files import append_line, atomic_write, exclusive, last_json_lines
+from kagentbot.config.files import Document, FileDocument, FileFolder, FileJournal, Folder, Journal
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona, PersonaError, persona_from_toml, persona_to_toml
 
 if TYPE_CHECKING:
@@ -59,6 +59,21 @@ class AuditEntry:
     after: Any
 
 
+@dataclass(frozen=True)
+class PersonaFiles:
+    """Where the store keeps custom personas, the selections and the audit log: files under
+    the data directory, or shared ones when several replicas serve one bot."""
+
+    custom: Folder
+    selections: Document
+    audit: Journal
+
+    @classmethod
+    def local(cls, root: Path) -> PersonaFiles:
+        return cls(FileFolder(root / "custom", ".toml"), FileDocument(root / "selections.json", root / ".selections.lock"),
+                   FileJournal(root / "audit.jsonl"))
+
+
 def builtin_personas() -> dict[str, Persona]:
     found = {}
     for entry in resources.files("kagentbot.persona").joinpath("builtin").iterdir():
@@ -69,15 +84,16 @@ def builtin_personas() -> dict[str, Persona]:
 
 
 class PersonaStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, files: PersonaFiles | None = None) -> None:
         self.settings = settings
         self.root = Path(settings.data_dir) / "personas"
+        self.files = files or PersonaFiles.local(self.root)
         self._builtin = builtin_personas()
         self._lock = asyncio.Lock()  # one writer at a time within the process
 
     @classmethod
-    async def open(cls, settings: Settings) -> PersonaStore:
-        store = cls(settings)
+    async def open(cls, settings: Settings, files: PersonaFiles | None = None) -> PersonaStore:
+        store = cls(settings, files)
         await asyncio.to_thread(store._ensure_dirs)
         return store
 
@@ -149,28 +165,29 @@ class PersonaStore:
         """Create or edit a custom persona. Returns the persona it replaced (None for create)."""
         async with self._lock:
             before = await self.get(persona.name)
-            exists_custom = await asyncio.to_thread(self._custom_path(persona.name).exists)
+            self._check_name(persona.name)
+            exists_custom = await asyncio.to_thread(self._has_custom, persona.name)
             if mode == "create" and exists_custom:
                 raise PersonaStoreError(f"A persona named {persona.name!r} already exists; use edit to change it.")
             if mode == "edit" and before is None and not exists_custom:
                 raise PersonaStoreError(f"There is no persona named {persona.name!r} to edit; use create.")
-            await asyncio.to_thread(atomic_write, self._custom_path(persona.name), persona_to_toml(persona))
+            await asyncio.to_thread(self.files.custom.write, persona.name, persona_to_toml(persona))
             await self._record(actor, mode, persona.name, _dump(before), _dump(persona))
             return before
 
     async def delete_persona(self, actor: str, name: str) -> Persona | None:
         """Delete a custom persona. Returns the built-in that shows through again, if any."""
         async with self._lock:
-            path = self._custom_path(name)
+            self._check_name(name)
             try:
                 before = await asyncio.to_thread(self._read_one_custom, name)
             except PersonaError:
-                before = None if not path.exists() else Persona(name=name, display_name="(unreadable file)")
+                before = None if not self._has_custom(name) else Persona(name=name, display_name="(unreadable file)")
             if before is None:
                 if name in self._builtin:
                     raise PersonaStoreError(f"{name!r} is a built-in persona and cannot be deleted.")
                 raise PersonaStoreError(f"There is no persona named {name!r}.")
-            await asyncio.to_thread(path.unlink)
+            await asyncio.to_thread(self.files.custom.remove, name)
             restored = self._builtin.get(name)
             await self._record(actor, "delete", name, _dump(before), _dump(restored))
             return restored
@@ -199,38 +216,36 @@ class PersonaStore:
         await asyncio.to_thread(self._append_audit, json.dumps(entry, ensure_ascii=False))
 
     # -- files ---------------------------------------------------------------------------------
-    def _custom_path(self, name: str) -> Path:
+    @staticmethod
+    def _check_name(name: str) -> None:
         if not _is_name(name):
             raise PersonaStoreError(f"{name!r} is not a persona name (lowercase letters, digits, - and _).")
-        return self.root / "custom" / f"{name}.toml"
+
+    def _has_custom(self, name: str) -> bool:
+        return self.files.custom.read(name) is not None
 
     def _read_one_custom(self, name: str) -> Persona | None:
         if not _is_name(name):
             return None
-        path = self.root / "custom" / f"{name}.toml"
-        try:
-            return persona_from_toml(path.read_bytes(), f"custom persona {path.name}")
-        except FileNotFoundError:
-            return None
+        data = self.files.custom.read(name)
+        return None if data is None else persona_from_toml(data, f"custom persona {name}.toml")
 
     def _read_custom(self) -> dict[str, Persona]:
-        folder = self.root / "custom"
-        if not folder.is_dir():
-            return {}
         found = {}
-        for path in sorted(folder.glob("*.toml")):
+        for name in self.files.custom.names():
+            data = self.files.custom.read(name)
+            if data is None:
+                continue  # removed since listed
             try:
-                persona = persona_from_toml(path.read_bytes(), f"custom persona {path.name}")
+                persona = persona_from_toml(data, f"custom persona {name}.toml")
             except PersonaError:
                 continue  # a hand-edited broken file: `kagentbot persona show NAME` reports why
             found[persona.name] = persona
         return found
 
     def _read_selections(self) -> dict[str, dict[str, str]]:
-        try:
-            data = json.loads((self.root / "selections.json").read_text("utf-8"))
-        except FileNotFoundError:
-            data = {}
+        text = self.files.selections.read()
+        data = json.loads(text) if text is not None else {}
         return {"users": dict(data.get("users", {})), "chats": dict(data.get("chats", {}))}
 
     def _update_selection(self, kind: str, key: str, name: str | None) -> str | None:
@@ -247,17 +262,17 @@ class PersonaStore:
     def _update_selections(self, change: Callable[[dict[str, dict[str, str]]], Any]) -> Any:
         """Read, change and rewrite selections.json under a file lock, so the CLI and a running
         bot never lose each other's changes; returns what `change` returns."""
-        with exclusive(self.root / ".selections.lock"):
+        with self.files.selections.holding():
             selections = self._read_selections()
             result = change(selections)
-            atomic_write(self.root / "selections.json", json.dumps(selections, indent=1, sort_keys=True))
+            self.files.selections.write(json.dumps(selections, indent=1, sort_keys=True))
             return result
 
     def _append_audit(self, line: str) -> None:
-        append_line(self.root / "audit.jsonl", line)
+        self.files.audit.append(line)
 
     def _read_audit(self, limit: int) -> builtins.list[AuditEntry]:
-        return [AuditEntry(**entry) for entry in last_json_lines(self.root / "audit.jsonl", limit)]
+        return [AuditEntry(**entry) for entry in self.files.audit.last(limit)]
 
 
 def _rekey(chosen: dict[str, str], old: str, new: str) -> str | None:
