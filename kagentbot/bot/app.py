@@ -264,7 +264,7 @@ class Bot:
         outbox, sent, shown = self._outboxes[id(adapter)], None, None
         try:
             while not started.is_set():
-                ahead = self.services.slots.position(turn)
+                ahead = await self.services.slots.position(turn)
                 if ahead is not None and ahead != shown and (sent is None or adapter.capabilities.edits):
                     text = queued_text(ahead)
                     if sent is None:
