@@ -175,8 +175,8 @@ class RedisSlotGate:
 
     def _start(self) -> None:
         if not self._background:
-            self._background = [asyncio.create_task(_forever(self._listen, "listening for LLM slots"), name="slot grants"),
-                                asyncio.create_task(_forever(self._renew, "renewing LLM slot leases"), name="slot leases")]
+            self._background = [asyncio.create_task(forever(self._listen, "listening for LLM slots"), name="slot grants"),
+                                asyncio.create_task(forever(self._renew, "renewing LLM slot leases"), name="slot leases")]
 
     async def _listen(self) -> None:
         """Grants published for this replica's waiters."""
@@ -205,7 +205,7 @@ class RedisSlotGate:
                     log.warning("LLM slot %s outlived its lease in Redis (this replica stalled?)", member)
 
 
-async def _forever(work: Callable[[], Awaitable[None]], what: str) -> None:
+async def forever(work: Callable[[], Awaitable[None]], what: str) -> None:
     """`work` again after a failure (Redis away a moment), until cancelled."""
     while True:
         try:
