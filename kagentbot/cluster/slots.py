@@ -27,12 +27,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, connect, replica_name
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, replica_name
 from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
-from kagentbot.config.settings import Settings
+from kagentbot.config.settings import ClusterSettings, Settings
 
 log = logging.getLogger(__name__)
 MAX_POLL = 1.0  # seconds between two looks at Redis at most, should a grant's message be lost
+POOL_SIZE = 16  # connections to Redis per gate: a burst of calls waits for one rather than open hundreds
+
+
+def bounded_client(cluster: ClusterSettings, connections: int = POOL_SIZE) -> aioredis.Redis:
+    """A client like `connect`'s whose pool holds at most `connections` (one of them listens)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        cluster.redis_url.get_secret_value(), max_connections=connections, timeout=cluster.connect_timeout,
+        socket_connect_timeout=cluster.connect_timeout, socket_timeout=cluster.connect_timeout,
+        health_check_interval=30, decode_responses=True)
+    return aioredis.Redis.from_pool(pool)
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,13 @@ class RedisSlotGate:
         cluster, limits = settings.cluster, settings.limits
         rules = GateRules(settings.llm.max_connections, limits.chat_share, limits.scheduled_patience,
                           cluster.lease_seconds)
-        return cls(connect(cluster), Keys(cluster.key_prefix), replica_name(cluster), rules, owns_client=True)
+        return cls(bounded_client(cluster), Keys(cluster.key_prefix), replica_name(cluster), rules, owns_client=True)
 
     def in_use(self) -> int:
         return sum(len(ids) for ids in self._held.values())
 
     def queue_length(self) -> int:
-        return len(self._waiting)
+        return len(self._queued)  # in line in Redis (not those still being put there)
 
     async def acquire(self, claim: Claim) -> None:
         self._start()
@@ -154,7 +164,8 @@ class RedisSlotGate:
 
     async def _leave(self, waiter_or_holder: str) -> None:
         try:
-            await self._call("leave", waiter_or_holder)
+            for granted in await self._call("leave", waiter_or_holder):
+                self._granted(str(granted))
         except ClusterUnavailable as exc:  # its lease runs out instead
             log.warning("could not give back LLM slot %s now (%s); it frees itself within the lease", waiter_or_holder, exc)
 

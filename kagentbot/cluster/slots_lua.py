@@ -93,14 +93,18 @@ local function grant(kind, user, id, w, deadline)
 end
 
 -- ARGV[1..4]: capacity, chat cap, scheduled patience (ms), lease (ms)
+-- returns the waiters granted
 local function dispatch(now)
   local capacity, chat_cap = tonumber(ARGV[1]), tonumber(ARGV[2])
   local patience, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local granted = {}
   while redis.call('ZCARD', B .. ':holders') < capacity and redis.call('ZCARD', B .. ':waiting') > 0 do
     local kind, user, id, w = pick(now, chat_cap, patience)
     if not kind then break end
     grant(kind, user, id, w, now + lease)
+    granted[#granted + 1] = id
   end
+  return granted
 end
 """
 
@@ -119,13 +123,13 @@ return 0
 """
 
 # ARGV[5]: a waiter or holder id: out of the line, or its slot given back; then serve the next.
+# Returns the waiters granted (the releasing replica wakes its own at once, not by pub/sub).
 LEAVE = _PRELUDE + """
 local now = now_ms()
 unqueue(ARGV[5])
 free(ARGV[5])
 purge(now)
-dispatch(now)
-return 1
+return dispatch(now)
 """
 
 # ARGV[5..]: this replica's waiters and holders, all still alive: their leases renewed, the dead

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from kagentbot.agent.slots import Claim, FairGate, SlotGate
-from kagentbot.cluster import Keys, connect
-from kagentbot.cluster.slots import GateRules, RedisSlotGate
+from kagentbot.cluster import Keys
+from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
 from kagentbot.config.settings import ClusterSettings
 
 
@@ -25,7 +25,7 @@ async def replicas(cluster_settings: ClusterSettings, redis_client):
     gates: list[RedisSlotGate] = []
 
     def make(name: str, rules: GateRules) -> RedisSlotGate:
-        gate = RedisSlotGate(connect(cluster_settings), Keys(cluster_settings.key_prefix), name, rules,
+        gate = RedisSlotGate(bounded_client(cluster_settings), Keys(cluster_settings.key_prefix), name, rules,
                              poll=0.05, owns_client=True)
         gates.append(gate)
         return gate
@@ -158,13 +158,13 @@ async def test_a_cancelled_wait_leaves_the_line_on_every_replica(replicas):
 HOLD_AND_HANG = """
 import asyncio, sys
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster import Keys, connect
-from kagentbot.cluster.slots import GateRules, RedisSlotGate
+from kagentbot.cluster import Keys
+from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
 from kagentbot.config.settings import ClusterSettings
 
 async def main():
     settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
-    gate = RedisSlotGate(connect(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=1.0))
+    gate = RedisSlotGate(bounded_client(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=1.0))
     await gate.acquire(Claim("slack:D", "chat"))
     print("held", flush=True)
     await asyncio.sleep(60)
