@@ -34,6 +34,7 @@ from kagentbot.config.settings import ClusterSettings, Settings
 log = logging.getLogger(__name__)
 MAX_POLL = 1.0  # seconds between two looks at Redis at most, should a grant's message be lost
 POOL_SIZE = 16  # connections to Redis per gate: a burst of calls waits for one rather than open hundreds
+ASKING = 10  # of which at most this many ask for slots at once: releases never wait behind a burst of asks
 
 
 def bounded_client(cluster: ClusterSettings, connections: int = POOL_SIZE) -> aioredis.Redis:
@@ -84,6 +85,7 @@ class RedisSlotGate:
         self._held: dict[Claim, list[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[None]] = []
+        self._asking = asyncio.Semaphore(ASKING)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisSlotGate:
@@ -106,7 +108,9 @@ class RedisSlotGate:
         if claim.turn:
             self._by_turn.setdefault(claim.turn, waiter)
         try:
-            if not await self._call("acquire", *self._argv(claim, waiter)):
+            async with self._asking:
+                queued = not await self._call("acquire", *self._argv(claim, waiter))
+            if queued:
                 self._queued.add(waiter)
                 await granted
         except BaseException:
