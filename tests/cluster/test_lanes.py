@@ -164,3 +164,16 @@ async def test_cluster_mode_refuses_nothing_silently_when_redis_is_down(make_set
     await bot.idle()
     assert [p.text for p in chat.posted if p.text.startswith("Sorry, something went wrong")]
     assert not bot._conversations
+
+
+async def test_a_turn_waiting_on_one_replica_counts_the_waiters_of_another_in_its_notice(replica_bots):
+    (one, chat_one), (two, chat_two) = await replica_bots(
+        2, delay=0.6, slots=1, limits={"queue_notice_after": 0.2, "queue_notice_every": 0.1})
+    for user, chat in (("A", chat_one), ("B", chat_two), ("C", chat_one)):
+        chat.deliver(mention(f"question from {user}", user, f"chat-{user}", f"{user}1"))
+        await asyncio.sleep(0.05)  # arrive in this order
+    await asyncio.gather(one.idle(), two.idle())
+    notices = {p.where.chat_id: p for chat in (chat_one, chat_two) for p in chat.deleted}
+    assert set(notices) == {"chat-B", "chat-C"}  # A never waited; one slot for both replicas
+    assert notices["chat-C"].text == "⏳ Queued — 1 ahead of you."  # B, on the other replica
+    assert notices["chat-C"].edits == ["⏳ Queued — you're next."]
