@@ -60,6 +60,7 @@ class Bot:
         self._running = False
         self._turn_lanes, self._command_lanes = open_lanes(services.settings)
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
+        self._admitting: dict[str, asyncio.Future] = {}  # conversation → its latest message still being admitted
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
         # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
         self.finished: Counter[str] = Counter()
@@ -140,15 +141,30 @@ class Bot:
                 self._spawn(self._say(adapter, message, f"To add {names} to your knowledge base, send it again with "
                                                         "the caption /kb add.", private=True))
             return
-        self._spawn(self._guarded(adapter, message, self._take(adapter, message)))
-
-    async def _take(self, adapter: Adapter, message: IncomingMessage) -> None:
-        """A question into its conversation's line, once the asker's lane has room for it."""
         key = conversation_key(message)
-        if self._conversation_full(adapter, message, key):
-            return
-        if not await self._admitted(self._turn_lanes, adapter, message, "turn"):
-            return
+        before, taken = self._admitting.get(key), asyncio.get_running_loop().create_future()
+        self._admitting[key] = taken
+        self._spawn(self._guarded(adapter, message, self._take(adapter, message, key, before, taken)))
+
+    async def _take(self, adapter: Adapter, message: IncomingMessage, key: str, before: asyncio.Future | None,
+                    taken: asyncio.Future) -> None:
+        """A question into its conversation's line once the asker's lane has room for it, after
+        the message that came before it in the conversation (lanes shared by replicas answer
+        with a delay that may differ from one message to the next)."""
+        try:
+            if self._conversation_full(adapter, message, key):
+                return
+            admitted = await self._admitted(self._turn_lanes, adapter, message, "turn")
+            if before is not None:
+                await before
+            if admitted:
+                await self._join(adapter, message, key)
+        finally:
+            taken.set_result(None)
+            if self._admitting.get(key) is taken:
+                del self._admitting[key]
+
+    async def _join(self, adapter: Adapter, message: IncomingMessage, key: str) -> None:
         if self._conversation_full(adapter, message, key):  # filled while lanes shared by replicas answered
             await self._turn_lanes.withdraw(message.user_key)
             return
