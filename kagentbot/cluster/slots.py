@@ -79,7 +79,7 @@ class RedisSlotGate:
         self._channel = f"{replica}-{uuid.uuid4().hex[:8]}"  # unique even if two share a name
         self._scripts = {name: client.register_script(lua) for name, lua in
                          (("acquire", ACQUIRE), ("leave", LEAVE), ("tick", TICK), ("position", POSITION))}
-        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._waiting: dict[str, asyncio.Future[bool]] = {}  # True: granted; False: Redis forgot it
         self._queued: set[str] = set()  # waiters Redis has in line (renewed from then on)
         self._by_turn: dict[str, str] = {}
         self._held: dict[Claim, list[str]] = {}
@@ -104,15 +104,12 @@ class RedisSlotGate:
     async def acquire(self, claim: Claim) -> None:
         self._start()
         waiter = uuid.uuid4().hex
-        granted = self._waiting[waiter] = asyncio.get_running_loop().create_future()
         if claim.turn:
             self._by_turn.setdefault(claim.turn, waiter)
         try:
-            async with self._asking:
-                queued = not await self._call("acquire", *self._argv(claim, waiter))
-            if queued:
-                self._queued.add(waiter)
-                await granted
+            while not await self._stand_in_line(claim, waiter):
+                log.warning("a call of %s lost its place in line for an LLM slot (Redis forgot it: restarted, or "
+                            "this replica stalled past its lease); it stands in line again", claim.user or "nobody")
         except BaseException:
             await asyncio.shield(self._settle(self._leave(waiter)))  # out of the line, or its slot given back
             raise
@@ -124,6 +121,19 @@ class RedisSlotGate:
         self._held.setdefault(claim, []).append(waiter)
         if claim.started is not None:
             claim.started.set()
+
+    async def _stand_in_line(self, claim: Claim, waiter: str) -> bool:
+        """True once granted; False when Redis no longer knows the waiter."""
+        granted = self._waiting[waiter] = asyncio.get_running_loop().create_future()
+        async with self._asking:
+            queued = not await self._call("acquire", *self._argv(claim, waiter))
+        if not queued:
+            return True
+        self._queued.add(waiter)
+        try:
+            return await granted
+        finally:
+            self._queued.discard(waiter)
 
     async def release(self, claim: Claim) -> None:
         held = self._held.get(claim)
@@ -183,10 +193,7 @@ class RedisSlotGate:
     def _granted(self, waiter: str, lost: bool = False) -> None:
         future = self._waiting.get(waiter)
         if future is not None and not future.done():
-            if lost:
-                future.set_exception(ClusterUnavailable("this call's place in line for an LLM slot outlived its lease"))
-            else:
-                future.set_result(None)
+            future.set_result(not lost)
 
     def _start(self) -> None:
         if not self._background:

@@ -17,6 +17,7 @@ from kagentbot.agent.slots import Claim, FairGate, SlotGate
 from kagentbot.cluster import Keys
 from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
 from kagentbot.config.settings import ClusterSettings
+from tests.fakes.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -161,6 +162,7 @@ from kagentbot.agent.slots import Claim
 from kagentbot.cluster import Keys
 from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
 from kagentbot.config.settings import ClusterSettings
+from tests.fakes.redis_server import RedisServer
 
 async def main():
     settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
@@ -192,3 +194,22 @@ async def test_the_slot_of_a_replica_killed_while_holding_it_comes_back_after_th
     finally:
         doomed.kill()
         doomed.wait(5)
+
+
+async def test_a_call_waiting_when_redis_restarts_empty_stands_in_line_again(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        settings = ClusterSettings(enabled=True, redis_url=server.url, key_prefix="restart", connect_timeout=0.5)
+        rules = GateRules(capacity=1, lease_seconds=2.0)
+        a, b = (RedisSlotGate(bounded_client(settings), Keys("restart"), name, rules, poll=0.05, owns_client=True)
+                for name in ("a", "b"))
+        try:
+            await a.acquire(Claim("slack:A", "c1"))
+            waiting = asyncio.create_task(b.acquire(Claim("slack:B", "c2", turn="b0")))
+            await until(lambda: b.queue_length() == 1)
+            server.stop()
+            server.start()  # no persistence: Redis forgot every holder and waiter
+            await asyncio.wait_for(waiting, 5)  # in line again, and served: nobody holds a slot Redis knows of
+            assert b.in_use() == 1
+        finally:
+            await a.close()
+            await b.close()
