@@ -104,6 +104,19 @@ async def test_interactive_calls_on_one_replica_go_before_scheduled_ones_on_anot
     assert order == ["b0", "s0", "s1"] and ahead == [1]
 
 
+async def test_a_scheduled_call_past_its_patience_goes_before_interactive_ones_elsewhere(replicas):
+    rules = GateRules(capacity=1, scheduled_patience=0.2)
+    a, b = replicas("a", rules), replicas("b", rules)
+    await a.acquire(Claim("slack:H", "x"))
+    order: list[str] = []
+    tasks = [await queue(a, Claim("slack:S", "C1", "scheduled", turn="late"), order)]
+    await asyncio.sleep(0.3)  # past its patience
+    tasks.append(await queue(b, Claim("slack:B", "C2", turn="b0"), order))
+    await a.release(Claim("slack:H", "x"))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["late", "b0"]
+
+
 async def test_a_chat_at_its_share_is_passed_over_for_a_chat_on_another_replica(replicas):
     rules = GateRules(capacity=2, chat_share=0.5)
     a, b = replicas("a", rules), replicas("b", rules)
