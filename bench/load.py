@@ -151,10 +151,10 @@ class FifoGate:
         if claim.started is not None:
             claim.started.set()
 
-    def release(self, claim) -> None:
+    async def release(self, claim) -> None:
         self._free.release()
 
-    def position(self, turn: str) -> None:
+    async def position(self, turn: str) -> None:
         return None
 
     def in_use(self) -> int:

@@ -55,16 +55,18 @@ class SlotGate(Protocol):
     async def acquire(self, claim: Claim) -> None:
         """Wait for a slot for `claim` (cancellable: a cancelled wait takes no slot)."""
 
-    def release(self, claim: Claim) -> None:
-        """Give back the slot `claim` held."""
+    async def release(self, claim: Claim) -> None:
+        """Give back the slot `claim` held (a shared gate tells the other replicas)."""
 
-    def position(self, turn: str) -> int | None:
+    async def position(self, turn: str) -> int | None:
         """About how many calls will get a slot before this turn's waiting call; None when the
-        turn is not waiting."""
+        turn is not waiting. A shared gate counts the waiters of every replica."""
 
-    def in_use(self) -> int: ...
+    def in_use(self) -> int:
+        """Slots held through this gate (a shared gate: by this replica's calls)."""
 
-    def queue_length(self) -> int: ...
+    def queue_length(self) -> int:
+        """Calls waiting at this gate (a shared gate: this replica's)."""
 
 
 @asynccontextmanager
@@ -74,7 +76,7 @@ async def holding(gate: SlotGate, claim: Claim) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        gate.release(claim)
+        await gate.release(claim)
 
 
 @dataclass
@@ -123,17 +125,20 @@ class FairGate:
             if waiter.queued:
                 self._remove(waiter)
             elif not waiter.granted.cancelled():
-                self.release(claim)  # granted in the same tick it was cancelled
+                self._give_back(claim)  # granted in the same tick it was cancelled
             raise
 
-    def release(self, claim: Claim) -> None:
+    async def release(self, claim: Claim) -> None:
+        self._give_back(claim)
+
+    def _give_back(self, claim: Claim) -> None:
         self._held -= 1
         self._held_by_chat[claim.chat] -= 1
         if self._held_by_chat[claim.chat] <= 0:
             del self._held_by_chat[claim.chat]
         self._dispatch()
 
-    def position(self, turn: str) -> int | None:
+    async def position(self, turn: str) -> int | None:
         waiter = self._by_turn.get(turn)
         if waiter is None:
             return None

@@ -1,13 +1,43 @@
 """Per-user lanes: how much one user may have running and waiting at once (turns and commands
 each have their own). Past the waiting cap the bot says "slow down" instead of queueing without
-end; a flood from one user then costs others nothing but its fair share."""
+end; a flood from one user then costs others nothing but its fair share.
+
+`Lanes` is the interface; `UserLanes` keeps the counts in this process, and with
+`cluster.enabled` the bot counts them across replicas instead (kagentbot.cluster.lanes)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from kagentbot.config.settings import Settings
+
+
+class Lanes(Protocol):
+    """Per-user caps on work running and waiting (see `UserLanes` for the meaning of each)."""
+
+    async def admit(self, user: str, *, always: bool = False) -> bool: ...
+
+    async def outstanding(self, user: str) -> int: ...
+
+    async def withdraw(self, user: str) -> None: ...
+
+    def running(self, user: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def close(self) -> None: ...
+
+
+def open_lanes(settings: Settings) -> tuple[Lanes, Lanes]:
+    """The lanes for turns and for commands: in this process, or across replicas with `cluster.enabled`."""
+    limits = settings.limits
+    if settings.cluster.enabled:
+        from kagentbot.cluster.lanes import RedisLanes
+
+        return RedisLanes.pair(settings)
+    return UserLanes(limits.user_turns, limits.user_queued), UserLanes(limits.user_commands, limits.user_commands_queued)
 
 
 @dataclass
@@ -25,7 +55,7 @@ class UserLanes:
     max_waiting: int
     _lanes: dict[str, _Lane] = field(default_factory=dict)
 
-    def admit(self, user: str, *, always: bool = False) -> bool:
+    async def admit(self, user: str, *, always: bool = False) -> bool:
         """`always`: work the user did not send just now (a scheduled question, bounded by the
         scheduler's own cap) is never refused, only queued."""
         lane = self._lanes.get(user)
@@ -36,11 +66,11 @@ class UserLanes:
         lane.outstanding += 1
         return True
 
-    def outstanding(self, user: str) -> int:
+    async def outstanding(self, user: str) -> int:
         lane = self._lanes.get(user)
         return lane.outstanding if lane else 0
 
-    def withdraw(self, user: str) -> None:
+    async def withdraw(self, user: str) -> None:
         """Admitted work that will never run (dropped before its turn came)."""
         lane = self._lanes.get(user)
         if lane is None:
@@ -58,4 +88,7 @@ class UserLanes:
             async with lane.running:
                 yield
         finally:
-            self.withdraw(user)
+            await self.withdraw(user)
+
+    async def close(self) -> None:
+        """Nothing to give back: the counts live and end with this process."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
-from kagentbot.bot.admission import UserLanes
+from kagentbot.bot.admission import Lanes, open_lanes
 from kagentbot.bot.replicas import LeaderDuties, set_leading
 from kagentbot.bot.services import Services
 from kagentbot.bot.turn_watch import observe_turn
@@ -60,10 +60,9 @@ class Bot:
         self._tasks: set[asyncio.Task] = set()
         self._running = False
         self._leader: LeaderDuties | None = None  # several replicas: who runs the one-per-bot work
-        limits = services.settings.limits
-        self._turn_lanes = UserLanes(limits.user_turns, limits.user_queued)
-        self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
+        self._turn_lanes, self._command_lanes = open_lanes(services.settings)
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
+        self._admitting: dict[str, asyncio.Future] = {}  # conversation → its latest message still being admitted
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
         # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
         self.finished: Counter[str] = Counter()
@@ -130,6 +129,7 @@ class Bot:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._conversations.clear()
+        await asyncio.gather(self._turn_lanes.close(), self._command_lanes.close())
         await self.services.close()
 
     async def __aenter__(self) -> Bot:
@@ -144,8 +144,7 @@ class Bot:
         if not self._running:
             return
         if CommandRouter.is_command(message.text):
-            if self._admitted(self._command_lanes, adapter, message, "command"):
-                self._spawn(self._command(adapter, message))
+            self._spawn(self._command(adapter, message))
             return
         if not message.text.strip():
             if message.attachments:  # a file with no words: say how to add it rather than stay silent
@@ -154,12 +153,31 @@ class Bot:
                                                         "the caption /kb add.", private=True))
             return
         key = conversation_key(message)
-        conversation = self._conversations.get(key)
-        if conversation is not None and len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
-            self.refused["conversation"] += 1
-            self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
-            return
-        if not self._admitted(self._turn_lanes, adapter, message, "turn"):
+        before, taken = self._admitting.get(key), asyncio.get_running_loop().create_future()
+        self._admitting[key] = taken
+        self._spawn(self._guarded(adapter, message, self._take(adapter, message, key, before, taken)))
+
+    async def _take(self, adapter: Adapter, message: IncomingMessage, key: str, before: asyncio.Future | None,
+                    taken: asyncio.Future) -> None:
+        """A question into its conversation's line once the asker's lane has room for it, after
+        the message that came before it in the conversation (lanes shared by replicas answer
+        with a delay that may differ from one message to the next)."""
+        try:
+            if self._conversation_full(adapter, message, key):
+                return
+            admitted = await self._admitted(self._turn_lanes, adapter, message, "turn")
+            if before is not None:
+                await before
+            if admitted:
+                await self._join(adapter, message, key)
+        finally:
+            taken.set_result(None)
+            if self._admitting.get(key) is taken:
+                del self._admitting[key]
+
+    async def _join(self, adapter: Adapter, message: IncomingMessage, key: str) -> None:
+        if self._conversation_full(adapter, message, key):  # filled while lanes shared by replicas answered
+            await self._turn_lanes.withdraw(message.user_key)
             return
         conversation = self._conversations.setdefault(key, _Conversation())
         self._arrivals += 1
@@ -167,19 +185,28 @@ class Bot:
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
 
-    def _admitted(self, lanes: UserLanes, adapter: Adapter, message: IncomingMessage, what: str) -> bool:
+    def _conversation_full(self, adapter: Adapter, message: IncomingMessage, key: str) -> bool:
+        conversation = self._conversations.get(key)
+        if conversation is None or len(conversation.waiting) < MAX_QUEUED_PER_CONVERSATION:
+            return False
+        self.refused["conversation"] += 1
+        self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
+        return True
+
+    async def _admitted(self, lanes: Lanes, adapter: Adapter, message: IncomingMessage, what: str) -> bool:
         """Room in the user's lane for this message; past the cap, a "slow down" reply (once per
         `limits.slow_down_every`, so a flood does not become a flood of replies)."""
-        if lanes.admit(message.user_key, always=bool(message.schedule_id)):
+        if await lanes.admit(message.user_key, always=bool(message.schedule_id)):
             return True
         self.refused[what] += 1
-        log.info("refused a %s from %s: %d waiting or under way", what, message.user_key, lanes.outstanding(message.user_key))
+        outstanding = await lanes.outstanding(message.user_key)
+        log.info("refused a %s from %s: %d waiting or under way", what, message.user_key, outstanding)
         now, every = time.monotonic(), self.services.settings.limits.slow_down_every
         if now - self._slowed.get(message.user_key, -math.inf) >= every:
             if len(self._slowed) >= REMEMBERED_SLOWED:  # forget who was told long enough ago
                 self._slowed = {user: told for user, told in self._slowed.items() if now - told < every}
             self._slowed[message.user_key] = now
-            self._spawn(self._say(adapter, message, slow_down_text(lanes.outstanding(message.user_key), what), private=True))
+            self._spawn(self._say(adapter, message, slow_down_text(outstanding, what), private=True))
         return False
 
     def _pause_schedule(self, job_id: str, reason: str) -> None:
@@ -275,7 +302,7 @@ class Bot:
         outbox, sent, shown = self._outboxes[id(adapter)], None, None
         try:
             while not started.is_set():
-                ahead = self.services.slots.position(turn)
+                ahead = await self.services.slots.position(turn)
                 if ahead is not None and ahead != shown and (sent is None or adapter.capabilities.edits):
                     text = queued_text(ahead)
                     if sent is None:
@@ -302,6 +329,9 @@ class Bot:
             await outbox.edit(sent, STARTED_TEXT)
 
     async def _command(self, adapter: Adapter, message: IncomingMessage) -> None:
+        if not await self._guarded(adapter, message, self._admitted(self._command_lanes, adapter, message, "command")):
+            return
+
         async def run() -> None:
             async with self._command_lanes.running(message.user_key):
                 admin = adapter.capabilities.operator or self.services.settings.is_admin(message.user_key)

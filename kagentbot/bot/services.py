@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def slot_gate(settings: Settings) -> SlotGate:
+    """The LLM server's slots: this process's fair gate, or with `cluster.enabled` the one every
+    replica shares in Redis (same cap, same order of service)."""
+    if settings.cluster.enabled:
+        from kagentbot.cluster.slots import RedisSlotGate
+
+        return RedisSlotGate.from_settings(settings)
+    return FairGate.from_settings(settings)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -69,7 +79,7 @@ class Services:
         shared = None
         try:
             tools = build_registry(settings)
-            llm = metered(make_client(settings.llm, FairGate.from_settings(settings)))
+            llm = metered(make_client(settings.llm, slot_gate(settings)))
             shared = await replicas.open_shared(settings)
             personas = await PersonaStore.open(settings, replicas.persona_files(shared))
             memory = await opening
@@ -153,6 +163,9 @@ class Services:
             await flush()  # turns still being written in the background
         await self.contexts.close()
         await self.llm.close()
+        close_gate = getattr(self.slots, "close", None)  # a gate shared by replicas gives back its slots
+        if close_gate is not None:
+            await close_gate()
         close_memory = getattr(self.memory, "close", None)
         if close_memory is not None:
             close_memory()

@@ -21,12 +21,12 @@ async def _served_order(gate: FairGate, claims: list[Claim]) -> list[str]:
     async def take(claim: Claim) -> None:
         await gate.acquire(claim)
         order.append(claim.turn)
-        gate.release(claim)
+        await gate.release(claim)
 
     waiting = [asyncio.create_task(take(c)) for c in claims]
     await asyncio.sleep(0)
     for _ in range(gate.capacity):
-        gate.release(holder)
+        await gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     return order
 
@@ -54,10 +54,10 @@ async def test_a_chat_at_its_share_is_passed_over_while_another_chat_waits():
     busy = asyncio.create_task(gate.acquire(Claim("C", "busy", turn="busy")))
     quiet = asyncio.create_task(gate.acquire(Claim("D", "quiet", turn="quiet")))
     await asyncio.sleep(0)
-    gate.release(Claim("F", "third"))
+    await gate.release(Claim("F", "third"))
     await asyncio.sleep(0)
     assert quiet.done() and not busy.done()  # C asked first, but its chat held its share
-    gate.release(Claim("E", "third"))
+    await gate.release(Claim("E", "third"))
     await asyncio.sleep(0)
     assert busy.done()  # nobody else waits: the share yields rather than leave a slot idle
 
@@ -75,14 +75,14 @@ async def test_position_counts_who_is_served_first_and_a_cancelled_wait_leaves_t
     tasks = [asyncio.create_task(gate.acquire(c)) for c in (
         Claim("A", "c1", turn="a0"), Claim("A", "c1", turn="a1"), Claim("B", "c2", turn="b0"))]
     await asyncio.sleep(0)
-    assert [gate.position(t) for t in ("a0", "b0", "a1")] == [0, 1, 2]
+    assert [await gate.position(t) for t in ("a0", "b0", "a1")] == [0, 1, 2]
     assert gate.queue_length() == 3
     tasks[0].cancel()
     await asyncio.gather(tasks[0], return_exceptions=True)
     # A was not served in this round yet: A's next call still goes first
-    assert gate.position("a0") is None and [gate.position(t) for t in ("a1", "b0")] == [0, 1]
+    assert await gate.position("a0") is None and [await gate.position(t) for t in ("a1", "b0")] == [0, 1]
     assert gate.queue_length() == 2
-    gate.release(Claim("holder", "x"))
+    await gate.release(Claim("holder", "x"))
     await asyncio.sleep(0)
     assert tasks[1].done() and not tasks[2].done() and gate.in_use() == 1
     for task in tasks[1:]:
@@ -110,7 +110,7 @@ async def test_every_wait_is_served_exactly_once(capacity):
         peak = max(peak, held)
         await asyncio.sleep(0.001)
         held -= 1
-        gate.release(Claim(f"U{n % 4}", f"c{n % 2}"))
+        await gate.release(Claim(f"U{n % 4}", f"c{n % 2}"))
 
     await asyncio.wait_for(asyncio.gather(*(call(n) for n in range(40))), 5)
     assert peak == capacity and gate.in_use() == 0 and gate.queue_length() == 0
@@ -125,12 +125,12 @@ async def test_a_scheduled_call_waiting_past_its_patience_goes_before_interactiv
     async def take(claim: Claim) -> None:
         await gate.acquire(claim)
         order.append(claim.turn)
-        gate.release(claim)
+        await gate.release(claim)
 
     waiting = [asyncio.create_task(take(Claim("S", "c1", "scheduled", turn="s")))]
     await asyncio.sleep(0.06)
     waiting += [asyncio.create_task(take(Claim(u, "c2", turn=u))) for u in ("A", "B")]
     await asyncio.sleep(0)
-    gate.release(holder)
+    await gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     assert order == ["s", "A", "B"]
