@@ -155,11 +155,12 @@ async def test_two_replica_bots_keep_one_users_caps_and_the_model_cap_together(r
 
 
 async def test_cluster_mode_refuses_nothing_silently_when_redis_is_down(make_settings, start_bot, fake_ollama, tmp_path):
-    down = RedisServer(tmp_path / "redis")  # never started: nobody answers on its port
+    down = RedisServer(tmp_path / "redis").start()  # up while the bot starts (it refuses to start without)
     settings = make_settings(llm={"host": fake_ollama.url, "mode": "native"}, agent={"max_steps": 1},
                              cluster={"enabled": True, "redis_url": down.url, "connect_timeout": 0.3})
     chat = ChatAdapter()
     bot = await start_bot(settings, [chat])
+    down.stop()  # then gone: nobody answers on its port
     chat.deliver(mention("a question while Redis is away", "A", "C1", "a0"))
     await bot.idle()
     assert [p.text for p in chat.posted if p.text.startswith("Sorry, something went wrong")]
