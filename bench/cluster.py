@@ -30,6 +30,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -53,6 +54,7 @@ from tests.slack import fake_slack as slack  # noqa: E402
 
 READY_LINE = "kagentbot is running on"
 BASELINE = 9  # the lone single-process replica of scenario f
+S3_BUCKET = "kagentbot-bench"
 
 
 @dataclass(frozen=True)
@@ -86,15 +88,28 @@ class Notes:
 
 
 # -- processes ------------------------------------------------------------------------------------
-class ModelProcess:
-    """The logging fake model, in a process of its own (its CPU is not the bots')."""
+class FakeProcess:
+    """One of bench/cluster_fakes.py's servers in a process of its own (its CPU is not the
+    bots'); it prints its URL first."""
 
-    def __init__(self, cap: int, latency: float) -> None:
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "cluster_fakes.py"), "model", str(cap), str(latency)],
+    def __init__(self, *argv: str) -> None:
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "cluster_fakes.py"), *argv],
                                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.url = self.process.stdout.readline().strip()  # type: ignore[union-attr]
         if not self.url.startswith("http"):
-            raise RuntimeError("the fake model server did not start")
+            self.close()
+            raise RuntimeError(f"the fake server {argv[0]} did not start")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class ModelProcess(FakeProcess):
+    """The logging fake model."""
+
+    def __init__(self, cap: int, latency: float) -> None:
+        super().__init__("model", str(cap), str(latency))
         self.entries: list[dict[str, Any]] = []
 
     async def refresh(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
@@ -105,10 +120,6 @@ class ModelProcess:
     async def set_latency(self, session: aiohttp.ClientSession, latency: float) -> None:
         async with session.post(f"{self.url}/_bench/config", json={"latency": latency}) as response:
             await response.read()
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @dataclass
@@ -171,8 +182,10 @@ class World:
     slack: RoutedSlack
     telegram: TelegramFront
     session: aiohttp.ClientSession
+    s3: FakeProcess | None = None  # --s3: the replicas' memory in one bucket
     notes: Notes = field(default_factory=Notes)
     replicas: dict[int, Replica] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # question id → the chat it was asked in
 
     def replica_env(self, index: int, cluster: bool) -> dict[str, str]:
         port = free_port()
@@ -195,6 +208,11 @@ class World:
             "KAGENTBOT_TELEGRAM__SEND_INTERVAL": "0", "KAGENTBOT_TELEGRAM__EDIT_INTERVAL": "0",
             "KAGENTBOT_SCHEDULER__MIN_INTERVAL_MINUTES": "1",
         })
+        if self.s3 is not None:
+            options = {"aws_endpoint": self.s3.url, "aws_region": "us-east-1", "allow_http": "true",
+                       "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+            env.update({"KAGENTBOT_MEMORY__URI": f"s3://{S3_BUCKET}/memory",
+                        "KAGENTBOT_MEMORY__STORAGE_OPTIONS": json.dumps(options)})
         if cluster:
             env.update({"KAGENTBOT_CLUSTER__ENABLED": "true", "KAGENTBOT_CLUSTER__REDIS_URL": self.redis.url,
                         "KAGENTBOT_CLUSTER__REPLICA_ID": f"r{index}", "KAGENTBOT_CLUSTER__LEASE_SECONDS": str(self.lease)})
@@ -226,7 +244,12 @@ class World:
         self.notes.timeouts.append(f"the model was still busy {limit:.0f} s after a scenario")
 
     def answers(self) -> Counter:
-        return Counter(self.slack.answers()) + Counter(self.telegram.answers())
+        return Counter(key for key, _ in self.slack.answered() + self.telegram.answered())
+
+    def misplaced(self) -> int:
+        """Answers posted in another chat than the question's."""
+        return sum(1 for key, chat in self.slack.answered() + self.telegram.answered()
+                   if key in self.where and self.where[key] != chat)
 
     def ideal_seconds(self, turns: int) -> float:
         return 2 * turns * self.sizes.latency / self.sizes.cap
@@ -251,7 +274,13 @@ def dm_event(qid: str, user: int) -> dict[str, Any]:
 
 
 async def ask_slack(world: World, qid: str, user: int, among: list[int] | None = None, redeliver: bool = True):
+    world.where[qid] = f"D{user:06d}"
     return await world.slack.send(dm_event(qid, user), among=among, redeliver=redeliver)
+
+
+def ask_telegram(world: World, qid: str, user: int) -> None:
+    world.where[qid] = str(user)
+    world.telegram.send(f"question {qid}: how are things?", user)
 
 
 async def command(world: World, text: str, user: str, replica: int | None, timeout: float = 10.0) -> tuple[str, float]:
@@ -335,7 +364,7 @@ async def persona_change(world: World, live: list[int], timeout: float = 10.0) -
         await asyncio.sleep(0.1)
     return [Row("e persona", f"/persona use on r{live[0]}, seen by /persona on r{live[1]}",
                 f"not within {timeout:.0f} s", f"≤ 2 s {mark(False)}"),
-            Row("e persona", f"r{live[1]} still answers", shown.splitlines()[0][:60] if shown else "nothing")]
+            Row("e persona", f"r{live[1]}'s last answer", shown.splitlines()[0][:40] if shown else "nothing")]
 
 
 # -- a: conversations -----------------------------------------------------------------------------
@@ -356,7 +385,7 @@ async def _one_conversation(world: World, n: int, delay: float) -> None:
     for k in range(1, world.sizes.turns + 1):
         qid = f"c{n}.t{k}"
         if n % 4 == 3:
-            world.telegram.send(f"question {qid}: how are things?", 200_000 + n)
+            ask_telegram(world, qid, 200_000 + n)
         else:
             await ask_slack(world, qid, 100_000 + n)
         await asyncio.sleep(0.03)
@@ -381,6 +410,8 @@ def conversation_rows(world: World, qids: list[str], log: list[dict[str, Any]]) 
             f"{once}/{total}", f"{total}/{total} {mark(once == total)}"),
         Row("a conversations", "turns answered twice or more / not at all", f"{twice} / {missing}", f"0 / 0 {mark(twice + missing == 0)}"),
         Row("a conversations", "turns the model answered more than once", str(sum(c > 1 for c in worked.values()))),
+        Row("a conversations", "answers posted in another chat than the question's (whole run)", str(world.misplaced()),
+            f"0 {mark(world.misplaced() == 0)}"),
         Row("a conversations", "conversations worked through in order", f"{in_order}/{n}", f"{n}/{n} {mark(in_order == n)}"),
         Row("a conversations", "conversations with 2+ turns in flight at once (most seen)",
             f"{sum(p > 1 for p in peaks)} ({max(peaks, default=0)})", f"0 {mark(not any(p > 1 for p in peaks))}"),
@@ -518,7 +549,7 @@ async def find_leader(world: World, live: list[int]) -> int:
         finally:
             await client.aclose()
         for index in live:
-            if f"r{index}" in holder.split(":"):
+            if f"r{index}" in re.split(r"[^A-Za-z0-9_-]", holder):
                 return index
         world.notes.other.append(f"leader key holds {holder!r}: killed replica {live[0]} instead")
     return live[0]
@@ -549,8 +580,9 @@ def mark(ok: bool) -> str:
 
 def print_table(rows: list[Row], notes: Notes, args: argparse.Namespace, sizes: Sizes, seconds: float) -> None:
     mode = "cluster (Redis)" if args.cluster else "single-process replicas (no --cluster)"
+    mode += "; memory in one S3 bucket (moto)" if args.s3 else "; memory: each replica its own LanceDB"
     print(f"\n3 replicas, {mode}; model: cap {sizes.cap} × {sizes.latency * 1000:.0f} ms per call "
-          f"(ideal {sizes.cap / sizes.latency:.0f} calls/s, 2 calls per turn); 10 % redelivery")
+          f"(ideal {sizes.cap / sizes.latency:.0f} calls/s, 2 calls per turn); {args.redelivery:.0%} redelivery")
     width = max((len(r.figure) for r in rows), default=20) + 2
     print(f"{'':17}{'figure':{width}}{'value':>22}   goal")
     for row in rows:
@@ -591,13 +623,14 @@ async def run(args: argparse.Namespace, sizes: Sizes, directory: Path) -> None:
     started = time.perf_counter()
     model = ModelProcess(sizes.cap, sizes.latency)
     redis = RedisServer(directory / "redis").start()
+    s3 = FakeProcess("s3", S3_BUCKET) if args.s3 else None
     rows: list[Row] = []
     world = None
     try:
-        async with RoutedSlack(redelivery=0.1) as api, aiohttp.ClientSession() as session:
-            telegram = TelegramFront(redelivery=0.1)
+        async with RoutedSlack(redelivery=args.redelivery) as api, aiohttp.ClientSession() as session:
+            telegram = TelegramFront(redelivery=args.redelivery)
             await telegram.start()
-            world = World(sizes, args.cluster, args.lease, directory, model, redis, api, telegram, session)
+            world = World(sizes, args.cluster, args.lease, directory, model, redis, api, telegram, session, s3)
             try:
                 rows = await scenarios(world, args)
             finally:
@@ -608,6 +641,8 @@ async def run(args: argparse.Namespace, sizes: Sizes, directory: Path) -> None:
     finally:
         redis.stop()
         model.close()
+        if s3 is not None:
+            s3.close()
     if world is not None and args.keep:
         (directory / "model-log.json").write_text(json.dumps(world.model.entries, indent=0))
     if world is not None:
@@ -620,9 +655,11 @@ def main() -> None:
     parser.add_argument("--cluster", action="store_true", help="run the replicas in cluster mode (Redis)")
     parser.add_argument("--minutes", type=float, default=2.0, help="how long the jobs run (the issue: 10)")
     parser.add_argument("--kill-at", type=float, default=1.0, help="minute at which the leader is killed (the issue: 5)")
+    parser.add_argument("--redelivery", type=float, default=0.1, help="share of events the platforms send twice")
+    parser.add_argument("--s3", action="store_true", help="the replicas' memory in one bucket on moto's S3 server (default: each its own data directory)")
     parser.add_argument("--lease", type=float, default=5.0, help="cluster.lease_seconds of the replicas")
     parser.add_argument("--conversations", type=int, help="conversations in scenario a (default 500, --quick 40)")
-    parser.add_argument("--only", default="fedcb", help="scenarios to run, e.g. 'ab' (default: all)")
+    parser.add_argument("--only", default="feadcb", help="scenarios to run, e.g. 'ab' (default: all, in the order f e a d c b)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (replica logs, data)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL

@@ -23,6 +23,7 @@ import json
 import random
 import re
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -98,6 +99,21 @@ def serve_model(cap: int, latency: float) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def serve_s3(bucket: str) -> None:
+    """moto's S3 server with one bucket, for the replicas' shared memory (`--s3`)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
+    print(endpoint, flush=True)
+    threading.Event().wait()
 
 
 # -- Slack ----------------------------------------------------------------------------------------
@@ -228,14 +244,9 @@ class RoutedSlack(FakeSlack):
             await ws.close()
 
     # -- what was posted ----------------------------------------------------------------------
-    def answers(self) -> dict[str, int]:
-        """Question id → finished answers posted for it (edits applied)."""
-        counts: dict[str, int] = {}
-        for posted in self.messages:
-            if posted.text.startswith(ANSWER) and not posted.text.endswith(CURSOR):
-                key = posted.text[len(ANSWER):].split(". ", 1)[0]
-                counts[key] = counts.get(key, 0) + 1
-        return counts
+    def answered(self) -> list[tuple[str, str]]:
+        """(question id, channel) of each finished answer posted (edits applied)."""
+        return [(answer_to(p.text), p.channel) for p in self.messages if answer_to(p.text)]
 
     def replies_to(self, url: str) -> list[str]:
         return [str(r.get("text", "")) for r in self.by_url.get(url.rsplit("/", 1)[-1], [])]
@@ -328,17 +339,22 @@ class TelegramFront:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def answers(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for text in self.api.messages.values():
-            if text.startswith(ANSWER) and not text.endswith(CURSOR.strip()):
-                key = text[len(ANSWER):].split(". ", 1)[0]
-                counts[key] = counts.get(key, 0) + 1
-        return counts
+    def answered(self) -> list[tuple[str, str]]:
+        """(question id, chat id) of each finished answer sent (edits applied)."""
+        return [(answer_to(text), str(chat)) for (chat, _), text in self.api.messages.items() if answer_to(text)]
+
+
+def answer_to(text: str) -> str:
+    """The question id a finished answer (`answer to ID. ...`, no streaming cursor) answers, or ''."""
+    if not text.startswith(ANSWER) or text.rstrip().endswith(CURSOR.strip()):
+        return ""
+    return text[len(ANSWER):].split(". ", 1)[0]
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "model":
         serve_model(int(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "s3":
+        serve_s3(sys.argv[2])
     else:
-        sys.exit("usage: python bench/cluster_fakes.py model CAP LATENCY")
+        sys.exit("usage: python bench/cluster_fakes.py model CAP LATENCY | s3 BUCKET")
