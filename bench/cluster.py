@@ -188,8 +188,7 @@ class World:
     where: dict[str, str] = field(default_factory=dict)  # question id → the chat it was asked in
 
     def replica_env(self, index: int, cluster: bool) -> dict[str, str]:
-        port = free_port()
-        self.telegram.ports[index] = port
+        """`kagentbot run`'s settings for replica `index`, all from the environment."""
         data = self.directory / f"data-{index}"
         data.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGENTBOT_")}
@@ -198,25 +197,33 @@ class World:
             "KAGENTBOT_LLM__HOST": self.model.url, "KAGENTBOT_LLM__MODEL": "kagentlm", "KAGENTBOT_LLM__MODE": "kagent",
             "KAGENTBOT_LLM__MAX_CONNECTIONS": str(self.sizes.cap), "KAGENTBOT_AGENT__MAX_STEPS": "1",
             "KAGENTBOT_EMBED__BACKEND": "ollama", "KAGENTBOT_EMBED__MODEL": "kagentlm",
-            "KAGENTBOT_SLACK__BOT_TOKEN": slack.BOT_TOKEN, "KAGENTBOT_SLACK__APP_TOKEN": slack.APP_TOKEN,
-            "KAGENTBOT_SLACK__API_URL": self.slack.api_for(index),
-            "KAGENTBOT_SLACK__SEND_INTERVAL": "0", "KAGENTBOT_SLACK__EDIT_INTERVAL": "0",
-            "KAGENTBOT_TELEGRAM__TOKEN": self.telegram.api.token, "KAGENTBOT_TELEGRAM__BASE_URL": self.telegram.api.base_url,
-            "KAGENTBOT_TELEGRAM__MODE": "webhook", "KAGENTBOT_TELEGRAM__WEBHOOK_URL": f"https://bot.example.org/{WEBHOOK_PATH}",
-            "KAGENTBOT_TELEGRAM__WEBHOOK_SECRET": WEBHOOK_SECRET, "KAGENTBOT_TELEGRAM__LISTEN": "127.0.0.1",
-            "KAGENTBOT_TELEGRAM__PORT": str(port),
-            "KAGENTBOT_TELEGRAM__SEND_INTERVAL": "0", "KAGENTBOT_TELEGRAM__EDIT_INTERVAL": "0",
             "KAGENTBOT_SCHEDULER__MIN_INTERVAL_MINUTES": "1",
         })
-        if self.s3 is not None:
-            options = {"aws_endpoint": self.s3.url, "aws_region": "us-east-1", "allow_http": "true",
-                       "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-            env.update({"KAGENTBOT_MEMORY__URI": f"s3://{S3_BUCKET}/memory",
-                        "KAGENTBOT_MEMORY__STORAGE_OPTIONS": json.dumps(options)})
+        env.update(self._slack_env(index) | self._telegram_env(index) | self._s3_env())
         if cluster:
             env.update({"KAGENTBOT_CLUSTER__ENABLED": "true", "KAGENTBOT_CLUSTER__REDIS_URL": self.redis.url,
                         "KAGENTBOT_CLUSTER__REPLICA_ID": f"r{index}", "KAGENTBOT_CLUSTER__LEASE_SECONDS": str(self.lease)})
         return env
+
+    def _slack_env(self, index: int) -> dict[str, str]:
+        return {"KAGENTBOT_SLACK__BOT_TOKEN": slack.BOT_TOKEN, "KAGENTBOT_SLACK__APP_TOKEN": slack.APP_TOKEN,
+                "KAGENTBOT_SLACK__API_URL": self.slack.api_for(index),
+                "KAGENTBOT_SLACK__SEND_INTERVAL": "0", "KAGENTBOT_SLACK__EDIT_INTERVAL": "0"}
+
+    def _telegram_env(self, index: int) -> dict[str, str]:
+        self.telegram.ports[index] = port = free_port()
+        return {"KAGENTBOT_TELEGRAM__TOKEN": self.telegram.api.token, "KAGENTBOT_TELEGRAM__BASE_URL": self.telegram.api.base_url,
+                "KAGENTBOT_TELEGRAM__MODE": "webhook", "KAGENTBOT_TELEGRAM__WEBHOOK_URL": f"https://bot.example.org/{WEBHOOK_PATH}",
+                "KAGENTBOT_TELEGRAM__WEBHOOK_SECRET": WEBHOOK_SECRET, "KAGENTBOT_TELEGRAM__LISTEN": "127.0.0.1",
+                "KAGENTBOT_TELEGRAM__PORT": str(port),
+                "KAGENTBOT_TELEGRAM__SEND_INTERVAL": "0", "KAGENTBOT_TELEGRAM__EDIT_INTERVAL": "0"}
+
+    def _s3_env(self) -> dict[str, str]:
+        if self.s3 is None:
+            return {}
+        options = {"aws_endpoint": self.s3.url, "aws_region": "us-east-1", "allow_http": "true",
+                   "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+        return {"KAGENTBOT_MEMORY__URI": f"s3://{S3_BUCKET}/memory", "KAGENTBOT_MEMORY__STORAGE_OPTIONS": json.dumps(options)}
 
     async def start_replicas(self, indexes: list[int], cluster: bool) -> list[int]:
         for index in indexes:
@@ -614,9 +621,21 @@ async def scenarios(world: World, args: argparse.Namespace) -> list[Row]:
         if name not in args.only:
             continue
         print(f"{name}…", flush=True)
-        result = await step()
-        rows += first_step_rows(single, result, world.cluster) if name == "f" else result
+        result = await guarded(world, name, step, args.minutes * 60 + 600 if name == "b" else 1800)
+        if result is not None:
+            rows += first_step_rows(single, result, world.cluster) if name == "f" else result
     return rows
+
+
+async def guarded(world: World, name: str, step, limit: float) -> Any:
+    """One scenario, within `limit` seconds; a failure or a timeout is noted and the run goes on."""
+    try:
+        return await asyncio.wait_for(step(), limit)
+    except asyncio.TimeoutError:
+        world.notes.timeouts.append(f"scenario {name} as a whole (waited {limit:.0f} s)")
+    except Exception as exc:  # noqa: BLE001 — the other scenarios still run; the table says what failed
+        world.notes.other.append(f"scenario {name} failed: {type(exc).__name__}: {exc}")
+    return None
 
 
 async def run(args: argparse.Namespace, sizes: Sizes, directory: Path) -> None:
