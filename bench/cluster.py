@@ -94,7 +94,7 @@ class FakeProcess:
 
     def __init__(self, *argv: str) -> None:
         self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "cluster_fakes.py"), *argv],
-                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
         self.url = self.process.stdout.readline().strip()  # type: ignore[union-attr]
         if not self.url.startswith("http"):
             self.close()
@@ -455,14 +455,33 @@ async def throughput(world: World, live: list[int]) -> list[Row]:
     for k in range(1, len(live) + 1):
         among = live[:k]
         qids = [f"d{k}x{n}" for n in range(world.sizes.burst)]
-        started = time.time()
+        started, cpu = time.time(), cpu_now(world)
         for n, qid in enumerate(qids):
             await ask_slack(world, qid, 300_000 + k * 10_000 + n, among=among)
         limit = 60 + 4 * world.ideal_seconds(len(qids))
         await wait_until(lambda: all(q in world.answers() for q in qids), limit, f"scenario d with {k} replica(s)", world.notes, 0.2)
         await world.settle(quiet=2)
+        used = [b - a for a, b in zip(cpu, cpu_now(world))]
         rows.append(_throughput_row(world, k, qids, started, await world.log()))
+        rows.append(Row("d throughput", "   CPU per turn: replicas, fake model, fake Slack + Telegram (ms)",
+                        ", ".join(f"{u * 1000 / len(qids):.0f}" for u in used)))
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(world: World) -> tuple[float, float, float]:
+    """CPU seconds so far of the live replicas, of the fake model, and of this process (the fake
+    Slack and Telegram)."""
+    replicas = sum(cpu_seconds(r.process.pid) for r in world.replicas.values() if r.alive())  # type: ignore[union-attr]
+    return replicas, cpu_seconds(world.model.process.pid), time.process_time()
 
 
 def _throughput_row(world: World, k: int, qids: list[str], started: float, log: list[dict[str, Any]]) -> Row:
