@@ -549,11 +549,14 @@ def _kill_rows(world: World, victim: int, qids: list[str], routed: dict[str, int
 
 
 # -- b: scheduled jobs, the leader killed ---------------------------------------------------------
-async def jobs(world: World, live: list[int], minutes: float, kill_at: float) -> list[Row]:
+async def jobs(world: World, live: list[int], minutes: float, kill_at: float, everywhere: bool) -> list[Row]:
+    """`everywhere`: each job made on every replica (as when every copy of the bot is given the
+    same schedules); otherwise through one replica picked at random."""
     created = 0
     for n in range(world.sizes.jobs):
-        reply, _ = await command(world, f'/schedule add "* * * * *" question j{n:02d}: status?', f"U0JOB{n:02d}", None)
-        created += reply.startswith("Scheduled")
+        made = [(await command(world, f'/schedule add "* * * * *" question j{n:02d}: status?', f"U0JOB{n:02d}", r))[0]
+                for r in (live if everywhere else [None])]
+        created += all(reply.startswith("Scheduled") for reply in made)
     started = time.time()
     end = started + minutes * 60
     await asyncio.sleep(max(0.0, started + kill_at * 60 - time.time()))
@@ -561,7 +564,7 @@ async def jobs(world: World, live: list[int], minutes: float, kill_at: float) ->
     world.replicas[leader].kill9()
     await asyncio.sleep(max(0.0, end - time.time()) + 20)
     await world.settle()
-    return job_rows(world, created, started, end, leader, kill_at, await world.log())
+    return job_rows(world, created, started, end, leader, kill_at, await world.log(), everywhere)
 
 
 async def find_leader(world: World, live: list[int]) -> int:
@@ -582,7 +585,7 @@ async def find_leader(world: World, live: list[int]) -> int:
 
 
 def job_rows(world: World, created: int, started: float, end: float, leader: int, kill_at: float,
-             log: list[dict[str, Any]]) -> list[Row]:
+             log: list[dict[str, Any]], everywhere: bool) -> list[Row]:
     boundaries = [m * 60.0 for m in range(math.floor(started / 60) + 1, math.floor(end / 60) + 1)]
     fires = Counter()
     for e in log:
@@ -592,7 +595,8 @@ def job_rows(world: World, created: int, started: float, end: float, leader: int
     distinct = len(fires)
     duplicates = sum(n - 1 for n in fires.values())
     return [
-        Row("b jobs", f"jobs created through /schedule (random replica)", f"{created}/{world.sizes.jobs}"),
+        Row("b jobs", "jobs made with /schedule " + ("on every replica" if everywhere else "(each through a random replica)"),
+            f"{created}/{world.sizes.jobs}"),
         Row("b jobs", f"fires over {len(boundaries)} minute(s), leader r{leader} killed at minute {kill_at:g}",
             f"{distinct}/{expected}", f"{expected}/{expected} {mark(distinct == expected)}"),
         Row("b jobs", "duplicate fires", str(duplicates), f"0 {mark(duplicates == 0)}"),
@@ -634,7 +638,7 @@ async def scenarios(world: World, args: argparse.Namespace) -> list[Row]:
         ("a", lambda: conversations(world)),
         ("d", lambda: throughput(world, live)),
         ("c", lambda: kill_under_load(world, live)),
-        ("b", lambda: jobs(world, live, args.minutes, args.kill_at)),
+        ("b", lambda: jobs(world, live, args.minutes, args.kill_at, args.jobs_everywhere)),
     ]
     for name, step in steps:
         if name not in args.only:
@@ -695,6 +699,8 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=1.0, help="minute at which the leader is killed (the issue: 5)")
     parser.add_argument("--redelivery", type=float, default=0.1, help="share of events the platforms send twice")
     parser.add_argument("--s3", action="store_true", help="the replicas' memory in one bucket on moto's S3 server (default: each its own data directory)")
+    parser.add_argument("--jobs-everywhere", action="store_true",
+                        help="b: make each job on every replica (single-process replicas given the same schedules)")
     parser.add_argument("--lease", type=float, default=5.0, help="cluster.lease_seconds of the replicas")
     parser.add_argument("--conversations", type=int, help="conversations in scenario a (default 500, --quick 40)")
     parser.add_argument("--only", default="feadcb", help="scenarios to run, e.g. 'ab' (default: all, in the order f e a d c b)")
