@@ -625,8 +625,10 @@ def print_table(rows: list[Row], notes: Notes, args: argparse.Namespace, sizes: 
 
 async def scenarios(world: World, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
-    print("f: the lone single-process bot…", flush=True)
-    single = await baseline_first_steps(world)
+    single: list[float] = []
+    if "f" in args.only:
+        print("f: the lone single-process bot…", flush=True)
+        single = await baseline_first_steps(world)
     print("starting 3 replicas…", flush=True)
     live = await world.start_replicas([0, 1, 2], world.cluster)
     if not live:
