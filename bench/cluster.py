@@ -250,6 +250,9 @@ class World:
             await asyncio.sleep(0.5)
         self.notes.timeouts.append(f"the model was still busy {limit:.0f} s after a scenario")
 
+    def answered_all(self, qids: list[str]) -> bool:
+        return set(qids) <= self.answers().keys()
+
     def answers(self) -> Counter:
         return Counter(key for key, _ in self.slack.answered() + self.telegram.answered())
 
@@ -305,7 +308,7 @@ async def warm_up(world: World, replicas: list[int]) -> None:
     """One turn on each replica first, not counted: imports, LanceDB's tables."""
     for n, replica in enumerate(replicas):
         await ask_slack(world, f"w{replica}x{n}", 900 + replica, among=[replica], redeliver=False)
-    await wait_until(lambda: all(f"w{r}x{n}" in world.answers() for n, r in enumerate(replicas)), 90,
+    await wait_until(lambda: world.answered_all([f"w{r}x{n}" for n, r in enumerate(replicas)]), 90,
                      "warm-up turns", world.notes)
 
 
@@ -382,7 +385,7 @@ async def conversations(world: World) -> list[Row]:
     tasks = [asyncio.create_task(_one_conversation(world, n, n * gap)) for n in range(sizes.conversations)]
     await asyncio.gather(*tasks)
     limit = 60 + 4 * world.ideal_seconds(len(qids))
-    await wait_until(lambda: all(q in world.answers() for q in qids), limit, "scenario a: every turn answered", world.notes, 0.5)
+    await wait_until(lambda: world.answered_all(qids), limit, "scenario a: every turn answered", world.notes, 0.5)
     await world.settle()
     return conversation_rows(world, qids, await world.log())
 
@@ -459,7 +462,7 @@ async def throughput(world: World, live: list[int]) -> list[Row]:
         for n, qid in enumerate(qids):
             await ask_slack(world, qid, 300_000 + k * 10_000 + n, among=among)
         limit = 60 + 4 * world.ideal_seconds(len(qids))
-        await wait_until(lambda: all(q in world.answers() for q in qids), limit, f"scenario d with {k} replica(s)", world.notes, 0.2)
+        await wait_until(lambda: world.answered_all(qids), limit, f"scenario d with {k} replica(s)", world.notes, 0.2)
         await world.settle(quiet=2)
         used = [b - a for a, b in zip(cpu, cpu_now(world))]
         rows.append(_throughput_row(world, k, qids, started, await world.log()))
@@ -509,7 +512,7 @@ async def kill_under_load(world: World, live: list[int]) -> list[Row]:
     killed = time.time()
     await sending
     limit = world.lease + 5 + 30 + 4 * world.ideal_seconds(len(qids))
-    await wait_until(lambda: all(q in world.answers() for q in qids), limit, "scenario c: every turn answered after the kill", world.notes, 0.5)
+    await wait_until(lambda: world.answered_all(qids), limit, "scenario c: every turn answered after the kill", world.notes, 0.5)
     await world.settle()
     rows = _kill_rows(world, victim, qids, routed, killed, await world.log())
     restarted = await world.start_replicas([victim], world.cluster)
