@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import re
@@ -263,6 +264,18 @@ class World:
 
     def ideal_seconds(self, turns: int) -> float:
         return 2 * turns * self.sizes.latency / self.sizes.cap
+
+
+class Dropped(logging.Handler):
+    """Counts the requests to the fake platforms that their client dropped before the answer
+    (aiohttp logs each with a traceback: an overloaded machine), instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
 
 
 async def wait_until(condition, timeout: float, what: str, notes: Notes, poll: float = 0.1) -> bool:
@@ -673,6 +686,10 @@ async def run(args: argparse.Namespace, sizes: Sizes, directory: Path) -> None:
     s3 = FakeProcess("s3", S3_BUCKET) if args.s3 else None
     rows: list[Row] = []
     world = None
+    dropped = Dropped()
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.addHandler(dropped)
+    server_log.propagate = False
     try:
         async with RoutedSlack(redelivery=args.redelivery) as api, aiohttp.ClientSession() as session:
             telegram = TelegramFront(redelivery=args.redelivery)
@@ -693,6 +710,9 @@ async def run(args: argparse.Namespace, sizes: Sizes, directory: Path) -> None:
     if world is not None and args.keep:
         (directory / "model-log.json").write_text(json.dumps(world.model.entries, indent=0))
     if world is not None:
+        if dropped.count:
+            world.notes.other.append(f"{dropped.count} requests to the fake platforms were dropped by the bot's client "
+                                     "before the answer (an overloaded machine; the bot retries)")
         print_table(rows, world.notes, args, sizes, time.perf_counter() - started)
 
 
