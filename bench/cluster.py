@@ -560,7 +560,7 @@ def _kill_rows(world: World, victim: int, qids: list[str], routed: dict[str, int
         Row("c kill -9", "killed replica's turns answered after the kill: slowest (s after kill)",
             f"{len(later)}: {slowest:.1f}" if later else "none", f"all, ≤ lease + 5 = {goal:g} {mark(finished)}"),
         Row("c kill -9", "turns answered twice or more", str(sum(answers.get(q, 0) > 1 for q in qids))),
-        Row("c kill -9", "Slack envelopes sent again, unacknowledged", str(world.slack.retried)),
+        Row("c kill -9", "Slack envelopes sent again, unacknowledged (run so far)", str(world.slack.retried)),
     ]
 
 
