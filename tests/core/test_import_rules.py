@@ -56,7 +56,7 @@ def module_name(path: Path, root: Path) -> str:
 
 def package_of(module: str) -> str:
     parts = module.split(".")
-    if len(parts) < 2 or parts[1] == "cli":
+    if len(parts) < 2 or parts[1] in ("cli", "__main__"):
         return TOP
     return parts[1]
 
