@@ -29,6 +29,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
@@ -235,8 +236,16 @@ class TelegramAdapter(BaseAdapter):
                 self._chat_moved(message.migrate_from_chat_id, message.chat.id)
             return
         incoming = self.normalise(message) if message is not None else None
-        if incoming is not None and self._receive is not None:
+        if incoming is None or self._receive is None:
+            return
+        if self.intake is None:
             self._receive(self, incoming)  # never blocks: the Bot queues the work
+            return
+        try:  # replicas: taken once across them (python-telegram-bot has acknowledged the update)
+            await self.intake.take(self, incoming)
+        except IntakeUnavailable:
+            self._seen.pop(update.update_id, None)
+            raise
 
     async def _really_moved(self, message: Message) -> bool:
         """Moving a group's memory, persona and schedules is only done on Telegram's word: the

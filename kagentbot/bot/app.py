@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
@@ -24,6 +25,9 @@ from kagentbot.chat.markup import convert, split_text
 from kagentbot.chat.messages import IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.config.redact import Redactor, settings_secrets
+
+if TYPE_CHECKING:
+    from kagentbot.cluster.convq import ClusterQueue, TurnGuard
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
@@ -65,9 +69,11 @@ class Bot:
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
         # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
         self.finished: Counter[str] = Counter()
+        self._cluster: ClusterQueue | None = None  # cluster mode: conversations queued in Redis
 
     async def start(self) -> None:
         self._running = True
+        await self._share()
         for adapter in self.adapters:
             adapter.on_chat_moved = self.chat_moved
             adapter.offer_commands(self.router.commands())
@@ -75,6 +81,21 @@ class Bot:
             log.info("started %s", adapter.platform)
         if self.schedule:
             await self._start_scheduler()
+
+    async def _share(self) -> None:
+        """The one place cluster mode is chosen: platform events are deduped and stored in Redis
+        before adapters acknowledge them, and each conversation's turns run on whichever replica
+        holds its lease. Off, nothing of it (nor redis) is imported."""
+        if not self.services.settings.cluster.enabled:
+            return
+        from kagentbot.cluster.convq import ClusterQueue
+
+        self._cluster = ClusterQueue(self.services.settings.cluster, self.adapters, self._shared_turn,
+                                     self._receive_here, conversation_key, _platform_order)
+        await self._cluster.start()
+        self.services.cluster_probe = self._cluster.health
+        for adapter in self.adapters:
+            adapter.intake = self._cluster
 
     async def _start_scheduler(self) -> None:
         from kagentbot.bot.schedule import Scheduler
@@ -106,6 +127,8 @@ class Bot:
                 log.exception("%s: could not stop receiving", adapter.platform)
         await asyncio.sleep(0.1)  # what an adapter had already fetched still reaches `receive`
         self._running = False
+        if self._cluster is not None:
+            self._cluster.stop_taking()
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()
             self.services.scheduler = None
@@ -119,6 +142,9 @@ class Bot:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._conversations.clear()
+        if self._cluster is not None:
+            await self._cluster.stop()
+            self._cluster = None
         await self.services.close()
 
     async def __aenter__(self) -> Bot:
@@ -132,6 +158,21 @@ class Bot:
     def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
         if not self._running:
             return
+        if self._cluster is not None:  # from adapters that acknowledge by themselves, and scheduled questions
+            self._spawn(self._take(adapter, message))
+            return
+        self._receive_here(adapter, message)
+
+    async def _take(self, adapter: Adapter, message: IncomingMessage) -> None:
+        from kagentbot.chat.intake import IntakeUnavailable
+
+        assert self._cluster is not None
+        try:
+            await self._cluster.take(adapter, message)
+        except IntakeUnavailable:
+            pass  # logged by the intake: the platform delivers it again
+
+    def _receive_here(self, adapter: Adapter, message: IncomingMessage) -> None:
         if CommandRouter.is_command(message.text):
             if self._admitted(self._command_lanes, adapter, message, "command"):
                 self._spawn(self._command(adapter, message))
@@ -198,7 +239,8 @@ class Bot:
 
     def _work(self) -> list[asyncio.Task]:
         """Every turn and command under way: the spawned tasks and the conversation workers."""
-        return [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        shared = self._cluster.workers() if self._cluster is not None else []
+        return [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker), *shared]
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -222,7 +264,8 @@ class Bot:
 
     async def idle(self) -> None:
         """Wait until every queued turn and command has finished (tests, benchmarks, shutdown)."""
-        while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()):
+        while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()) or (
+                self._cluster is not None and self._cluster.workers()):
             pending = self._work()
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -231,13 +274,20 @@ class Bot:
         async with self._turn_lanes.running(message.user_key):
             return await self.answer(adapter, message)
 
-    async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
+    async def _shared_turn(self, adapter: Adapter, message: IncomingMessage, guard: TurnGuard) -> bool:
+        """A turn of a conversation shared by replicas: posted only while this one holds it."""
+        outbox = guard.wrap(self._outboxes[id(adapter)])
+        answered = await self._guarded(adapter, message, self.answer(adapter, message, outbox))
+        self.finished["answered" if answered else "unanswered"] += 1
+        return answered
+
+    async def answer(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox | None = None) -> bool:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
         audience = await self.services.audience_for(message)
         request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
-        renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
+        renderer = TurnRenderer(outbox or self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if adapter.capabilities.typing else None
         started = asyncio.Event()  # set when the turn's first model call gets a slot
         claim = claim_for(message, started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ class Services:
     scheduler: Scheduler | None = None  # set by the Bot while it runs
     _sharing: ShareBook | None = None  # opened on first use
     contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
+    # cluster mode: for /readyz, says whether the shared Redis answers (raises why not); None in one process
+    cluster_probe: Callable[[], Awaitable[str]] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:

@@ -288,6 +288,7 @@ class ClusterSettings(Section):
     lease_seconds: float = Field(15.0, gt=1, description="a conversation's or the leader's lease; a dead replica's work moves on after it")
     dedupe_hours: float = Field(24.0, gt=0, description="how long a platform event id is remembered against redelivery")
     connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis before an operation fails")
+    poll_seconds: float = Field(1.0, gt=0, description="how often a replica looks for conversations with waiting events and no live lease (a dead replica's)")
 
 
 class Settings(BaseSettings):
