@@ -79,6 +79,8 @@ class Bot:
             adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
+        if self._cluster is not None:
+            self._cluster.poll()
         if self.schedule:
             await self._start_scheduler()
 

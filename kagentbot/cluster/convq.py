@@ -72,6 +72,14 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 return 1
 """
+# KEYS: waiting. ARGV: the lease keys' prefix. The waiting conversations no replica holds.
+_UNHELD = """
+local free = {}
+for _, conversation in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. conversation) == 0 then table.insert(free, conversation) end
+end
+return free
+"""
 # KEYS: lease. ARGV: replica. Let go at shutdown, whatever still waits (another replica takes it).
 _DROP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -200,8 +208,11 @@ class ClusterQueue:
         except ClusterUnavailable as exc:
             await self.client.aclose()
             raise RuntimeError(f"cluster mode: {exc} (KAGENTBOT_CLUSTER__REDIS_URL)") from None
-        self._poller = asyncio.create_task(self._poll(), name="cluster: waiting conversations")
         log.info("cluster: replica %s shares conversations through Redis at %s", self.me, self.where())
+
+    def poll(self) -> None:
+        """Begin picking up waiting conversations no replica holds (once the adapters can post)."""
+        self._poller = asyncio.create_task(self._poll(), name="cluster: waiting conversations")
 
     def workers(self) -> list[asyncio.Task]:
         return [t for t in self._workers.values() if not t.done()]
@@ -295,7 +306,7 @@ class ClusterQueue:
         """Conversations with waiting events and no live lease: a dead replica's, or a wake-up lost."""
         while True:
             try:
-                for conversation in await self.client.smembers(self.keys("waiting")):
+                for conversation in await self.client.eval(_UNHELD, 1, self.keys("waiting"), self.keys.lease("")):
                     self.wake(str(conversation))
             except Unreachable as exc:
                 log.warning("cluster: cannot look for waiting conversations in Redis at %s: %s", self.where(), exc)

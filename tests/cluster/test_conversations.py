@@ -14,7 +14,7 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from kagentbot.bot.app import Bot
+from kagentbot.bot.app import Bot, conversation_key
 from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.messages import IncomingMessage
 from kagentbot.config.settings import ClusterSettings
@@ -154,6 +154,23 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
     assert step.final.startswith("✅") and "time_delta" in step.final and "247" in step.final
     assert answer.final == ANSWER and answer.text.startswith("Messi") and "▍" in answer.text
     assert b.finished["answered"] == 1 and a.finished["answered"] == 0
+
+
+async def test_a_replica_that_lost_the_lease_posts_nothing_more_for_that_turn(replicas, fake_ollama, redis_client, keys):
+    held = asyncio.Event()
+    fake_ollama.script(Scripted(ANSWER, chunk=6, hold=held))
+    ((a, chat),) = await replicas("a")
+    message = ask("How many days older is Messi?", "4001")
+    assert await chat.push(message)
+    await until(lambda: any(p.text.startswith("Messi") for p in chat.posted))
+    conversation = conversation_key(message)
+    await redis_client.set(keys.lease(conversation), "replica-z", px=60_000)  # a's lease ran out; z took over
+    held.set()
+    await until(lambda: not a._cluster.workers())
+    (answer,) = chat.posted
+    assert answer.edits == [] and answer.text.startswith("Messi") and answer.text != ANSWER
+    assert await redis_client.zcard(keys.conversation(conversation)) == 1  # the turn is left to z, unfinished
+    assert a.finished["answered"] == 0
 
 
 async def test_an_unreachable_redis_leaves_the_event_unacknowledged_and_the_replica_not_ready(
