@@ -194,6 +194,7 @@ class ClusterQueue:
         self.adapters = {a.platform: a for a in adapters}
         self._run, self._here, self._key, self._order = run, here, key, order
         self._workers: dict[str, asyncio.Task] = {}
+        self._again: set[str] = set()  # woken while their worker here was ending
         self._poller: asyncio.Task | None = None
         self.problem = ""  # why the last intake failed, while Redis stays unreachable
         self.turns = 0  # turns this replica ran to their end
@@ -289,13 +290,16 @@ class ClusterQueue:
     def wake(self, conversation: str) -> None:
         """Work through `conversation` here if no replica holds its lease."""
         task = self._workers.get(conversation)
-        if task is None or task.done():
+        if task is not None and not task.done():  # it may be letting go just now: it looks again
+            self._again.add(conversation)
+        else:
             task = self._workers[conversation] = asyncio.create_task(self._claim(conversation), name=f"conversation {conversation}")
             task.add_done_callback(lambda done: self._forget(conversation, done))
 
     def _forget(self, conversation: str, task: asyncio.Task) -> None:
         if self._workers.get(conversation) is task:
             del self._workers[conversation]
+            self._again.discard(conversation)
 
     def stop_taking(self) -> None:
         """No more conversations picked up here (the bot is stopping); those under way go on."""
@@ -314,8 +318,11 @@ class ClusterQueue:
 
     async def _claim(self, conversation: str) -> None:
         try:
-            if await self.client.set(self.keys.lease(conversation), self.me, nx=True, px=self._lease_ms):
+            while await self.client.set(self.keys.lease(conversation), self.me, nx=True, px=self._lease_ms):
+                self._again.discard(conversation)
                 await self._work(conversation)
+                if conversation not in self._again:
+                    return
         except Unreachable as exc:  # the lease runs out; the events wait in Redis for whoever is next
             log.warning("cluster: lost Redis at %s while working through %s: %s", self.where(), conversation, exc)
 
