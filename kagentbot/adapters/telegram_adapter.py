@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
+    from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
     from kagentbot.chat.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class TelegramAdapter(BaseAdapter):
         self._offered: list[Command] = []  # the Bot's commands, when none were given here
         self._receive: Receiver | None = None
         self._app: Application | None = None
+        self._webhook: StoredFirstWebhook | None = None  # replicas: acknowledges only what was stored
         self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
         self._last_text: Recent[tuple[str, str], str] = Recent(REMEMBERED_TEXTS)  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
@@ -125,12 +127,14 @@ class TelegramAdapter(BaseAdapter):
 
     async def stop_receiving(self) -> None:
         """Stop polling (or the webhook server): updates not fetched yet stay with Telegram."""
+        await self._stop_webhook()
         if self._app is not None and self._app.updater is not None and self._app.updater.running:
             await self._app.updater.stop()
 
     async def stop(self) -> None:
         app, self._app = self._app, None
         self._receive = None
+        await self._stop_webhook()
         if app is None:
             return
         if app.updater is not None and app.updater.running:
@@ -143,7 +147,24 @@ class TelegramAdapter(BaseAdapter):
     async def connected(self) -> bool:
         """For /readyz: the application runs and fetches updates (polling or the webhook server)."""
         app = self._app
-        return app is not None and app.running and app.updater is not None and app.updater.running
+        if app is None or not app.running:
+            return False
+        return (app.updater is not None and app.updater.running) or self._webhook is not None
+
+    def _stores_first(self) -> bool:
+        """Replicas behind a webhook: Telegram gets its 200 only once an update is stored."""
+        return self.intake is not None and self.settings.telegram.mode == "webhook"
+
+    async def _start_stored_first(self, app: Application) -> None:
+        from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
+
+        self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._take_update)
+        await self._webhook.start()
+
+    async def _stop_webhook(self) -> None:
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            await webhook.stop()
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
@@ -171,15 +192,17 @@ class TelegramAdapter(BaseAdapter):
         from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
 
         tg = self.settings.telegram
-        app = (
+        builder = (
             ApplicationBuilder()
             .token(secret_text(tg.token))
             .base_url(tg.base_url)
             .base_file_url(file_base_url(self.settings))
             .local_mode(tg.local_mode)
             .job_queue(None)
-            .build()
         )
+        if self._stores_first():
+            builder = builder.updater(None)
+        app = builder.build()
         app.add_handler(TypeHandler(Update, self._drop_redelivered), group=-1)
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message))
         app.add_error_handler(self._on_error)
@@ -187,6 +210,9 @@ class TelegramAdapter(BaseAdapter):
 
     async def _start_updates(self, app: Application) -> None:
         tg = self.settings.telegram
+        if self._stores_first():
+            await self._start_stored_first(app)
+            return
         updater = app.updater
         if updater is None:  # built with ApplicationBuilder's updater, which is never None here
             raise RuntimeError("the Telegram application has no updater")
@@ -229,7 +255,17 @@ class TelegramAdapter(BaseAdapter):
             raise ApplicationHandlerStop
         self._seen[update.update_id] = None
 
+    async def _take_update(self, update: Update) -> None:
+        """The stored-first webhook's way in: as the handlers below, with a failure to store raised."""
+        if update.update_id in self._seen:
+            return
+        self._seen[update.update_id] = None
+        await self._hand_over(update)
+
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._hand_over(update)
+
+    async def _hand_over(self, update: Update) -> None:
         message = update.message
         if message is not None and message.migrate_from_chat_id:  # a group upgraded to a supergroup
             if await self._really_moved(message):
