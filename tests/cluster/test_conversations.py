@@ -118,7 +118,8 @@ async def test_a_conversations_turns_run_in_order_one_at_a_time_across_replicas(
             message = ask(f"conversation {conversation} turn {turn}", f"{turn + 1}0{conversation}",
                           chat=f"D{conversation}", user=f"U{conversation}")
             assert await next(connections).push(message)
-    await until(lambda: len([p for p in chat_a.posted if "turn" in p.final]) == 12, timeout=30)
+    done = re.compile(r"answer to conversation \d turn \d")  # the cursor gone: streamed to its end
+    await until(lambda: len([p for p in chat_a.posted if done.fullmatch(p.final)]) == 12, timeout=30)
     for conversation in range(4):
         answers = [p.final for p in chat_a.in_chat(f"D{conversation}")]
         assert answers == [f"answer to conversation {conversation} turn {t}" for t in range(3)]
