@@ -195,6 +195,7 @@ class ClusterQueue:
         self._run, self._here, self._key, self._order = run, here, key, order
         self._workers: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()  # woken while their worker here was ending
+        self._held: set[str] = set()  # conversations whose lease this replica took and has not let go
         self._poller: asyncio.Task | None = None
         self.problem = ""  # why the last intake failed, while Redis stays unreachable
         self.turns = 0  # turns this replica ran to their end
@@ -225,11 +226,10 @@ class ClusterQueue:
     async def stop(self) -> None:
         """Cancel what still runs and let go of the leases held: another replica takes those
         conversations at once, and finishes an interrupted turn by editing what it posted."""
-        held = list(self._workers)
         for task in self.tasks():
             task.cancel()
         await asyncio.gather(*self.tasks(), return_exceptions=True)
-        for conversation in held:
+        for conversation in list(self._held):
             try:
                 await self.client.eval(_DROP, 1, self.keys.lease(conversation), self.me)
             except Unreachable:
@@ -308,19 +308,28 @@ class ClusterQueue:
 
     async def _poll(self) -> None:
         """Conversations with waiting events and no live lease: a dead replica's, or a wake-up lost."""
+        down = False  # said once when Redis goes away, once when it is back
         while True:
             try:
                 for conversation in await self.client.eval(_UNHELD, 1, self.keys("waiting"), self.keys.lease("")):
                     self.wake(str(conversation))
+                if down:
+                    log.warning("cluster: Redis at %s answers again", self.where())
+                down = False
             except Unreachable as exc:
-                log.warning("cluster: cannot look for waiting conversations in Redis at %s: %s", self.where(), exc)
+                if not down:
+                    log.error("cluster: Redis at %s is unreachable (%s): no conversation is picked up, no event "
+                              "acknowledged, until it is back", self.where(), exc)
+                down = True
             await asyncio.sleep(self.settings.poll_seconds)
 
     async def _claim(self, conversation: str) -> None:
         try:
             while await self.client.set(self.keys.lease(conversation), self.me, nx=True, px=self._lease_ms):
                 self._again.discard(conversation)
-                await self._work(conversation)
+                self._held.add(conversation)
+                await self._work(conversation)  # returns once it let go, or lost the lease
+                self._held.discard(conversation)
                 if conversation not in self._again:
                     return
         except Unreachable as exc:  # the lease runs out; the events wait in Redis for whoever is next

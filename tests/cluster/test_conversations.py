@@ -157,6 +157,25 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
     assert b.finished["answered"] == 1 and a.finished["answered"] == 0
 
 
+async def test_a_replica_that_stops_lets_go_at_once_and_the_other_finishes_its_turn(replicas, fake_ollama,
+                                                                                   cluster_settings):
+    held = asyncio.Event()
+    fake_ollama.script(Scripted(ANSWER, chunk=6, hold=held), Scripted(ANSWER, chunk=6))
+    long_lease = cluster_settings.model_copy(update={"lease_seconds": 10.0})
+    ((a, chat_a),) = await replicas("a", cluster=long_lease)
+    assert await chat_a.push(ask("How many days older is Messi?", "5001"))
+    await until(lambda: any(p.text.startswith("Messi") for p in chat_a.posted))
+    ((b, chat_b),) = await replicas("b", cluster=long_lease)
+    try:
+        await a.stop(grace=0)  # a rolling restart: the turn under way is cut off, its lease given back
+        took = await until(lambda: any(p.final == ANSWER for p in chat_b.posted))
+    finally:
+        held.set()
+    assert took < 3 < long_lease.lease_seconds  # not waiting for the lease to run out
+    (answer,) = chat_b.posted
+    assert answer.final == ANSWER and b.finished["answered"] == 1
+
+
 async def test_a_replica_that_lost_the_lease_posts_nothing_more_for_that_turn(replicas, fake_ollama, redis_client, keys):
     held = asyncio.Event()
     fake_ollama.script(Scripted(ANSWER, chunk=6, hold=held))
