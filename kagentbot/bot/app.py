@@ -90,10 +90,11 @@ class Bot:
         holds its lease. Off, nothing of it (nor redis) is imported."""
         if not self.services.settings.cluster.enabled:
             return
-        from kagentbot.cluster.convq import ClusterQueue
+        from kagentbot.cluster.convq import BotParts, ClusterQueue
 
-        self._cluster = ClusterQueue(self.services.settings.cluster, self.adapters, self._shared_turn,
-                                     self._receive_here, conversation_key, _platform_order)
+        parts = BotParts(self._shared_turn, self._receive_here, self._conversation_full, conversation_key, _platform_order,
+                         MAX_QUEUED_PER_CONVERSATION)
+        self._cluster = ClusterQueue(self.services.settings.cluster, self.adapters, parts)
         await self._cluster.start()
         self.services.cluster_probe = self._cluster.health
         for adapter in self.adapters:
@@ -188,8 +189,7 @@ class Bot:
         key = conversation_key(message)
         conversation = self._conversations.get(key)
         if conversation is not None and len(conversation.waiting) >= MAX_QUEUED_PER_CONVERSATION:
-            self.refused["conversation"] += 1
-            self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
+            self._conversation_full(adapter, message)
             return
         if not self._admitted(self._turn_lanes, adapter, message, "turn"):
             return
@@ -198,6 +198,10 @@ class Bot:
         heapq.heappush(conversation.waiting, (_platform_order(message), self._arrivals, adapter, message))
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
+
+    def _conversation_full(self, adapter: Adapter, message: IncomingMessage) -> None:
+        self.refused["conversation"] += 1
+        self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
 
     def _admitted(self, lanes: UserLanes, adapter: Adapter, message: IncomingMessage, what: str) -> bool:
         """Room in the user's lane for this message; past the cap, a "slow down" reply (once per

@@ -37,9 +37,11 @@ from kagentbot.config.settings import ClusterSettings
 log = logging.getLogger(__name__)
 Unreachable = (RedisError, OSError)
 
-# KEYS: seen, conversation, waiting. ARGV: dedupe?, replica, seconds, score, entry, conversation key
+# KEYS: seen, conversation, waiting. ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting.
+# 1: stored; 0: taken already; -1: refused, the conversation has too many waiting (the user is told)
 _TAKE = """
 if ARGV[1] == '1' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then return -1 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[6])
 return 1
@@ -181,18 +183,29 @@ class GuardedOutbox(Outbox):
 TurnRunner = Callable[[Adapter, IncomingMessage, TurnGuard], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class BotParts:
+    """What the queue uses of the bot."""
+
+    run: TurnRunner  # a turn, posted through the guard's outbox
+    here: Receiver  # a command or a message with no question: handled on the replica that took it
+    full: Receiver  # a question refused: its conversation has `most_waiting` events waiting already
+    key: Callable[[IncomingMessage], str]  # the conversation a message belongs to
+    order: Callable[[IncomingMessage], float]  # where it stands in the platform's order
+    most_waiting: int
+
+
 class ClusterQueue:
     """Lifecycle: `start()` → `stop()`. The bot's intake in cluster mode (`take`, which adapters
     await before acknowledging), and the workers that run turns through `run`."""
 
-    def __init__(self, settings: ClusterSettings, adapters: Sequence[Adapter], run: TurnRunner, here: Receiver,
-                 key: Callable[[IncomingMessage], str], order: Callable[[IncomingMessage], float]) -> None:
+    def __init__(self, settings: ClusterSettings, adapters: Sequence[Adapter], bot: BotParts) -> None:
         self.settings = settings
         self.client = connect(settings)
         self.keys = Keys(settings.key_prefix)
         self.me = replica_name(settings)
         self.adapters = {a.platform: a for a in adapters}
-        self._run, self._here, self._key, self._order = run, here, key, order
+        self.bot = bot
         self._workers: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()  # woken while their worker here was ending
         self._held: set[str] = set()  # conversations whose lease this replica took and has not let go
@@ -261,26 +274,28 @@ class ClusterQueue:
             log.error("cluster: %s: %s event %s NOT acknowledged, the platform will deliver it again",
                       self.problem, adapter.platform, event_id(message) or "(scheduled)")
             raise IntakeUnavailable(self.problem) from exc
-        if not taken:
+        if taken == 0:
             log.info("cluster: %s event %s was taken already (a redelivery)", adapter.platform, event_id(message))
+        elif taken < 0:
+            self.bot.full(adapter, message)
         elif turn:
-            self.wake(self._key(message))
+            self.wake(self.bot.key(message))
         else:
-            self._here(adapter, message)
-        return taken
+            self.bot.here(adapter, message)
+        return taken != 0
 
-    async def _store(self, adapter: Adapter, message: IncomingMessage) -> bool:
-        conversation, seen = self._key(message), event_id(message)
+    async def _store(self, adapter: Adapter, message: IncomingMessage) -> int:
+        conversation, seen = self.bot.key(message), event_id(message)
         keys = (self.keys.seen(adapter.platform, seen or "-"), self.keys.conversation(conversation), self.keys("waiting"))
-        taken = await self.client.eval(_TAKE, 3, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
-                                       repr(self._order(message)), encode(adapter.platform, message), conversation)
-        return bool(taken)
+        return int(await self.client.eval(_TAKE, 3, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
+                                          repr(self.bot.order(message)), encode(adapter.platform, message), conversation,
+                                          self.bot.most_waiting))
 
-    async def _first_time(self, adapter: Adapter, message: IncomingMessage) -> bool:
+    async def _first_time(self, adapter: Adapter, message: IncomingMessage) -> int:
         seen = event_id(message)
         if not seen:
-            return True
-        return bool(await self.client.set(self.keys.seen(adapter.platform, seen), self.me, nx=True, ex=self._dedupe_seconds))
+            return 1
+        return int(bool(await self.client.set(self.keys.seen(adapter.platform, seen), self.me, nx=True, ex=self._dedupe_seconds)))
 
     @property
     def _dedupe_seconds(self) -> int:
@@ -373,7 +388,7 @@ class ClusterQueue:
         if guard.replay:
             log.warning("cluster: finishing %s's interrupted turn, editing the %d message(s) it posted",
                         conversation, len(guard.replay))
-        await self._run(adapter, entry.message, guard)
+        await self.bot.run(adapter, entry.message, guard)
         if guard.lost:
             return False
         self.turns += 1

@@ -176,6 +176,25 @@ async def test_a_replica_that_stops_lets_go_at_once_and_the_other_finishes_its_t
     assert answer.final == ANSWER and b.finished["answered"] == 1
 
 
+async def test_a_flooded_conversation_refuses_past_its_cap_across_replicas(replicas, fake_ollama):
+    held = asyncio.Event()
+    fake_ollama.script(Scripted("answer 0", hold=held))
+    fake_ollama.responder = lambda body: Scripted("answer")
+    (a, chat_a), (b, chat_b) = await replicas("a", "b")
+    assert await chat_a.push(ask("question 0", "6000"))
+    await until(lambda: any(p.text.startswith("answer") for p in chat_a.posted))  # under way, and held
+    for n in range(1, 25):
+        assert await (chat_a if n % 2 else chat_b).push(ask(f"question {n}", str(6000 + n)))
+    def refusals() -> int:
+        return len([p for p in chat_a.posted if p.text.startswith("I'm still working through earlier questions")])
+
+    await until(lambda: refusals() == 5)  # 20 wait or are under way; the last 5 are told to ask again
+    assert a.refused["conversation"] + b.refused["conversation"] == 5
+    held.set()
+    await until(lambda: len([p for p in chat_a.posted if p.final.startswith("answer")]) == 20, timeout=30)
+    assert refusals() == 5
+
+
 async def test_a_replica_that_lost_the_lease_posts_nothing_more_for_that_turn(replicas, fake_ollama, redis_client, keys):
     held = asyncio.Event()
     fake_ollama.script(Scripted(ANSWER, chunk=6, hold=held))
