@@ -158,7 +158,8 @@ class TelegramAdapter(BaseAdapter):
     async def _start_stored_first(self, app: Application) -> None:
         from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
 
-        self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._take_update)
+        # no in-process dedupe on this path: the intake drops redeliveries, only once one was stored
+        self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._hand_over)
         await self._webhook.start()
 
     async def _stop_webhook(self) -> None:
@@ -254,13 +255,6 @@ class TelegramAdapter(BaseAdapter):
         if update.update_id in self._seen:
             raise ApplicationHandlerStop
         self._seen[update.update_id] = None
-
-    async def _take_update(self, update: Update) -> None:
-        """The stored-first webhook's way in: as the handlers below, with a failure to store raised."""
-        if update.update_id in self._seen:
-            return
-        self._seen[update.update_id] = None
-        await self._hand_over(update)
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._hand_over(update)
