@@ -21,6 +21,7 @@ from kagentbot.bot.services import Services
 from kagentbot.bot.turn_watch import observe_turn
 from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
 from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.markup import convert, split_text
 from kagentbot.chat.messages import IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
@@ -167,8 +168,6 @@ class Bot:
         self._receive_here(adapter, message)
 
     async def _take(self, adapter: Adapter, message: IncomingMessage) -> None:
-        from kagentbot.chat.intake import IntakeUnavailable
-
         assert self._cluster is not None
         try:
             await self._cluster.take(adapter, message)

@@ -211,7 +211,9 @@ class ClusterQueue:
         self._held: set[str] = set()  # conversations whose lease this replica took and has not let go
         self._poller: asyncio.Task | None = None
         self.problem = ""  # why the last intake failed, while Redis stays unreachable
-        self.turns = 0  # turns this replica ran to their end
+        # set when the bot stops: every loop here checks it, for a cancellation can reach them
+        # as the client's own timeout error (a cancelled command), which they take for a Redis fault
+        self._stopping = False
 
     @property
     def _lease_ms(self) -> int:
@@ -239,9 +241,12 @@ class ClusterQueue:
     async def stop(self) -> None:
         """Cancel what still runs and let go of the leases held: another replica takes those
         conversations at once, and finishes an interrupted turn by editing what it posted."""
-        for task in self.tasks():
+        self.stop_taking()
+        running = self.tasks()
+        for task in running:
             task.cancel()
-        await asyncio.gather(*self.tasks(), return_exceptions=True)
+        if running:
+            await asyncio.wait(running, timeout=4 * self.settings.connect_timeout)
         for conversation in list(self._held):
             try:
                 await self.client.eval(_DROP, 1, self.keys.lease(conversation), self.me)
@@ -317,14 +322,16 @@ class ClusterQueue:
             self._again.discard(conversation)
 
     def stop_taking(self) -> None:
-        """No more conversations picked up here (the bot is stopping); those under way go on."""
+        """No more conversations picked up here (the bot is stopping); the turns under way go on,
+        and their conversations are let go after them."""
+        self._stopping = True
         if self._poller is not None:
             self._poller.cancel()
 
     async def _poll(self) -> None:
         """Conversations with waiting events and no live lease: a dead replica's, or a wake-up lost."""
         down = False  # said once when Redis goes away, once when it is back
-        while True:
+        while not self._stopping:
             try:
                 for conversation in await self.client.eval(_UNHELD, 1, self.keys("waiting"), self.keys.lease("")):
                     self.wake(str(conversation))
@@ -340,11 +347,13 @@ class ClusterQueue:
 
     async def _claim(self, conversation: str) -> None:
         try:
-            while await self.client.set(self.keys.lease(conversation), self.me, nx=True, px=self._lease_ms):
+            while not self._stopping and await self.client.set(self.keys.lease(conversation), self.me, nx=True,
+                                                               px=self._lease_ms):
                 self._again.discard(conversation)
                 self._held.add(conversation)
-                await self._work(conversation)  # returns once it let go, or lost the lease
-                self._held.discard(conversation)
+                await self._work(conversation)  # returns once it let go, lost the lease, or the bot stops
+                if not self._stopping:
+                    self._held.discard(conversation)
                 if conversation not in self._again:
                     return
         except Unreachable as exc:  # the lease runs out; the events wait in Redis for whoever is next
@@ -354,7 +363,8 @@ class ClusterQueue:
         renewing = asyncio.create_task(self._renew(conversation), name=f"lease {conversation}")
         try:
             await self._reorder_wait(conversation)
-            while (entry := await self._head(conversation)) is not None or await self._more(conversation):
+            while not self._stopping and ((entry := await self._head(conversation)) is not None
+                                          or await self._more(conversation)):
                 if entry is not None and not await self._turn(conversation, entry):
                     return
         finally:
@@ -391,7 +401,6 @@ class ClusterQueue:
         await self.bot.run(adapter, entry.message, guard)
         if guard.lost:
             return False
-        self.turns += 1
         return bool(await self.client.eval(_FINISH, 3, self.keys.lease(conversation), self.keys.conversation(conversation),
                                            self._progress(conversation), self.me, entry.member))
 

@@ -79,6 +79,16 @@ def replicas(fake_ollama, make_settings, start_bot, cluster_settings, redis_clie
     return start
 
 
+def crash(bot: Bot) -> None:
+    """A replica dying mid-turn: its loops end and its tasks are cancelled, nothing is released
+    or finished (its lease runs out in Redis)."""
+    queue = bot._cluster
+    assert queue is not None
+    queue.stop_taking()
+    for task in queue.tasks():
+        task.cancel()
+
+
 async def until(condition, timeout: float = 15.0) -> float:
     """Seconds until `condition()` held."""
     began = time.monotonic()
@@ -141,8 +151,7 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
     ((a, chat_a),) = await replicas("a")
     assert await chat_a.push(ask("How many days older is Messi than Antonela?", "2001"))
     await until(lambda: any(p.text.startswith("Messi") for p in chat_a.posted))  # half-written, with the cursor
-    for task_ in a._cluster.tasks():  # a crash: nothing released, nothing finished
-        task_.cancel()
+    crash(a)
     crashed = time.monotonic()
     ((b, chat_b),) = await replicas("b")
     try:
