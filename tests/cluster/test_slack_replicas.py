@@ -15,6 +15,7 @@ from tests.fakes.ollama_server import Scripted
 from tests.fakes.redis_server import RedisServer
 from tests.slack import fake_slack as slack
 from tests.slack.fake_slack import FakeSlack
+from tests.slack.test_slack_adapter import free_port, post_event
 
 
 @pytest.fixture
@@ -25,10 +26,10 @@ async def api():
 
 @pytest.fixture
 def slack_replica(api, fake_ollama, make_settings, start_bot, cluster_settings, redis_client, tmp_path):
-    async def start(name: str, cluster: ClusterSettings | None = None):
+    async def start(name: str, cluster: ClusterSettings | None = None, **extra):
         shared = (cluster or cluster_settings).model_copy(update={"replica_id": name, "poll_seconds": 0.2})
         section = {"bot_token": slack.BOT_TOKEN, "app_token": slack.APP_TOKEN, "api_url": api.api_url,
-                   "send_interval": 0, "edit_interval": 0}
+                   "send_interval": 0, "edit_interval": 0, **extra}
         settings = make_settings(data_dir=tmp_path / name, llm={"host": fake_ollama.url, "mode": "native"},
                                  slack=section, cluster=shared)
         adapter = SlackAdapter(settings)
@@ -67,5 +68,26 @@ async def test_an_event_that_cannot_be_stored_is_not_acknowledged_and_its_retry_
         await api.wait_for(lambda: retried in api.acks)
         await api.wait_for(lambda: any(m.text == "Back again." for m in api.messages))
         assert [m.text for m in api.messages] == ["Back again."]
+    finally:
+        server.stop()
+
+
+async def test_http_events_that_cannot_be_stored_answer_500_and_their_retry_is_answered(
+        api, slack_replica, fake_ollama, cluster_settings, tmp_path):
+    fake_ollama.responder = lambda body: Scripted("Over HTTP.")
+    server = RedisServer(tmp_path / "own-redis").start()
+    try:
+        _, adapter = await slack_replica("a", cluster_settings.model_copy(update={"redis_url": SecretStr(server.url)}),
+                                         mode="http", signing_secret=slack.SIGNING_SECRET, listen="127.0.0.1",
+                                         port=free_port())
+        server.stop()
+        payload = slack.event_callback(slack.direct_message("over http?"))
+        status, _, _ = await post_event(adapter, payload)
+        assert status == 500 and not api.messages  # not acknowledged: Slack retries
+        server.start()
+        status, _, _ = await post_event(adapter, payload)  # Slack's retry
+        assert status == 200
+        await api.wait_for(lambda: any(m.text == "Over HTTP." for m in api.messages))
+        assert [m.text for m in api.messages] == ["Over HTTP."]
     finally:
         server.stop()
