@@ -66,7 +66,7 @@ async def run(bot: Bot, chat: Timed, tag: str, messages: int) -> list[float]:
 
 async def start(settings_for, cluster: dict | None) -> tuple[Bot, Timed]:
     chat = Timed()
-    bot = Bot(await Services.open(settings_for(cluster)), [chat], schedule=False)
+    bot = Bot(await Services.open(settings_for(cluster)), [chat])  # as `kagentbot run` builds it
     await bot.start()
     return bot, chat
 

@@ -88,8 +88,9 @@ class Bot:
     async def _share(self) -> None:
         """The one place cluster mode is chosen: platform events are deduped and stored in Redis
         before adapters acknowledge them, and each conversation's turns run on whichever replica
-        holds its lease. Off, nothing of it (nor redis) is imported."""
-        if not self.services.settings.cluster.enabled:
+        holds its lease. Off, nothing of it (nor redis) is imported. The terminal's one-off `ask`
+        and `chat` (schedule=False) stay in this process: no other replica has their console."""
+        if not self.services.settings.cluster.enabled or not self.schedule:
             return
         from kagentbot.cluster.convq import BotParts, ClusterQueue
 

@@ -241,3 +241,15 @@ async def test_an_unreachable_redis_leaves_the_event_unacknowledged_and_the_repl
         await until(lambda: any(p.final == ANSWER for p in chat.posted))
     finally:
         server.stop()
+
+
+async def test_the_terminals_one_off_bot_stays_in_its_process(fake_ollama, make_settings, cluster_settings, tmp_path):
+    from kagentbot.bot.services import Services
+
+    fake_ollama.responder = lambda body: Scripted(ANSWER)
+    settings = make_settings(llm={"host": fake_ollama.url, "mode": "native"}, cluster=cluster_settings)
+    chat = ChatAdapter()
+    async with Bot(await Services.open(settings), [chat], schedule=False) as bot:  # as `kagentbot ask` builds it
+        chat.deliver(ask("hello?", "7001"))
+        await bot.idle()
+        assert chat.intake is None and [p.final for p in chat.posted] == [ANSWER]
