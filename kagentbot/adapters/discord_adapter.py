@@ -22,6 +22,7 @@ from kagentbot.chat.adapter import (
     SentMessage,
     Undeliverable,
 )
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.messages import CommandHandle, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 2000  # characters per Discord message
+NOT_TAKEN = "I can't take commands just now (my shared store is unreachable); please try again in a moment."
 DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("kb", "add, list, search or remove documents in the knowledge base"),
     ("persona", "show, list or choose the bot's persona"),
@@ -178,7 +180,15 @@ class DiscordAdapter(BaseAdapter):
         handle = CommandHandle(str(interaction.id))
         self._interactions[handle.key] = interaction
         text = f"/{name} {args.strip()}".rstrip()
-        receive(self, command_message(interaction, text, handle, file, self._max_bytes))
+        message = command_message(interaction, text, handle, file, self._max_bytes)
+        if self.intake is None:
+            receive(self, message)
+            return
+        try:  # replicas: taken once across them; the deferred reply says so when it cannot be
+            await self.intake.take(self, message)
+        except IntakeUnavailable:
+            self._interactions.pop(handle.key, None)
+            await interaction.followup.send(NOT_TAKEN, ephemeral=True)
 
     # -- output --------------------------------------------------------------------------------
     async def destination(self, message: IncomingMessage) -> Destination:

@@ -30,6 +30,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.messages import Attachment, AttachmentError, CommandHandle, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
@@ -174,6 +175,9 @@ class SlackAdapter(BaseAdapter):
             signing_secret=secret_text(self.settings.slack.signing_secret) or "unused in socket mode",
             request_verification_enabled=self.settings.slack.mode == "http",  # Socket Mode has no signatures
             logger=logging.getLogger("kagentbot.slack.bolt"),
+            # replicas: Slack is acknowledged only once `_deliver` has stored the event (a failure
+            # answers 500, or no Socket Mode ack, and Slack delivers it again)
+            process_before_response=self.intake is not None,
         )
         app.event("app_mention")(self._on_mention)
         app.event("message")(self._on_message)
@@ -224,12 +228,12 @@ class SlackAdapter(BaseAdapter):
     async def _on_mention(self, event: dict[str, Any]) -> None:
         if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
             return  # the DM's message event brings it
-        self._deliver(self.normalise(event, is_dm=False))
+        await self._deliver(self.normalise(event, is_dm=False))
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         if event.get("channel_type") != "im":
             return  # channel history (if subscribed) is not for us; mentions come as app_mention
-        self._deliver(self.normalise(event, is_dm=True))
+        await self._deliver(self.normalise(event, is_dm=True))
 
     async def _on_command(self, ack, command: dict[str, Any]) -> None:
         await ack()  # within Slack's 3 seconds, before any work
@@ -247,14 +251,22 @@ class SlackAdapter(BaseAdapter):
             is_dm=channel.startswith("D") or command.get("channel_name") == "directmessage",
             mentions_bot=True,
         )
-        self._deliver(incoming)
+        await self._deliver(incoming)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("slack: handling an event failed: %s", error, exc_info=error)
 
-    def _deliver(self, incoming: IncomingMessage | None) -> None:
-        if incoming is not None and self._receive is not None:
+    async def _deliver(self, incoming: IncomingMessage | None) -> None:
+        if incoming is None or self._receive is None:
+            return
+        if self.intake is None:
             self._receive(self, incoming)  # never blocks: the Bot queues the work
+            return
+        try:
+            await self.intake.take(self, incoming)
+        except IntakeUnavailable:
+            self._seen.pop((incoming.chat_id, incoming.message_id), None)  # Slack's next try must get through
+            raise
 
     def normalise(self, event: dict[str, Any], is_dm: bool) -> IncomingMessage | None:
         """A Slack message event as kagentbot's IncomingMessage, or None when it is not for us."""

@@ -29,6 +29,7 @@ from kagentbot.chat.adapter import (
     Undeliverable,
 )
 from kagentbot.chat.commands import FileTooLarge
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.messages import Attachment, IncomingMessage
 from kagentbot.chat.recent import Recent
 from kagentbot.config.secret import is_set, secret_text
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
+    from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
     from kagentbot.chat.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class TelegramAdapter(BaseAdapter):
         self._offered: list[Command] = []  # the Bot's commands, when none were given here
         self._receive: Receiver | None = None
         self._app: Application | None = None
+        self._webhook: StoredFirstWebhook | None = None  # replicas: acknowledges only what was stored
         self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
         self._last_text: Recent[tuple[str, str], str] = Recent(REMEMBERED_TEXTS)  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
@@ -125,12 +128,14 @@ class TelegramAdapter(BaseAdapter):
 
     async def stop_receiving(self) -> None:
         """Stop polling (or the webhook server): updates not fetched yet stay with Telegram."""
+        await self._stop_webhook()
         if self._app is not None and self._app.updater is not None and self._app.updater.running:
             await self._app.updater.stop()
 
     async def stop(self) -> None:
         app, self._app = self._app, None
         self._receive = None
+        await self._stop_webhook()
         if app is None:
             return
         if app.updater is not None and app.updater.running:
@@ -144,7 +149,11 @@ class TelegramAdapter(BaseAdapter):
         """For /readyz: the application runs and fetches updates (polling or the webhook server),
         or leaves polling to the leader replica."""
         app = self._app
-        return app is not None and app.running and app.updater is not None and (app.updater.running or not self._polls())
+        if app is None or not app.running:
+            return False
+        if self._webhook is not None:
+            return True
+        return app.updater is not None and (app.updater.running or not self._polls())
 
     def _polls(self) -> bool:
         return self.settings.telegram.mode == "polling" and self.leading
@@ -164,6 +173,22 @@ class TelegramAdapter(BaseAdapter):
         elif not leading and app.updater.running:
             await app.updater.stop()
             log.info("telegram: polling handed to the leader replica")
+
+    def _stores_first(self) -> bool:
+        """Replicas behind a webhook: Telegram gets its 200 only once an update is stored."""
+        return self.intake is not None and self.settings.telegram.mode == "webhook"
+
+    async def _start_stored_first(self, app: Application) -> None:
+        from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
+
+        # no in-process dedupe on this path: the intake drops redeliveries, only once one was stored
+        self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._hand_over)
+        await self._webhook.start()
+
+    async def _stop_webhook(self) -> None:
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            await webhook.stop()
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
@@ -196,15 +221,17 @@ class TelegramAdapter(BaseAdapter):
         from telegram.ext import ApplicationBuilder, MessageHandler, TypeHandler, filters
 
         tg = self.settings.telegram
-        app = (
+        builder = (
             ApplicationBuilder()
             .token(secret_text(tg.token))
             .base_url(tg.base_url)
             .base_file_url(file_base_url(self.settings))
             .local_mode(tg.local_mode)
             .job_queue(None)
-            .build()
         )
+        if self._stores_first():
+            builder = builder.updater(None)
+        app = builder.build()
         app.add_handler(TypeHandler(Update, self._drop_redelivered), group=-1)
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self._on_message))
         app.add_error_handler(self._on_error)
@@ -212,6 +239,9 @@ class TelegramAdapter(BaseAdapter):
 
     async def _start_updates(self, app: Application) -> None:
         tg = self.settings.telegram
+        if self._stores_first():
+            await self._start_stored_first(app)
+            return
         updater = app.updater
         if updater is None:  # built with ApplicationBuilder's updater, which is never None here
             raise RuntimeError("the Telegram application has no updater")
@@ -256,14 +286,25 @@ class TelegramAdapter(BaseAdapter):
         self._seen[update.update_id] = None
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._hand_over(update)
+
+    async def _hand_over(self, update: Update) -> None:
         message = update.message
         if message is not None and message.migrate_from_chat_id:  # a group upgraded to a supergroup
             if await self._really_moved(message):
                 self._chat_moved(message.migrate_from_chat_id, message.chat.id)
             return
         incoming = self.normalise(message) if message is not None else None
-        if incoming is not None and self._receive is not None:
+        if incoming is None or self._receive is None:
+            return
+        if self.intake is None:
             self._receive(self, incoming)  # never blocks: the Bot queues the work
+            return
+        try:  # replicas: taken once across them (python-telegram-bot has acknowledged the update)
+            await self.intake.take(self, incoming)
+        except IntakeUnavailable:
+            self._seen.pop(update.update_id, None)
+            raise
 
     async def _really_moved(self, message: Message) -> bool:
         """Moving a group's memory, persona and schedules is only done on Telegram's word: the

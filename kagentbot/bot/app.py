@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kagentbot.agent.loop import TurnRequest
 from kagentbot.agent.slots import Claim, current_claim
@@ -21,10 +22,14 @@ from kagentbot.bot.services import Services
 from kagentbot.bot.turn_watch import observe_turn
 from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
 from kagentbot.chat.commands import CommandContext, CommandRouter
+from kagentbot.chat.intake import IntakeUnavailable
 from kagentbot.chat.markup import convert, split_text
 from kagentbot.chat.messages import IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
 from kagentbot.config.redact import Redactor, settings_secrets
+
+if TYPE_CHECKING:
+    from kagentbot.cluster.convq import ClusterQueue, TurnGuard
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_PER_CONVERSATION = 20
@@ -66,9 +71,11 @@ class Bot:
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
         # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
         self.finished: Counter[str] = Counter()
+        self._cluster: ClusterQueue | None = None  # cluster mode: conversations queued in Redis
 
     async def start(self) -> None:
         self._running = True
+        await self._share()
         shared = self.services.shared if self.schedule else None  # `ask` and `chat` never lead
         if shared is not None:  # replicas: the elected leader alone polls and syncs
             await set_leading(self.adapters, False)
@@ -77,11 +84,30 @@ class Bot:
             adapter.offer_commands(self.router.commands())
             await adapter.start(self.receive)
             log.info("started %s", adapter.platform)
+        if self._cluster is not None:
+            self._cluster.poll()
         if shared is not None:
             self._leader = LeaderDuties(self, shared)
             await self._leader.start()
         elif self.schedule:
             await self._start_scheduler()
+
+    async def _share(self) -> None:
+        """The one place cluster mode is chosen: platform events are deduped and stored in Redis
+        before adapters acknowledge them, and each conversation's turns run on whichever replica
+        holds its lease. Off, nothing of it (nor redis) is imported. The terminal's one-off `ask`
+        and `chat` (schedule=False) stay in this process: no other replica has their console."""
+        if not self.services.settings.cluster.enabled or not self.schedule:
+            return
+        from kagentbot.cluster.convq import BotParts, ClusterQueue
+
+        parts = BotParts(self._shared_turn, self._receive_here, self._conversation_full, conversation_key, _platform_order,
+                         MAX_QUEUED_PER_CONVERSATION)
+        self._cluster = ClusterQueue(self.services.settings.cluster, self.adapters, parts)
+        await self._cluster.start()
+        self.services.cluster_probe = self._cluster.health
+        for adapter in self.adapters:
+            adapter.intake = self._cluster
 
     async def _start_scheduler(self) -> None:
         from kagentbot.bot.schedule import Scheduler
@@ -116,6 +142,8 @@ class Bot:
         if self._leader is not None:
             await self._leader.stop()
             self._leader = None
+        if self._cluster is not None:
+            self._cluster.stop_taking()
         if self.services.scheduler is not None:
             self.services.scheduler.shutdown()
             self.services.scheduler = None
@@ -129,6 +157,9 @@ class Bot:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._conversations.clear()
+        if self._cluster is not None:
+            await self._cluster.stop()
+            self._cluster = None
         await asyncio.gather(self._turn_lanes.close(), self._command_lanes.close())
         await self.services.close()
 
@@ -143,6 +174,19 @@ class Bot:
     def receive(self, adapter: Adapter, message: IncomingMessage) -> None:
         if not self._running:
             return
+        if self._cluster is not None:  # from adapters that acknowledge by themselves, and scheduled questions
+            self._spawn(self._take(adapter, message))
+            return
+        self._receive_here(adapter, message)
+
+    async def _take(self, adapter: Adapter, message: IncomingMessage) -> None:
+        assert self._cluster is not None
+        try:
+            await self._cluster.take(adapter, message)
+        except IntakeUnavailable:
+            pass  # logged by the intake: the platform delivers it again
+
+    def _receive_here(self, adapter: Adapter, message: IncomingMessage) -> None:
         if CommandRouter.is_command(message.text):
             self._spawn(self._command(adapter, message))
             return
@@ -155,15 +199,15 @@ class Bot:
         key = conversation_key(message)
         before, taken = self._admitting.get(key), asyncio.get_running_loop().create_future()
         self._admitting[key] = taken
-        self._spawn(self._guarded(adapter, message, self._take(adapter, message, key, before, taken)))
+        self._spawn(self._guarded(adapter, message, self._admit(adapter, message, key, before, taken)))
 
-    async def _take(self, adapter: Adapter, message: IncomingMessage, key: str, before: asyncio.Future | None,
-                    taken: asyncio.Future) -> None:
+    async def _admit(self, adapter: Adapter, message: IncomingMessage, key: str, before: asyncio.Future | None,
+                     taken: asyncio.Future) -> None:
         """A question into its conversation's line once the asker's lane has room for it, after
         the message that came before it in the conversation (lanes shared by replicas answer
         with a delay that may differ from one message to the next)."""
         try:
-            if self._conversation_full(adapter, message, key):
+            if self._local_conversation_full(adapter, message, key):
                 return
             admitted = await self._admitted(self._turn_lanes, adapter, message, "turn")
             if before is not None:
@@ -176,7 +220,7 @@ class Bot:
                 del self._admitting[key]
 
     async def _join(self, adapter: Adapter, message: IncomingMessage, key: str) -> None:
-        if self._conversation_full(adapter, message, key):  # filled while lanes shared by replicas answered
+        if self._local_conversation_full(adapter, message, key):  # filled while lanes shared by replicas answered
             await self._turn_lanes.withdraw(message.user_key)
             return
         conversation = self._conversations.setdefault(key, _Conversation())
@@ -185,13 +229,16 @@ class Bot:
         if conversation.worker is None or conversation.worker.done():
             conversation.worker = asyncio.create_task(self._drain(key, conversation), name=f"conversation {key}")
 
-    def _conversation_full(self, adapter: Adapter, message: IncomingMessage, key: str) -> bool:
+    def _local_conversation_full(self, adapter: Adapter, message: IncomingMessage, key: str) -> bool:
         conversation = self._conversations.get(key)
         if conversation is None or len(conversation.waiting) < MAX_QUEUED_PER_CONVERSATION:
             return False
+        self._conversation_full(adapter, message)
+        return True
+
+    def _conversation_full(self, adapter: Adapter, message: IncomingMessage) -> None:
         self.refused["conversation"] += 1
         self._spawn(self._say(adapter, message, "I'm still working through earlier questions here; please ask again in a moment."))
-        return True
 
     async def _admitted(self, lanes: Lanes, adapter: Adapter, message: IncomingMessage, what: str) -> bool:
         """Room in the user's lane for this message; past the cap, a "slow down" reply (once per
@@ -236,7 +283,8 @@ class Bot:
 
     def _work(self) -> list[asyncio.Task]:
         """Every turn and command under way: the spawned tasks and the conversation workers."""
-        return [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker)]
+        shared = self._cluster.workers() if self._cluster is not None else []
+        return [*self._tasks, *(c.worker for c in self._conversations.values() if c.worker), *shared]
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -260,7 +308,8 @@ class Bot:
 
     async def idle(self) -> None:
         """Wait until every queued turn and command has finished (tests, benchmarks, shutdown)."""
-        while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()):
+        while self._tasks or any(c.worker and not c.worker.done() for c in self._conversations.values()) or (
+                self._cluster is not None and self._cluster.workers()):
             pending = self._work()
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -269,13 +318,27 @@ class Bot:
         async with self._turn_lanes.running(message.user_key):
             return await self.answer(adapter, message)
 
-    async def answer(self, adapter: Adapter, message: IncomingMessage) -> bool:
+    async def _shared_turn(self, adapter: Adapter, message: IncomingMessage, guard: TurnGuard) -> bool:
+        """A turn of a conversation shared by replicas: posted only while this one holds it."""
+        outbox = guard.wrap(self._outboxes[id(adapter)])
+        answered = await self._guarded(adapter, message, self._counted_turn(adapter, message, outbox))
+        self.finished["answered" if answered else "unanswered"] += 1
+        return answered
+
+    async def _counted_turn(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox) -> bool:
+        """A shared conversation's turn holds one of its asker's running places, counted across
+        replicas like any turn (it was queued in Redis, so it is admitted here, never refused)."""
+        await self._turn_lanes.admit(message.user_key, always=True)
+        async with self._turn_lanes.running(message.user_key):
+            return await self.answer(adapter, message, outbox)
+
+    async def answer(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox | None = None) -> bool:
         where = await adapter.destination(message)
         persona = await self.services.persona_for(message)
         audience = await self.services.audience_for(message)
         request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
-        renderer = TurnRenderer(self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
+        renderer = TurnRenderer(outbox or self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if adapter.capabilities.typing else None
         started = asyncio.Event()  # set when the turn's first model call gets a slot
         claim = claim_for(message, started)

@@ -54,6 +54,8 @@ class Services:
     contexts: ContextSizes = field(default_factory=ContextSizes)  # each model's context, read once
     _memory_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # cluster: the lock's Redis
     shared: SharedState | None = None  # the shared Redis when `cluster.enabled` (bot/replicas.py)
+    # cluster mode: for /readyz, says whether the shared Redis answers (raises why not); None in one process
+    cluster_probe: Callable[[], Awaitable[str]] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, defer_memory: bool = False) -> Services:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from kagentbot.chat.commands import Command
+from kagentbot.chat.intake import Intake
 from kagentbot.chat.messages import CommandHandle, IncomingMessage
 
 Markup = Literal["slack", "discord", "telegram", "plain"]
@@ -78,6 +79,9 @@ class Adapter(Protocol):
     # set by the Bot: called when the platform gives a chat a new id (a Telegram group upgraded
     # to a supergroup), so that what the chat owns follows it; never blocks
     on_chat_moved: ChatMovedHandler | None
+    # set by the Bot when replicas share the work: the adapter awaits `intake.take` before it
+    # acknowledges an event, instead of calling `receive`; None in one process
+    intake: Intake | None
 
     @property
     def private_pointer(self) -> str:
@@ -123,6 +127,7 @@ class BaseAdapter:
 
     on_fatal: Callable[[str], None] | None = None
     on_chat_moved: ChatMovedHandler | None = None
+    intake: Intake | None = None
 
     @property
     def private_pointer(self) -> str:

@@ -309,6 +309,7 @@ class ClusterSettings(Section):
     dedupe_hours: float = Field(24.0, gt=0, description="how long a platform event id is remembered against redelivery")
     connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis before an operation fails")
     follow_seconds: float = Field(1.0, gt=0, description="how often the leader's scheduler picks up schedules changed on other replicas")
+    poll_seconds: float = Field(1.0, gt=0, description="how often a replica looks for conversations with waiting events and no live lease (a dead replica's)")
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,8 @@ loop (aiohttp):
             second; 503 when it ran more than `ops.max_loop_lag` late). A blocked loop answers
             nothing at all, which a supervisor's timeout also reads as unhealthy.
   /readyz   200 when the bot is running, every configured platform is connected, the model
-            server answers (and has the model) and the store can be read; 503 otherwise.
+            server answers (and has the model) and the store can be read (in cluster mode: and the
+            shared Redis answers); 503 otherwise.
             Both answer JSON, with each check and the reason for any that failed.
   /metrics  the figures of kagentbot.ops.metrics, in Prometheus' text format."""
 
@@ -114,7 +115,15 @@ class OpsServer:
     async def readiness(self) -> list[Check]:
         state = Check("bot", self.state == "running", self.state)
         found = await asyncio.gather(*(self._platform(a) for a in self.adapters), self._model(), self._store())
-        return [state, *found]
+        return [state, *found, *await self._shared()]
+
+    async def _shared(self) -> list[Check]:
+        """Cluster mode: the shared Redis answers (without it, events are not acknowledged)."""
+        probe = getattr(self.services, "cluster_probe", None)
+        if probe is None:
+            return []
+        ok, detail = await self._timed(probe())
+        return [Check("shared state", ok, detail)]
 
     async def _platform(self, adapter: Platform) -> Check:
         ok, detail = await self._timed(adapter.connected())
