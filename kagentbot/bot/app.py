@@ -101,8 +101,9 @@ class Bot:
             return
         from kagentbot.cluster.convq import BotParts, ClusterQueue
 
+        limits = self.services.settings.limits
         parts = BotParts(self._shared_turn, self._receive_here, self._conversation_full, conversation_key, _platform_order,
-                         MAX_QUEUED_PER_CONVERSATION)
+                         MAX_QUEUED_PER_CONVERSATION, self._asker_full, limits.user_turns + limits.user_queued)
         self._cluster = ClusterQueue(self.services.settings.cluster, self.adapters, parts)
         await self._cluster.start()
         self.services.cluster_probe = self._cluster.health
@@ -245,8 +246,16 @@ class Bot:
         `limits.slow_down_every`, so a flood does not become a flood of replies)."""
         if await lanes.admit(message.user_key, always=bool(message.schedule_id)):
             return True
+        self._refuse(adapter, message, what, await lanes.outstanding(message.user_key))
+        return False
+
+    def _asker_full(self, adapter: Adapter, message: IncomingMessage) -> None:
+        """Replicas: the asker's questions waiting or under way on every replica reach the cap."""
+        limits = self.services.settings.limits
+        self._refuse(adapter, message, "turn", limits.user_turns + limits.user_queued)
+
+    def _refuse(self, adapter: Adapter, message: IncomingMessage, what: str, outstanding: int) -> None:
         self.refused[what] += 1
-        outstanding = await lanes.outstanding(message.user_key)
         log.info("refused a %s from %s: %d waiting or under way", what, message.user_key, outstanding)
         now, every = time.monotonic(), self.services.settings.limits.slow_down_every
         if now - self._slowed.get(message.user_key, -math.inf) >= every:
@@ -254,7 +263,6 @@ class Bot:
                 self._slowed = {user: told for user, told in self._slowed.items() if now - told < every}
             self._slowed[message.user_key] = now
             self._spawn(self._say(adapter, message, slow_down_text(outstanding, what), private=True))
-        return False
 
     def _pause_schedule(self, job_id: str, reason: str) -> None:
         """A scheduled question whose chat refuses it for good (the bot was removed or blocked)

@@ -37,13 +37,22 @@ from kagentbot.config.settings import ClusterSettings
 log = logging.getLogger(__name__)
 Unreachable = (RedisError, OSError)
 
-# KEYS: seen, conversation, waiting. ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting.
-# 1: stored; 0: taken already; -1: refused, the conversation has too many waiting (the user is told)
+# KEYS: seen, conversation, waiting, asked (the asker's questions waiting or under way, anywhere).
+# ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting, most asked (-1: any),
+# entry id. 1: stored; 0: taken already; -1: refused, the conversation has too many waiting; -2:
+# refused, the asker has too many questions waiting or under way (the user is told either way)
 _TAKE = """
 if ARGV[1] == '1' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 86400)
+local cap = tonumber(ARGV[8])
+if cap >= 0 and redis.call('ZCARD', KEYS[4]) >= cap then return -2 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('ZADD', KEYS[4], now, ARGV[9])
+redis.call('EXPIRE', KEYS[4], 86400)
 return 1
 """
 # KEYS: lease. ARGV: replica, milliseconds. Still ours: extended, 1; else 0.
@@ -58,11 +67,12 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1
 """
-# KEYS: lease, conversation, progress. ARGV: replica, entry
+# KEYS: lease, conversation, progress, asked. ARGV: replica, entry, entry id
 _FINISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
 return 1
 """
 # KEYS: lease, conversation, waiting. ARGV: replica, conversation key.
@@ -104,12 +114,12 @@ class Entry:
     message: IncomingMessage
 
 
-def encode(platform: str, message: IncomingMessage) -> str:
+def encode(platform: str, message: IncomingMessage, entry_id: str = "") -> str:
     """Arrival time first: events with the same platform order (scheduled ones) sort by it."""
     body = {f.name: getattr(message, f.name) for f in fields(message) if f.name not in ("attachments", "command")}
     body["attachments"] = [[a.name, a.size, a.mime] for a in message.attachments]
     body["command"] = message.command.key if message.command else None
-    return json.dumps({"at": f"{time.time_ns():020d}", "id": uuid.uuid4().hex, "platform": platform, "message": body})
+    return json.dumps({"at": f"{time.time_ns():020d}", "id": entry_id or uuid.uuid4().hex, "platform": platform, "message": body})
 
 
 def decode(member: str) -> Entry:
@@ -193,6 +203,8 @@ class BotParts:
     key: Callable[[IncomingMessage], str]  # the conversation a message belongs to
     order: Callable[[IncomingMessage], float]  # where it stands in the platform's order
     most_waiting: int
+    slow: Receiver  # a question refused: its asker has `most_asked` questions waiting or under way already
+    most_asked: int
 
 
 class ClusterQueue:
@@ -281,6 +293,8 @@ class ClusterQueue:
             raise IntakeUnavailable(self.problem) from exc
         if taken == 0:
             log.info("cluster: %s event %s was taken already (a redelivery)", adapter.platform, event_id(message))
+        elif taken == -2:
+            self.bot.slow(adapter, message)
         elif taken < 0:
             self.bot.full(adapter, message)
         elif turn:
@@ -291,10 +305,18 @@ class ClusterQueue:
 
     async def _store(self, adapter: Adapter, message: IncomingMessage) -> int:
         conversation, seen = self.bot.key(message), event_id(message)
-        keys = (self.keys.seen(adapter.platform, seen or "-"), self.keys.conversation(conversation), self.keys("waiting"))
-        return int(await self.client.eval(_TAKE, 3, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
-                                          repr(self.bot.order(message)), encode(adapter.platform, message), conversation,
-                                          self.bot.most_waiting))
+        keys = (self.keys.seen(adapter.platform, seen or "-"), self.keys.conversation(conversation), self.keys("waiting"),
+                self._asked(message))
+        most_asked = -1 if message.schedule_id else self.bot.most_asked  # scheduled: bounded by the scheduler
+        entry_id = uuid.uuid4().hex
+        return int(await self.client.eval(_TAKE, 4, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
+                                          repr(self.bot.order(message)), encode(adapter.platform, message, entry_id),
+                                          conversation, self.bot.most_waiting, most_asked, entry_id))
+
+    def _asked(self, message: IncomingMessage) -> str:
+        """The asker's questions waiting or under way on every replica (`limits.user_turns` +
+        `limits.user_queued` at most, as in one process)."""
+        return self.keys("asked", message.user_key)
 
     async def _first_time(self, adapter: Adapter, message: IncomingMessage) -> int:
         seen = event_id(message)
@@ -401,8 +423,9 @@ class ClusterQueue:
         await self.bot.run(adapter, entry.message, guard)
         if guard.lost:
             return False
-        return bool(await self.client.eval(_FINISH, 3, self.keys.lease(conversation), self.keys.conversation(conversation),
-                                           self._progress(conversation), self.me, entry.member))
+        return bool(await self.client.eval(_FINISH, 4, self.keys.lease(conversation), self.keys.conversation(conversation),
+                                           self._progress(conversation), self._asked(entry.message), self.me,
+                                           entry.member, entry.id))
 
     async def _replay(self, conversation: str, entry: Entry) -> list[SentMessage]:
         """What an interrupted run of this same turn posted ([] for a turn not started before)."""

@@ -163,7 +163,8 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
     step, answer = chat_b.posted  # the step and the answer, each posted once, then edited by b
     assert step.final.startswith("✅") and "time_delta" in step.final and "247" in step.final
     assert answer.final == ANSWER and answer.text.startswith("Messi") and "▍" in answer.text
-    assert b.finished["answered"] == 1 and a.finished["answered"] == 0
+    await until(lambda: b.finished["answered"] == 1)  # counted once the turn gives back its place in the lanes
+    assert a.finished["answered"] == 0
 
 
 async def test_a_replica_that_stops_lets_go_at_once_and_the_other_finishes_its_turn(replicas, fake_ollama,
