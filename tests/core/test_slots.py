@@ -134,3 +134,53 @@ async def test_a_scheduled_call_waiting_past_its_patience_goes_before_interactiv
     gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     assert order == ["s", "A", "B"]
+
+
+async def test_a_user_who_just_began_asking_goes_before_users_whose_calls_pile_up():
+    gate = FairGate(1)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+    late: list[asyncio.Task] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        if len(order) == 4:  # A and B have had two calls each: C asks now, while b1 holds the slot
+            late.append(asyncio.create_task(take(Claim("C", "c3", turn="c0"))))
+            await asyncio.sleep(0)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(Claim(u, f"chat-{u}", turn=f"{u.lower()}{n}")))
+               for n in range(4) for u in ("A", "B")]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    await asyncio.wait_for(asyncio.gather(*late), 1)
+    # C has had no share yet: it goes next, then A and B take turns again
+    assert order == ["a0", "b0", "a1", "b1", "c0", "a2", "b2", "a3", "b3"]
+
+
+async def test_a_user_asking_again_at_once_gets_no_more_than_its_turn():
+    """A user's place follows it across empty spells: served, then asking again at once, it does
+    not jump ahead of a user whose calls were already waiting."""
+    gate = FairGate(1)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    async def one_at_a_time(calls: int) -> None:
+        for n in range(calls):
+            await take(Claim("A", "ca", turn=f"a{n}"))
+
+    waiting = [asyncio.create_task(one_at_a_time(3))]
+    waiting += [asyncio.create_task(take(Claim("B", "cb", turn=f"b{n}"))) for n in range(3)]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert order == ["a0", "b0", "b1", "a1", "b2", "a2"]
