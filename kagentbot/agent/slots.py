@@ -165,10 +165,11 @@ class FairGate:
         mine = lines[user]
         index = mine.waiters.index(waiter)
         ahead = index + sum(len(line.waiters) for k in _KINDS[: _KINDS.index(kind)] for line in self._lines[k].values())
-        tag = mine.tag + index  # the virtual time this call starts at
-        for other, line in lines.items():
-            if other != user:  # its calls tagged before mine (at the same tag, who came first)
-                ahead += min(len(line.waiters), max(0, tag - line.tag + (line.seq < mine.seq)))
+        tag, seq = mine.tag + index, mine.seq  # the virtual time this call starts at
+        for line in lines.values():  # each other user's calls tagged before mine (at a tie, who came first)
+            before = tag - line.tag + (line.seq < seq)
+            if before > 0 and line is not mine:
+                ahead += min(len(line.waiters), before)
         return ahead
 
     # -- internals -----------------------------------------------------------------------------
