@@ -62,7 +62,8 @@ class Bot:
         limits = services.settings.limits
         self._turn_lanes = UserLanes(limits.user_turns, limits.user_queued)
         self._command_lanes = UserLanes(limits.user_commands, limits.user_commands_queued)
-        self._preparing = FairGate(limits.preparing or PREPARING_PER_SLOT * services.settings.llm.max_connections)
+        preparing = limits.preparing or PREPARING_PER_SLOT * services.settings.llm.max_connections
+        self._preparing = FairGate(preparing, scheduled_patience=limits.scheduled_patience)  # schedules delayed, never starved
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
         # turns run to their end ("answered" / "unanswered"), commands ("command" / "command failed")
