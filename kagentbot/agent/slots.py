@@ -4,8 +4,8 @@ for a slot on behalf of a (user, chat, kind) and gives it back when done.
 Who gets the next free slot: interactive turns before scheduled ones (unless a scheduled call
 has waited `limits.scheduled_patience` seconds: then it goes first, so a busy bot delays its
 schedules but never starves them); within each kind, users in fair order (start-time fair
-queueing: users with calls backed up take turns, and a user who has just begun asking goes
-before them, having had no share lately), each user's own calls first come first served; and
+queueing: users with calls backed up take turns, and a user with no call waiting or under way
+goes before them, having had no share lately), each user's own calls first come first served; and
 while other chats wait, a chat already holding its share
 (`limits.chat_share` of the slots) is passed over. No slot stays idle while anyone waits (the
 share yields when nobody else wants a slot).
@@ -93,19 +93,21 @@ class _Waiter:
 @dataclass
 class _Line:
     """One user's waiting calls of one kind, and where the user stands: `tag` is the virtual
-    time its head call starts at (one unit per call served), `seq` breaks ties first come."""
+    time its head call starts at (one unit per call served), `seq` breaks ties: a user who came
+    idle first, then first come."""
 
     waiters: deque[_Waiter]
     tag: int
-    seq: int
+    seq: tuple[int, int]
 
 
 class FairGate:
     """The in-process gate: one event loop, no locks needed. Fair order is start-time fair
     queueing by user: each kind keeps a virtual clock that stands at the tag of the last call
     served; a user's next call is tagged one past its previous one, or at the clock when the
-    user has fallen behind it (was idle). The lowest tag goes first, so backed-up users take
-    turns, and a user who just began asking goes before users whose calls pile up."""
+    user has no call under way (is idle). The lowest tag goes first, an idle user first among
+    equal tags: backed-up users take turns, and a user who just began asking goes before users
+    whose calls pile up. A user asking one call at a time thus gets at most one slot."""
 
     def __init__(self, capacity: int, chat_share: float = 1.0, scheduled_patience: float = math.inf) -> None:
         self.capacity = capacity
@@ -114,9 +116,10 @@ class FairGate:
         self._held = 0
         self._held_by_chat: Counter[str] = Counter()
         self._lines: dict[Kind, dict[str, _Line]] = {kind: {} for kind in _KINDS}
-        self._order: dict[Kind, list[tuple[int, int, str]]] = {kind: [] for kind in _KINDS}  # heap of (tag, seq, user)
+        self._order: dict[Kind, list[tuple[int, tuple[int, int], str]]] = {kind: [] for kind in _KINDS}  # heap of (tag, seq, user)
         self._clock: dict[Kind, int] = {kind: 0 for kind in _KINDS}
-        self._next_tag: dict[tuple[Kind, str], int] = {}  # users with nothing waiting: their next tag at least
+        self._next_tag: dict[tuple[Kind, str], int] = {}  # users with calls in flight, none waiting: their next tag at least
+        self._in_flight: Counter[tuple[Kind, str]] = Counter()
         self._seq = itertools.count()
         self._by_turn: dict[str, _Waiter] = {}
         self._waiting = 0
@@ -151,6 +154,11 @@ class FairGate:
 
     def release(self, claim: Claim) -> None:
         self._held -= 1
+        key = (claim.kind, claim.user)
+        self._in_flight[key] -= 1
+        if self._in_flight[key] <= 0:
+            del self._in_flight[key]
+            self._next_tag.pop(key, None)  # idle now: its next call starts at the clock
         self._held_by_chat[claim.chat] -= 1
         if self._held_by_chat[claim.chat] <= 0:
             del self._held_by_chat[claim.chat]
@@ -165,7 +173,7 @@ class FairGate:
         mine = lines[user]
         index = mine.waiters.index(waiter)
         ahead = index + sum(len(line.waiters) for k in _KINDS[: _KINDS.index(kind)] for line in self._lines[k].values())
-        tag, seq = mine.tag + index, mine.seq  # the virtual time this call starts at
+        tag, seq = mine.tag + index, mine.seq  # the virtual time this call starts at, and its tie-break
         for line in lines.values():  # each other user's calls tagged before mine (at a tie, who came first)
             before = tag - line.tag + (line.seq < seq)
             if before > 0 and line is not mine:
@@ -175,12 +183,14 @@ class FairGate:
     # -- internals -----------------------------------------------------------------------------
     def _grant(self, claim: Claim) -> None:
         self._held += 1
+        self._in_flight[(claim.kind, claim.user)] += 1
         self._held_by_chat[claim.chat] += 1
         if claim.started is not None:
             claim.started.set()
 
     def _starting_tag(self, kind: Kind, user: str) -> int:
-        """Where a user with nothing waiting starts: one past its last call, or at the clock."""
+        """Where a user with nothing waiting starts: one past its last call while that is in
+        flight, else at the clock (remembered tags are dropped when the user's calls end)."""
         return max(self._clock[kind], self._next_tag.pop((kind, user), 0))
 
     def _served_at_once(self, claim: Claim) -> None:
@@ -203,7 +213,8 @@ class FairGate:
         kind, user = waiter.claim.kind, waiter.claim.user
         line = self._lines[kind].get(user)
         if line is None:
-            line = self._lines[kind][user] = _Line(deque(), self._starting_tag(kind, user), next(self._seq))
+            idle = (kind, user) not in self._in_flight
+            line = self._lines[kind][user] = _Line(deque(), self._starting_tag(kind, user), (not idle, next(self._seq)))
             heapq.heappush(self._order[kind], (line.tag, line.seq, user))
         line.waiters.append(waiter)
         self._waiting += 1
@@ -219,7 +230,8 @@ class FairGate:
         self._forget(waiter)
         if not line.waiters:
             del self._lines[kind][user]
-            self._remember(kind, user, line.tag)
+            if (kind, user) in self._in_flight:
+                self._remember(kind, user, line.tag)
 
     def _forget(self, waiter: _Waiter) -> None:
         waiter.queued = False
@@ -279,7 +291,7 @@ class FairGate:
         served = line.tag
         self._clock[kind] = max(self._clock[kind], served)
         if line.waiters:
-            line.tag, line.seq = served + 1, next(self._seq)
+            line.tag, line.seq = served + 1, (1, next(self._seq))
             heapq.heappush(self._order[kind], (line.tag, line.seq, user))
         else:
             del self._lines[kind][user]
