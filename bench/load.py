@@ -16,9 +16,10 @@ Phases, one after the other:
 Every question is accounted for: answered, failed with a message, or refused with a "slow down"
 reply; anything else is lost (goal: 0).
 
-    python bench/load.py [--quick] [--before]
+    python bench/load.py [--quick] [--before] [--ahead N]
     (default ~2 min on 2 cores, --quick ~20 s; --before adds the flood on the bot as it was:
-    one first-come-first-served line for model calls and no per-user caps)
+    one first-come-first-served line for model calls and no per-user caps; --ahead N adds
+    calm, flood and burst with N calls more in flight than the server has slots)
 """
 
 from __future__ import annotations
@@ -101,12 +102,25 @@ def serve_fake(slots: int, latency: float) -> None:
         mode["now"] = (await request.json())["mode"]
         return web.json_response(mode)
 
+    class TimedFake(FakeOllama):
+        """Keeps when it worked on each call (perf_counter: the system's monotonic clock, the
+        same in the bench's process), to tell the model's own time from the hand-overs."""
+
+        worked: list[tuple[float, float]] = []
+
+        async def _work(self, request, body, shape):
+            started = time.perf_counter()
+            try:
+                return await super()._work(request, body, shape)
+            finally:
+                self.worked.append((started, time.perf_counter()))
+
     async def main() -> None:
-        fake = FakeOllama(parallel=slots)
+        fake = TimedFake(parallel=slots)
         fake.responder = reply
 
         async def stats(request: web.Request) -> web.Response:
-            return web.json_response({"calls": fake.calls, "max_in_flight": fake.max_in_flight})
+            return web.json_response({"calls": fake.calls, "max_in_flight": fake.max_in_flight, "worked": fake.worked})
 
         fake.app.router.add_post("/_bench/mode", set_mode)
         fake.app.router.add_get("/_bench/stats", stats)
@@ -339,10 +353,27 @@ async def burst(driver: Driver, profile: Profile, fake: FakeProcess, session) ->
     answered = sum(a.message_id in driver.platform.done for a in asked)
     seconds = max(finished - started, 1e-9)
     held = statistics.fmean(sampler.in_use) / profile.slots if sampler.in_use else math.nan
+    worked = [(a, b) for a, b in (await fake.call(session, "/_bench/stats"))["worked"] if a >= started]
     return {"throughput": served / seconds / (profile.slots / profile.latency), "held": held,
             "per_call_ms": held * profile.slots * seconds / max(served, 1) * 1000,
             "cpu_ms": (time.process_time() - cpu) * 1000 / max(answered, 1), "peak": dict(sampler.peak),
-            "seconds": finished - started}
+            "seconds": finished - started, **losses(worked, started, seconds, profile)}
+
+
+def losses(worked: list[tuple[float, float]], started: float, seconds: float, profile: Profile) -> dict:
+    """Where the burst's throughput short of the ideal went, as shares of the ideal: the wait
+    for the first call (every turn's preparation at once), the fake model's own time over its
+    nominal latency, and what is left: a server slot idle between one call's end and the next
+    call's start (the bot and the server handing over)."""
+    if not worked:
+        return {}
+    calls = len(worked)
+    own = statistics.fmean(b - a for a, b in worked)
+    first = min(a for a, _ in worked) - started
+    busy = sum(b - a for a, b in worked) / (profile.slots * seconds)
+    return {"first_call_s": first, "model_ms": own * 1000, "server_busy": busy,
+            "lost_first": first / seconds, "lost_model": busy * (1 - profile.latency / own),
+            "lost_handover": 1 - busy - first / seconds, "calls": calls}
 
 
 async def fault(driver: Driver, profile: Profile, fake: FakeProcess, session) -> None:
@@ -425,6 +456,11 @@ def report(profile: Profile, driver: Driver, burst_figures: dict, cpu_ms: float,
           f"{peak.get('slots_in_use', 0)} slots in use, {peak.get('slot_queue', 0)} calls queued for a slot; "
           f"slots held {burst_figures['held']:.1%} of the time, "
           f"{burst_figures['per_call_ms']:.0f} ms per call for a {profile.latency * ms:.0f} ms model)")
+    if "server_busy" in burst_figures:
+        f = burst_figures
+        print(f"   short of the ideal: {f['lost_first']:.1%} waiting for the first call ({f['first_call_s']:.2f} s: every "
+              f"turn prepared at once), {f['lost_model']:.1%} the fake model's own time ({f['model_ms']:.1f} ms a call), "
+              f"{f['lost_handover']:.1%} a server slot idle between calls (server slots busy {f['server_busy']:.1%})")
     print(f"bot CPU per turn (LanceDB memory, fake apart) {burst_figures['cpu_ms']:.1f} ms in the burst, {cpu_ms:.1f} ms over the run")
     print(f"peak RSS                                     {rss:.0f} MiB   < {RSS_GOAL_MB} MiB at {peak.get('conversations', 0)} "
           f"open conversations {_mark(rss < RSS_GOAL_MB)}")
@@ -458,8 +494,8 @@ def _mark(ok: bool) -> str:
 
 
 # -- the run --------------------------------------------------------------------------------------
-def settings_for(url: str, profile: Profile, data: Path, **limits):
-    llm = {"host": url, "max_connections": profile.slots, "timeout": 2.0}
+def settings_for(url: str, profile: Profile, data: Path, ahead: int = 0, **limits):
+    llm = {"host": url, "max_connections": profile.slots + ahead, "timeout": 2.0}
     if "call_deadline" in LLMSettings.model_fields:  # an overall cap per call, where the build has one
         llm["call_deadline"] = 5.0
     return load_settings(environ={}, data_dir=data, llm=llm, agent={"max_steps": 1}, render={"verbosity": "off"},
@@ -478,7 +514,7 @@ async def started_bot(settings, gate=None) -> tuple[Bot, Driver]:
     return bot, driver
 
 
-async def run(profile: Profile, before: bool) -> None:
+async def run(profile: Profile, before: bool, ahead: int = 0) -> None:
     import aiohttp
 
     fake = FakeProcess(profile.slots, profile.latency)
@@ -499,7 +535,10 @@ async def run(profile: Profile, before: bool) -> None:
             finally:
                 await bot.stop()
             earlier = await flood_before(profile, fake, Path(tmp) / "before") if before else None
+            queued = await with_ahead(profile, fake, Path(tmp) / "ahead", ahead) if ahead else None
             report(profile, driver, burst_figures, cpu_ms, earlier)
+            if queued is not None:
+                report_ahead(ahead, *queued)
     finally:
         fake.close()
 
@@ -515,6 +554,34 @@ async def flood_before(profile: Profile, fake: FakeProcess, data: Path) -> Drive
     finally:
         await bot.stop()
     return driver
+
+
+async def with_ahead(profile: Profile, fake: FakeProcess, data: Path, ahead: int) -> tuple[Driver, dict]:
+    """Calm, flood and burst again with `llm.max_connections` set `ahead` above the server's
+    slots: that many calls wait in the server's own queue (as Ollama queues past
+    OLLAMA_NUM_PARALLEL), so a slot freed there is taken at once, and are out of the fair
+    gate's hands."""
+    import aiohttp
+
+    print(f"calm, flood and burst with {ahead} calls queued in the server…", flush=True)
+    bot, driver = await started_bot(settings_for(fake.url, profile, data, ahead))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await calm(driver, profile)
+            await flood(driver, profile)
+            figures = await burst(driver, profile, fake, session)
+    finally:
+        await bot.stop()
+    return driver, figures
+
+
+def report_ahead(ahead: int, driver: Driver, figures: dict) -> None:
+    calm_p99 = percentile(driver.waits(driver.of("calm", "steady")), 0.99)
+    flood_p99 = percentile(driver.waits(driver.of("flood", "steady")), 0.99)
+    print(f"\nwith llm.max_connections {ahead} above the server's slots (calls queued in the server): burst throughput "
+          f"{figures['throughput']:.1%} of ideal (server slots busy {figures.get('server_busy', math.nan):.1%}); "
+          f"steady p99 {calm_p99 * 1000:.0f} ms calm, {flood_p99 * 1000:.0f} ms flood = {flood_p99 / calm_p99:.2f}×; "
+          f"Jain's index {fairness(driver)[0]:.3f}")
 
 
 async def warm_up(driver: Driver) -> None:
@@ -534,6 +601,9 @@ def main() -> None:
     parser.add_argument("--before", action="store_true",
                         help="also run the flood on the bot as it was (one FIFO line, no per-user caps), side by side")
     parser.add_argument("--slots", type=int, help="the model server's parallel slots (and llm.max_connections)")
+    parser.add_argument("--ahead", type=int, default=0,
+                        help="also run calm, flood and burst with llm.max_connections this much above the server's "
+                             "slots (calls queued in the server), side by side")
     parser.add_argument("--latency", type=float, help="seconds per model call")
     args = parser.parse_args()
     profile = QUICK if args.quick else DEFAULT
@@ -543,7 +613,7 @@ def main() -> None:
 
         profile = replace(profile, **overrides)
     started = time.perf_counter()
-    asyncio.run(run(profile, args.before))
+    asyncio.run(run(profile, args.before, args.ahead))
     print(f"\n(run took {time.perf_counter() - started:.0f} s; {json.dumps(profile.__dict__)})")
 
 

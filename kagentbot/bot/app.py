@@ -11,11 +11,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kagentbot.agent.loop import TurnRequest
-from kagentbot.agent.slots import Claim, current_claim
+from kagentbot.agent.slots import Claim, FairGate, current_claim
 from kagentbot.bot.admission import Lanes, open_lanes
 from kagentbot.bot.replicas import LeaderDuties, set_leading
 from kagentbot.bot.services import Services
@@ -38,6 +38,7 @@ REMEMBERED_SLOWED = 1024  # users told to slow down, kept to space out the next 
 # to the asker alone, when their private notes match a question asked in a shared chat
 PRIVATE_LEFT_OUT = ("I didn't use your private notes here (this chat can't see them); ask me in a DM, "
                     "or allow them in this chat with /kb share on.")
+PREPARING_PER_SLOT = 4  # turns getting ready at once per LLM slot, unless limits.preparing says otherwise
 TYPING_EVERY = 4.5  # seconds between typing indicators (Telegram shows one for 5 s, Discord 10 s)
 
 
@@ -66,6 +67,10 @@ class Bot:
         self._running = False
         self._leader: LeaderDuties | None = None  # several replicas: who runs the one-per-bot work
         self._turn_lanes, self._command_lanes = open_lanes(services.settings)
+        limits = services.settings.limits
+        preparing = limits.preparing or PREPARING_PER_SLOT * services.settings.llm.max_connections
+        # in this process even with replicas: it paces this replica's own CPU, not the shared model
+        self._preparing = FairGate(preparing, scheduled_patience=limits.scheduled_patience)  # schedules delayed, never starved
         self._slowed: dict[str, float] = {}  # user → when they were last told to slow down
         self._admitting: dict[str, asyncio.Future] = {}  # conversation → its latest message still being admitted
         self.refused: Counter[str] = Counter()  # "turn" / "command" / "conversation" → messages refused past a cap
@@ -342,21 +347,44 @@ class Bot:
 
     async def answer(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox | None = None) -> bool:
         where = await adapter.destination(message)
+        started = asyncio.Event()  # set when the turn's first model call gets a slot
+        claim = claim_for(message, started)
+        self._spawn(self._queue_notice(adapter, where, claim.turn, started))
+        try:
+            await self._prepare_in_turn(claim)
+            return await self._run_turn(adapter, message, where, claim, outbox or self._outboxes[id(adapter)])
+        finally:
+            started.set()  # a turn that ends before any call leaves no notice behind, nor its place
+
+    async def _prepare_in_turn(self, claim: Claim) -> None:
+        """Wait for one of the places where turns get ready for their first model call (persona,
+        memory recall, prompt), taken fairly by user; the place is left when that call gets its
+        slot. A burst of hundreds of turns would otherwise prepare all at once, in step, and
+        the model would wait idle until nearly every one of them was ready."""
+        place = replace(claim, started=None)  # the turn starts with its first model call, not here
+        await self._preparing.acquire(place)
+        self._spawn(self._leave_when_started(place, claim.started))
+
+    async def _leave_when_started(self, place: Claim, started: asyncio.Event | None) -> None:
+        try:
+            if started is not None:
+                await started.wait()
+        finally:
+            await asyncio.shield(self._preparing.release(place))
+
+    async def _run_turn(self, adapter: Adapter, message: IncomingMessage, where: Destination, claim: Claim,
+                        outbox: Outbox) -> bool:
         persona = await self.services.persona_for(message)
         audience = await self.services.audience_for(message)
         request = TurnRequest(message.text, audience, persona)
         render = self.services.settings.render
-        renderer = TurnRenderer(outbox or self._outboxes[id(adapter)], where, render.verbosity, render.broadcast_answer)
+        renderer = TurnRenderer(outbox, where, render.verbosity, render.broadcast_answer)
         typing = asyncio.create_task(_keep_typing(adapter, where)) if adapter.capabilities.typing else None
-        started = asyncio.Event()  # set when the turn's first model call gets a slot
-        claim = claim_for(message, started)
-        self._spawn(self._queue_notice(adapter, where, claim.turn, started))
         token = current_claim.set(claim)  # the LLM calls of this turn ask for slots as this user
         try:
             answered = await observe_turn(adapter.platform, self.services.agent().run(request), renderer.render)
         finally:
             current_claim.reset(token)
-            started.set()  # a turn that ends before any call leaves no notice behind
             if typing is not None:
                 typing.cancel()
         if answered and await self.services.private_left_out(audience, message.text):
@@ -373,7 +401,7 @@ class Bot:
         outbox, sent, shown = self._outboxes[id(adapter)], None, None
         try:
             while not started.is_set():
-                ahead = await self.services.slots.position(turn)
+                ahead = await self._ahead_of(turn)
                 if ahead is not None and ahead != shown and (sent is None or adapter.capabilities.edits):
                     text = queued_text(ahead)
                     if sent is None:
@@ -386,6 +414,15 @@ class Bot:
                 await self._withdraw_notice(adapter, outbox, sent)
         except DeliveryFailed:
             log.info("%s: could not show or withdraw a queue notice in %s", adapter.platform, where.chat_id)
+
+    async def _ahead_of(self, turn: str) -> int | None:
+        """About how many model calls will get a slot before this turn's first: counted at the
+        LLM slots, or, while the turn still waits to prepare, every call waiting there and the
+        turns before it in the line to prepare."""
+        ahead = await self.services.slots.position(turn)
+        if ahead is None and (preparing := await self._preparing.position(turn)) is not None:
+            ahead = preparing + self.services.slots.queue_length()
+        return ahead
 
     @staticmethod
     async def _withdraw_notice(adapter: Adapter, outbox: Outbox, sent) -> None:

@@ -268,6 +268,8 @@ class LimitsSettings(Section):
     slow_down_every: float = Field(30.0, ge=0, description="seconds between two 'slow down' replies to one user")
     scheduled_patience: float = Field(30.0, gt=0, description="seconds a scheduled question's model call waits behind interactive ones at most")
     queue_notice_every: float = Field(5.0, gt=0, description="seconds between updates of one queue notice (each is an edit)")
+    preparing: int = Field(0, ge=0, description="turns getting ready for their first model call at once (persona, memory recall, "
+                                                "prompt), taken fairly by user; 0: four per LLM slot (llm.max_connections)")
 
 
 class OpsSettings(Section):

@@ -142,3 +142,32 @@ async def test_scheduled_questions_wait_past_the_caps_but_are_never_refused(slow
         bot.ask_as("testchat", mention(f"scheduled question {n}", "A", "C1", f"s{n}", schedule_id=f"job{n}"))
     await bot.idle()
     assert len([a for a in answers(chat) if "scheduled" in a]) == 3 and not bot.refused
+
+
+async def test_a_burst_of_turns_reaches_the_model_before_every_turn_is_prepared(fake_ollama, make_settings, start_bot,
+                                                                               weights_dir):
+    """Each turn's memory recall embeds its question at the fake server (/api/embed), so the
+    embeddings asked for before the first model call tell how many turns got ready first: a
+    few (`limits.preparing`), not the whole burst."""
+    from kagentbot.memory.ingest import from_text
+
+    at_first_call: list[int] = []
+
+    def reply(body: dict) -> Scripted:
+        if not at_first_call:
+            at_first_call.append(sum(path == "/api/embed" for path, _ in fake_ollama.requests))
+        return Scripted("re: " + body["messages"][-1]["content"][-20:], delay=0.01)
+
+    fake_ollama.responder = reply
+    chat = ChatAdapter()
+    settings = make_settings(llm={"host": fake_ollama.url, "mode": "native", "max_connections": 1},
+                             agent={"max_steps": 1}, limits={"preparing": 2},
+                             embed={"backend": "ollama", "model": "kagentlm", "weights_dir": weights_dir})
+    bot = await start_bot(settings, [chat])
+    await bot.services.memory.add_document(from_text("The office opens at nine.", settings.memory, title="hours"), "global")
+    before = sum(path == "/api/embed" for path, _ in fake_ollama.requests)
+    for n in range(20):
+        chat.deliver(mention(f"when does the office open, asks user {n}?", f"U{n}", f"chat-{n}", f"m{n}"))
+    await bot.idle()
+    assert len(answers(chat)) == 20
+    assert at_first_call[0] - before <= 4, f"{at_first_call[0] - before} turns recalled before the first model call"

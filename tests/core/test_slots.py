@@ -134,3 +134,75 @@ async def test_a_scheduled_call_waiting_past_its_patience_goes_before_interactiv
     await gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     assert order == ["s", "A", "B"]
+
+
+async def test_a_user_who_just_began_asking_goes_before_users_whose_calls_pile_up():
+    gate = FairGate(1)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+    late: list[asyncio.Task] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        if len(order) == 4:  # A and B have had two calls each: C asks now, while b1 holds the slot
+            late.append(asyncio.create_task(take(Claim("C", "c3", turn="c0"))))
+            await asyncio.sleep(0)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(Claim(u, f"chat-{u}", turn=f"{u.lower()}{n}")))
+               for n in range(4) for u in ("A", "B")]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    await asyncio.wait_for(asyncio.gather(*late), 1)
+    # C has had no share yet: it goes next, then A and B take turns again
+    assert order == ["a0", "b0", "a1", "b1", "c0", "a2", "b2", "a3", "b3"]
+
+
+async def test_a_user_asking_one_call_at_a_time_takes_turns_with_a_backed_up_one():
+    """Served, then asking again at once, a user with nothing under way starts afresh at the
+    clock: it alternates with a user whose calls were already waiting, no more, no less."""
+    gate = FairGate(1)
+    holder = Claim("holder", "x")
+    await gate.acquire(holder)
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    async def one_at_a_time(calls: int) -> None:
+        for n in range(calls):
+            await take(Claim("A", "ca", turn=f"a{n}"))
+
+    waiting = [asyncio.create_task(one_at_a_time(3))]
+    waiting += [asyncio.create_task(take(Claim("B", "cb", turn=f"b{n}"))) for n in range(3)]
+    await asyncio.sleep(0)
+    gate.release(holder)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert order == ["a0", "b0", "a1", "b1", "a2", "b2"]
+
+
+async def test_a_user_with_a_call_under_way_keeps_its_place_behind_others():
+    """A user whose earlier call still holds a slot is not idle: its next call is tagged one past
+    that call, behind a user who asked later but has nothing under way."""
+    gate = FairGate(2)
+    await gate.acquire(Claim("A", "ca", turn="a0"))  # A holds one slot throughout
+    await gate.acquire(Claim("holder", "x"))
+    order: list[str] = []
+
+    async def take(claim: Claim) -> None:
+        await gate.acquire(claim)
+        order.append(claim.turn)
+        gate.release(claim)
+
+    waiting = [asyncio.create_task(take(Claim("A", "ca", turn="a1")))]  # A asks first
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(take(Claim("B", "cb", turn="b0"))))
+    await asyncio.sleep(0)
+    gate.release(Claim("holder", "x"))
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert order == ["b0", "a1"]
