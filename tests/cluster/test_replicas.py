@@ -5,6 +5,7 @@ other sees within 2 s; only the leader runs the scheduler, and the next one take
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -19,8 +20,12 @@ from tests.fakes.ollama_server import complete
 SEEN_WITHIN = 2.0  # seconds: a change on one replica is seen by the others
 
 
-def say(text: str, user: str = "U1", chat: str = "C1", mid: str = "m1", **kw) -> IncomingMessage:
-    return IncomingMessage("testchat", chat, user, text, message_id=mid, mentions_bot=True, **kw)
+_ids = itertools.count(1)
+
+
+def say(text: str, user: str = "U1", chat: str = "C1", mid: str = "", **kw) -> IncomingMessage:
+    """Each message its own id, as a platform gives it (the replicas drop a redelivered id)."""
+    return IncomingMessage("testchat", chat, user, text, message_id=mid or f"m{next(_ids)}", mentions_bot=True, **kw)
 
 
 @pytest.fixture

@@ -149,12 +149,12 @@ async def test_a_user_who_just_began_asking_goes_before_users_whose_calls_pile_u
         if len(order) == 4:  # A and B have had two calls each: C asks now, while b1 holds the slot
             late.append(asyncio.create_task(take(Claim("C", "c3", turn="c0"))))
             await asyncio.sleep(0)
-        gate.release(claim)
+        await gate.release(claim)
 
     waiting = [asyncio.create_task(take(Claim(u, f"chat-{u}", turn=f"{u.lower()}{n}")))
                for n in range(4) for u in ("A", "B")]
     await asyncio.sleep(0)
-    gate.release(holder)
+    await gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     await asyncio.wait_for(asyncio.gather(*late), 1)
     # C has had no share yet: it goes next, then A and B take turns again
@@ -172,7 +172,7 @@ async def test_a_user_asking_one_call_at_a_time_takes_turns_with_a_backed_up_one
     async def take(claim: Claim) -> None:
         await gate.acquire(claim)
         order.append(claim.turn)
-        gate.release(claim)
+        await gate.release(claim)
 
     async def one_at_a_time(calls: int) -> None:
         for n in range(calls):
@@ -181,7 +181,7 @@ async def test_a_user_asking_one_call_at_a_time_takes_turns_with_a_backed_up_one
     waiting = [asyncio.create_task(one_at_a_time(3))]
     waiting += [asyncio.create_task(take(Claim("B", "cb", turn=f"b{n}"))) for n in range(3)]
     await asyncio.sleep(0)
-    gate.release(holder)
+    await gate.release(holder)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     assert order == ["a0", "b0", "a1", "b1", "a2", "b2"]
 
@@ -197,12 +197,12 @@ async def test_a_user_with_a_call_under_way_keeps_its_place_behind_others():
     async def take(claim: Claim) -> None:
         await gate.acquire(claim)
         order.append(claim.turn)
-        gate.release(claim)
+        await gate.release(claim)
 
     waiting = [asyncio.create_task(take(Claim("A", "ca", turn="a1")))]  # A asks first
     await asyncio.sleep(0)
     waiting.append(asyncio.create_task(take(Claim("B", "cb", turn="b0"))))
     await asyncio.sleep(0)
-    gate.release(Claim("holder", "x"))
+    await gate.release(Claim("holder", "x"))
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
     assert order == ["b0", "a1"]
