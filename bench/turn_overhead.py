@@ -335,8 +335,8 @@ async def main():
     from kagentbot.persona.store import PersonaStore
     from kagentbot.bot.services import Services
     build_registry(settings); await PersonaStore.open(settings); lap("import services, build tools, personas")
-    from kagentbot.memory.store import _import_lancedb
-    _import_lancedb(); lap("import lancedb (third party; its REST client deferred)")
+    from kagentbot.memory.startup.lazy_client import import_lancedb
+    import_lancedb(); lap("import lancedb (third party; its REST client deferred)")
     from kagentbot.memory.store import MemoryStore
     from kagentbot.memory.types import Audience
     store = await MemoryStore.open(settings); lap("open the memory store")

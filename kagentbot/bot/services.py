@@ -45,7 +45,7 @@ class Services:
         """`defer_memory`: when the store does not exist yet, do not open (create) it before the
         first turn needs it; `kagentbot ask` then reaches the model without importing LanceDB."""
         from kagentbot.config.files import make_data_private
-        from kagentbot.memory.deferred import DeferredStore, store_absent
+        from kagentbot.memory.startup.deferred import DeferredStore, store_absent
         from kagentbot.tools.catalog import build_registry
 
         await asyncio.to_thread(make_data_private, settings)  # a no-op once the directory is private
