@@ -21,6 +21,7 @@ from kagentbot.ops import metrics
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
+    from kagentbot.memory.contracts import Memory
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ Fire = Callable[[JobSpec], Awaitable[None]]
 class Scheduler:
     """Owned by the Bot: loads the job file at start, runs missed jobs once, then fires on time."""
 
-    def __init__(self, settings: Settings, fire: Fire, memory: Any = None) -> None:
+    def __init__(self, settings: Settings, fire: Fire, memory: Memory | None = None) -> None:
         self.settings = settings
         self.book = ScheduleBook(settings)
         self._fire = fire
@@ -409,7 +410,7 @@ class Scheduler:
                           misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
 
     def _plan_upkeep(self) -> None:
-        if self._memory is None or not hasattr(self._memory, "optimize"):
+        if self._memory is None:
             return
         from apscheduler.triggers.cron import CronTrigger
 
@@ -450,6 +451,8 @@ class Scheduler:
             metrics.scheduled_run("started")
 
     async def upkeep(self) -> dict[str, Any]:
+        if self._memory is None:
+            return {}  # no store to keep up (upkeep is then never planned)
         return await run_upkeep(self._memory, self.settings)
 
     # chat-facing changes keep the timing in step with the file (which they re-read: the CLI's
@@ -482,7 +485,7 @@ class Scheduler:
         return moved
 
 
-async def run_upkeep(memory: Any, settings: Settings) -> dict[str, Any]:
+async def run_upkeep(memory: Memory, settings: Settings) -> dict[str, Any]:
     """Compaction and index upkeep, then retention pruning; logs and returns what it did."""
     report: dict[str, Any] = dict(await memory.optimize())
     report["conversation_pruned"] = await memory.prune_conversation(settings.memory.conversation_retention_days)

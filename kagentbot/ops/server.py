@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the event loop heartbeats
 
 
+class Counted(Protocol):
+    """The store as /readyz and /metrics read it (kagentbot.memory.contracts.KnowledgeBase)."""
+
+    async def totals(self) -> tuple[int, int]: ...  # (documents, chunks)
+
+
 class Observed(Protocol):
     """What /readyz and /metrics read of the bot's Services (kagentbot.bot.services.Services)."""
 
@@ -34,7 +40,7 @@ class Observed(Protocol):
     def llm(self) -> Any: ...  # an LLMClient: list_models() answers whether the model is served
 
     @property
-    def memory(self) -> object: ...  # the store: totals() where it has them
+    def memory(self) -> Counted: ...
 
     @property
     def slots(self) -> SlotCounts: ...
@@ -133,10 +139,7 @@ class OpsServer:
         return Check("model server", True, f"{llm.backend} at {llm.host} serves {llm.model}")
 
     async def _store(self) -> Check:
-        totals = getattr(self.services.memory, "totals", None)
-        if totals is None:
-            return Check("store", True, "in memory")
-        ok, counted = await self._timed(totals())
+        ok, counted = await self._timed(self.services.memory.totals())
         if not ok:
             return Check("store", False, counted)
         self._totals = (time.monotonic(), counted)
