@@ -62,15 +62,17 @@ class MemoryStore:
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False
+        cls, settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False,
+        lock: DocumentLock | None = None,
     ) -> MemoryStore:
         """Open (creating if new) the store at `settings.memory_uri`. Raises EmbedderMismatch when
-        the tables were built by another embedder, unless `reindexing` (then call `reindex`)."""
+        the tables were built by another embedder, unless `reindexing` (then call `reindex`).
+        `lock`: what keeps processes from adding a document twice (default: `document_lock`)."""
         embedder = embedder or build_embedder(settings)
         if holds_vectors(settings.memory_uri):
             embedder.preload()  # the first recall will embed: load the model while LanceDB imports
         db, meta = await connect(settings, embedder, reindexing=reindexing)
-        return await asyncio.to_thread(cls, db, embedder, settings, meta, settings.memory_uri)
+        return await asyncio.to_thread(cls, db, embedder, settings, meta, settings.memory_uri, lock)
 
     @property
     def embedder_id(self) -> str:

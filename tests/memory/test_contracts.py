@@ -3,7 +3,6 @@ the document lock is one small replaceable part that the knowledge base takes as
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from kagentbot.memory.ingest import from_text
@@ -52,11 +51,8 @@ class CountingLock:
 
 async def test_the_knowledge_base_adds_under_the_document_lock_it_is_given(tmp_path, builtin):
     settings = make_settings(tmp_path / "data")
-    opened = await MemoryStore.open(settings, embedder=builtin)
-    opened.close()
     lock = CountingLock()
-    db, meta = opened._tables.db, opened._tables.meta
-    store = await asyncio.to_thread(MemoryStore, db, builtin, settings, meta, settings.memory_uri, lock)
+    store = await MemoryStore.open(settings, embedder=builtin, lock=lock)
     try:
         text = from_text("Badges are renewed every March.", settings.memory)
         first, again = await store.add_document(text, "global"), await store.add_document(text, "global")
