@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +36,7 @@ class LanceTaskHistory:
         # Task records held in memory per scope, the most recently used last.
         self._held: OrderedDict[str, _HeldTasks] = OrderedDict()
         self._lock = threading.Lock()
-        tables.on_switch(self.forget)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._held.clear()
+        tables.on_switch(_forgetting(self._held, self._lock))  # not a bound method: no cycle to keep us alive
 
     def related(self, vector: Any, scopes: Sequence[str], pending: tuple[PendingTurn, ...] = ()) -> list[TaskRecord]:
         """The task records nearest the query among the readable scopes' committed ones and those
@@ -154,6 +150,16 @@ class LanceTaskHistory:
             "vector": self._tables.vector_array(vectors),
         }
         return pa.table(data, schema=self._tables.tasks.schema)
+
+
+def _forgetting(held: OrderedDict[str, _HeldTasks], lock: threading.Lock) -> Callable[[], None]:
+    """Drops the held records (they were another generation's)."""
+
+    def forget() -> None:
+        with lock:
+            held.clear()
+
+    return forget
 
 
 def _pending_tasks(vector: Any, pending: Sequence[PendingTurn]) -> Iterator[tuple[str, float, TaskRecord]]:
