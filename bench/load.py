@@ -177,6 +177,9 @@ class FifoGate:
     def queue_length(self) -> int:
         return self._waiting
 
+    async def close(self) -> None:
+        pass
+
 
 # -- the platform ---------------------------------------------------------------------------------
 @dataclass

@@ -66,7 +66,7 @@ def batch_table(store: MemoryStore, rng, start: int, n: int, words, hanzi):
         "text": [synthetic_text(rng, words, hanzi) for _ in ids],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 512),
     }
-    return pa.table(data, schema=store._knowledge.schema)
+    return pa.table(data, schema=store._tables.knowledge.schema)
 
 
 async def build(size: int, root: Path, embedder: BuiltinEmbedder):
@@ -79,9 +79,9 @@ async def build(size: int, root: Path, embedder: BuiltinEmbedder):
     started = time.perf_counter()
     for start in range(0, size, BATCH):
         table = batch_table(store, rng, start, min(BATCH, size - start), words, hanzi)
-        await asyncio.to_thread(store._knowledge.add, table)
+        await asyncio.to_thread(store._tables.knowledge.add, table)
     needles, needle_vectors = needle_table(store, rng)
-    await asyncio.to_thread(store._knowledge.add, needles)
+    await asyncio.to_thread(store._tables.knowledge.add, needles)
     written = time.perf_counter() - started
     report = await store.optimize()  # folds rows into the FTS/scalar indexes, builds the ANN index
     indexed = time.perf_counter() - started - written
@@ -106,7 +106,7 @@ async def query_latency(store: MemoryStore, rng, words, queries: int) -> tuple[f
     timings, hits = [], 0
     for q, (audience, vector, text) in enumerate(random_queries(rng, words, queries + 5)):
         started = time.perf_counter()
-        passages = await asyncio.to_thread(store._hybrid, vector, text, audience.readable, 5)
+        passages = await asyncio.to_thread(store._knowledge.hybrid, vector, text, audience.readable, 5)
         if q >= 5:  # the first few warm the caches
             timings.append(time.perf_counter() - started)
         hits += len(passages)
@@ -124,11 +124,11 @@ def legs(store: MemoryStore, rng, words, queries: int) -> str:
 
     sample = random_queries(rng, words, queries)
     steps = {
-        "vector leg": lambda a, v, t: store._vector_leg(v, scope_filter(a.readable), 5),
-        "full-text leg": lambda a, v, t: store._text_leg(t, scope_filter(a.readable), 5),
-        "hybrid": lambda a, v, t: store._hybrid(v, t, a.readable, 5),
+        "vector leg": lambda a, v, t: store._knowledge.vector_leg(v, scope_filter(a.readable), 5),
+        "full-text leg": lambda a, v, t: store._knowledge.text_leg(t, scope_filter(a.readable), 5),
+        "hybrid": lambda a, v, t: store._knowledge.hybrid(v, t, a.readable, 5),
         "hybrid, legs through the sync API (before)": lambda a, v, t: sync_api_hybrid(store, a, v, t),
-        "hybrid again": lambda a, v, t: store._hybrid(v, t, a.readable, 5),
+        "hybrid again": lambda a, v, t: store._knowledge.hybrid(v, t, a.readable, 5),
     }
     parts = []
     for name, step in steps.items():
@@ -148,8 +148,9 @@ def sync_api_hybrid(store: MemoryStore, audience: Audience, vector, text: str) -
     from kagentbot.memory.store import scope_filter
 
     where = scope_filter(audience.readable)
-    text_leg = store._legs.submit(store._text_leg, text, where, 5)
-    return store._rrf.rerank_hybrid(text, store._vector_leg(vector, where, 5), text_leg.result()).slice(0, 5).to_pylist()
+    knowledge = store._knowledge
+    text_leg = store._legs.submit(knowledge.text_leg, text, where, 5)
+    return knowledge._rrf.rerank_hybrid(text, knowledge.vector_leg(vector, where, 5), text_leg.result()).slice(0, 5).to_pylist()
 
 
 NEEDLES = 50
@@ -171,7 +172,7 @@ def needle_table(store: MemoryStore, rng):
         "text": [f"needle {i}" for i in ids],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 512),
     }
-    return pa.table(data, schema=store._knowledge.schema), vectors
+    return pa.table(data, schema=store._tables.knowledge.schema), vectors
 
 
 async def needle_recall(store: MemoryStore, vectors, rng) -> float:
@@ -181,7 +182,7 @@ async def needle_recall(store: MemoryStore, vectors, rng) -> float:
     for i, vector in enumerate(vectors):
         noisy = vector + rng.standard_normal(512).astype(np.float32) * 0.02
         passages = await asyncio.to_thread(
-            store._hybrid, noisy / np.linalg.norm(noisy), "unrelated words", Audience(f"user:slack:N{i}").readable, 5
+            store._knowledge.hybrid, noisy / np.linalg.norm(noisy), "unrelated words", Audience(f"user:slack:N{i}").readable, 5
         )
         found += any(p.id == f"n{i}-0" for p in passages)
     return found / len(vectors)

@@ -225,10 +225,35 @@ async def _bench_bot(settings, metered: bool):
     return await _started_bot(services)
 
 
+class BufferMemory(ConversationBuffer):
+    """The in-process buffer where the bot holds a store: nothing written behind, nothing to
+    close, no documents to search."""
+
+    async def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def for_audience(self, audience):
+        return NoKnowledge(audience)
+
+    async def private_matches(self, user_scope: str, query: str) -> bool:
+        return False
+
+
+class NoKnowledge:
+    def __init__(self, audience) -> None:
+        self.audience = audience
+
+    async def search_knowledge(self, query: str, limit: int) -> list:
+        return []
+
+
 async def _use_buffer(services) -> None:
     """Swap the opened LanceDB memory for an in-process buffer (the bot's own cost, no store)."""
     await services.memory.close() if asyncio.iscoroutinefunction(services.memory.close) else services.memory.close()
-    services.memory = ConversationBuffer()
+    services.memory = BufferMemory()
 
 
 async def _started_bot(services):
@@ -335,8 +360,8 @@ async def main():
     from kagentbot.persona.store import PersonaStore
     from kagentbot.bot.services import Services
     build_registry(settings); await PersonaStore.open(settings); lap("import services, build tools, personas")
-    from kagentbot.memory.store import _import_lancedb
-    _import_lancedb(); lap("import lancedb (third party; its REST client deferred)")
+    from kagentbot.memory.startup.lazy_client import import_lancedb
+    import_lancedb(); lap("import lancedb (third party; its REST client deferred)")
     from kagentbot.memory.store import MemoryStore
     from kagentbot.memory.types import Audience
     store = await MemoryStore.open(settings); lap("open the memory store")

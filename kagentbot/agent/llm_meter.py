@@ -69,9 +69,6 @@ class MeteredLLM:
     async def close(self) -> None:
         await self.inner.close()
 
-    def __getattr__(self, name: str) -> Any:  # anything else the client offers
-        return getattr(self.inner, name)
-
 
 async def _counted(call: str, inner: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
     """`inner`'s pieces, the call timed and its outcome counted; `inner` is closed however it ends

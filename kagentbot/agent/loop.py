@@ -29,7 +29,7 @@ from kagentbot.agent.context import ContextSizes, prompt_budget
 from kagentbot.agent.llm import ANSWER_CUT, ChatReply, LLMClient, LLMError, sampling_options
 from kagentbot.agent.parsing import Plan, PlanParseError, ThinkFilter, parse_plan, strip_thinking
 from kagentbot.config.settings import Settings
-from kagentbot.memory.types import Audience, MemoryView, Recall, TaskRecord
+from kagentbot.memory.types import Audience, MemoryView, Passage, Recall, TaskRecord, Turn
 from kagentbot.persona.model import DEFAULT_PERSONA, Persona
 from kagentbot.tools.links import TurnLinks
 from kagentbot.tools.registry import KnowledgeSearcher, ToolContext, ToolRegistry
@@ -152,20 +152,16 @@ class Agent:
             shown += CUT_NOTE[turn.language]
             yield AnswerDelta(CUT_NOTE[turn.language])
         if self.memory is not None:
-            await self._remember(self.memory, request, answer, turn.completed, request.audience.store_scope(turn.sources))
+            self._remember(self.memory, request, answer, turn.completed, request.audience.store_scope(turn.sources))
         yield AnswerDone(shown, len(turn.completed), time.perf_counter() - started)
 
-    async def _remember(self, memory: MemoryView, request: TurnRequest, answer: str,
-                        completed: Sequence[TaskRecord], scope: str) -> None:
+    def _remember(self, memory: MemoryView, request: TurnRequest, answer: str,
+                  completed: Sequence[TaskRecord], scope: str) -> None:
         """Kept under `scope`, the most private scope of what went into the turn, so that what
         was drawn from someone's private memory never reaches a more public conversation."""
-        # A store that can write in the background (and waits for it before the next read of
-        # these scopes) lets the turn end as soon as its answer is out.
-        soon = getattr(memory, "remember_soon", None)
-        if soon is not None:
-            soon(request.audience, request.question, answer, tuple(completed), scope=scope)
-        else:
-            await memory.remember(request.audience, request.question, answer, completed, scope=scope)
+        # Written in the background (and read back from memory until then): the turn ends as
+        # soon as its answer is out.
+        memory.remember_soon(request.audience, request.question, answer, tuple(completed), scope=scope)
 
     def _start(self, request: TurnRequest) -> _Turn:
         persona = request.persona
@@ -403,16 +399,16 @@ class _Traced:
         self._sources = sources
         self._unknown = unknown  # a passage that does not say its scope counts as the asker's own
 
-    async def search_knowledge(self, query: str, limit: int) -> Sequence[Any]:
+    async def search_knowledge(self, query: str, limit: int) -> Sequence[Passage]:
         passages = await self._inner.search_knowledge(query, limit)
-        self._sources.update(getattr(p, "scope", "") or self._unknown for p in passages)
+        self._sources.update(p.scope or self._unknown for p in passages)
         return passages
 
 
 def _scopes_of(recall: Recall, audience: Audience) -> set[str]:
     """The scopes of what a recall puts into the prompt (unknown ones count as the asker's own)."""
-    items = (*recall.knowledge, *recall.conversation, *recall.tasks)
-    return {getattr(item, "scope", "") or audience.user_scope for item in items}
+    items: tuple[Passage | Turn | TaskRecord, ...] = (*recall.knowledge, *recall.conversation, *recall.tasks)
+    return {item.scope or audience.user_scope for item in items}
 
 
 def _error_id() -> str:

@@ -73,6 +73,9 @@ class SlotGate(Protocol):
     def queue_length(self) -> int:
         """Calls waiting at this gate (a shared gate: this replica's)."""
 
+    async def close(self) -> None:
+        """Give back what this process holds (a gate shared by replicas); in one process, nothing."""
+
 
 @asynccontextmanager
 async def holding(gate: SlotGate, claim: Claim) -> AsyncIterator[None]:
@@ -137,6 +140,9 @@ class FairGate:
 
     def queue_length(self) -> int:
         return self._waiting
+
+    async def close(self) -> None:
+        """Nothing to give back: the slots live and end with this process."""
 
     async def acquire(self, claim: Claim) -> None:
         if self._held < self.capacity and not self._waiting:

@@ -11,14 +11,15 @@ from kagentbot.scope import Scope, ScopeError
 
 if TYPE_CHECKING:
     from kagentbot.bot.sharing import ShareBook
-    from kagentbot.memory.types import MemoryView
+    from kagentbot.memory.contracts import KnowledgeBase
+    from kagentbot.memory.types import AddResult
 
 
 class KbServices(Protocol):
     """What /kb reads of the bot's Services."""
 
     @property
-    def memory(self) -> MemoryView | None: ...
+    def memory(self) -> KnowledgeBase | None: ...
 
     def sharing(self) -> ShareBook: ...
 
@@ -38,7 +39,7 @@ async def handle_kb(ctx: CommandContext[KbServices], args: list[str]) -> Reply:
     if not args:
         raise CommandError("Say what to do with the knowledge base.")
     store = ctx.services.memory
-    if not hasattr(store, "add_document"):  # no store, or the console's in-process buffer
+    if store is None:
         return Reply("The knowledge base is not available on this bot (no memory store is configured).", private=True)
     action, rest = args[0].lower(), args[1:]
     handler = _ACTIONS.get(action)
@@ -87,7 +88,7 @@ def target_scope(ctx: CommandContext[KbServices], scope: str) -> str:
     raise CommandError(f"Unknown scope {scope!r}: use user, chat or global.")
 
 
-async def _add(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
+async def _add(ctx: CommandContext[KbServices], store: KnowledgeBase, args: list[str]) -> Reply:
     scope_name, words = pop_scope(args)
     scope = target_scope(ctx, scope_name)
     attachments = ctx.message.attachments
@@ -99,7 +100,7 @@ async def _add(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> 
     return Reply("\n".join(lines), private=True)
 
 
-async def _add_attachment(store: Any, attachment: Any, scope: str) -> str:
+async def _add_attachment(store: KnowledgeBase, attachment: Any, scope: str) -> str:
     from kagentbot.memory.ingest import IngestError, check_size, from_bytes
 
     try:
@@ -114,7 +115,7 @@ async def _add_attachment(store: Any, attachment: Any, scope: str) -> str:
     return _added_line(await store.add_document(document, scope))
 
 
-async def _add_words(store: Any, text: str, scope: str) -> str:
+async def _add_words(store: KnowledgeBase, text: str, scope: str) -> str:
     from kagentbot.memory.ingest import from_text, from_url, is_url
 
     if is_url(text):
@@ -133,7 +134,7 @@ async def _download(attachment: Any) -> bytes:
         raise IngestError(f"could not download it: {exc}") from None
 
 
-def _added_line(result: Any) -> str:
+def _added_line(result: AddResult) -> str:
     doc = result.document
     if result.duplicate:
         return f"= {doc.title}: already in the knowledge base as {doc.id} ({describe_scope(doc.scope)})."
@@ -156,7 +157,7 @@ def listing_audience(ctx: CommandContext[KbServices]):
     return ctx.audience if ctx.message.is_dm else ctx.audience.shared()
 
 
-async def _list(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
+async def _list(ctx: CommandContext[KbServices], store: KnowledgeBase, args: list[str]) -> Reply:
     documents = await store.list_documents(listing_audience(ctx).readable)
     hint = "" if ctx.message.is_dm else f"\n{PRIVATE_HINT}"
     if not documents:
@@ -169,7 +170,7 @@ async def _list(ctx: CommandContext[KbServices], store: Any, args: list[str]) ->
     return Reply("\n".join(lines), private=True)
 
 
-async def _search(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
+async def _search(ctx: CommandContext[KbServices], store: KnowledgeBase, args: list[str]) -> Reply:
     query = " ".join(args).strip()
     if not query:
         raise CommandError("Say what to search for.")
@@ -184,7 +185,7 @@ async def _search(ctx: CommandContext[KbServices], store: Any, args: list[str]) 
     return Reply("\n".join(lines), private=True)
 
 
-async def _remove(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
+async def _remove(ctx: CommandContext[KbServices], store: KnowledgeBase, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("Give the id of one document (see /kb list).")
     from kagentbot.memory.store import NotFound
@@ -204,7 +205,7 @@ SHARE_OFF = ("Sharing is off: in this chat I use only this chat's documents and 
              "your private notes. /kb share on allows them here.")
 
 
-async def _share(ctx: CommandContext[KbServices], store: Any, args: list[str]) -> Reply:
+async def _share(ctx: CommandContext[KbServices], store: KnowledgeBase, args: list[str]) -> Reply:
     """`/kb share on|off` in a shared chat: the asker's opt-in for this chat alone, audited."""
     audience = ctx.audience
     if not audience.is_shared:

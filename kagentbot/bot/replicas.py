@@ -9,8 +9,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kagentbot.bot.schedule import ScheduleBook, Scheduler
     from kagentbot.bot.sharing import ShareBook
+    from kagentbot.chat.adapter import Adapter
     from kagentbot.cluster.shared import SharedState
     from kagentbot.config.settings import Settings
     from kagentbot.persona.store import PersonaFiles
@@ -101,14 +104,11 @@ class LeaderDuties:
         await set_leading(self.bot.adapters, False)
 
 
-async def set_leading(adapters: list[Any], leading: bool) -> None:
-    """Tell each adapter whether to do its one-per-bot work (adapters without any have no
-    `set_leading`). One adapter's failure does not keep the others from being told."""
+async def set_leading(adapters: Sequence[Adapter], leading: bool) -> None:
+    """Tell each adapter whether to do its one-per-bot work (most have none: BaseAdapter's
+    `set_leading` does nothing). One adapter's failure does not keep the others from being told."""
     for adapter in adapters:
-        setter = getattr(adapter, "set_leading", None)
-        if setter is None:
-            continue
         try:
-            await setter(leading)
+            await adapter.set_leading(leading)
         except Exception:
             log.exception("%s: could not %s its leader duties", adapter.platform, "take up" if leading else "hand back")

@@ -22,6 +22,7 @@ from kagentbot.ops import metrics
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
+    from kagentbot.memory.contracts import Memory
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +398,7 @@ class Scheduler:
     `reload_seconds`: how often changes made elsewhere are picked up (default the setting).
     Before `start` (and after `shutdown`) it changes the book but times nothing."""
 
-    def __init__(self, settings: Settings, fire: Fire, memory: Any = None, *, book: ScheduleBook | None = None,
+    def __init__(self, settings: Settings, fire: Fire, memory: Memory | None = None, *, book: ScheduleBook | None = None,
                  claim: Claim | None = None, reload_seconds: float | None = None) -> None:
         self.settings = settings
         self.book = book or ScheduleBook(settings)
@@ -445,7 +446,7 @@ class Scheduler:
                           misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
 
     def _plan_upkeep(self) -> None:
-        if self._memory is None or not hasattr(self._memory, "optimize"):
+        if self._memory is None:
             return
         from apscheduler.triggers.cron import CronTrigger
 
@@ -490,6 +491,8 @@ class Scheduler:
             metrics.scheduled_run("started")
 
     async def upkeep(self) -> dict[str, Any]:
+        if self._memory is None:
+            return {}  # no store to keep up (upkeep is then never planned)
         return await run_upkeep(self._memory, self.settings)
 
     # chat-facing changes keep the timing in step with the file (which they re-read: the CLI's
@@ -522,7 +525,7 @@ class Scheduler:
         return moved
 
 
-async def run_upkeep(memory: Any, settings: Settings) -> dict[str, Any]:
+async def run_upkeep(memory: Memory, settings: Settings) -> dict[str, Any]:
     """Compaction and index upkeep, then retention pruning; logs and returns what it did."""
     report: dict[str, Any] = dict(await memory.optimize())
     report["conversation_pruned"] = await memory.prune_conversation(settings.memory.conversation_retention_days)

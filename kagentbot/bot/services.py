@@ -16,7 +16,8 @@ from kagentbot.agent.loop import Agent
 from kagentbot.agent.slots import FairGate, SlotGate
 from kagentbot.bot import replicas
 from kagentbot.config.settings import Settings
-from kagentbot.memory.types import Audience, MemoryView
+from kagentbot.memory.contracts import Memory
+from kagentbot.memory.types import Audience
 from kagentbot.persona.model import Persona
 from kagentbot.persona.store import PersonaStore
 from kagentbot.scope import Scope
@@ -46,7 +47,7 @@ class Services:
     settings: Settings
     llm: LLMClient
     tools: ToolRegistry
-    memory: MemoryView
+    memory: Memory
     personas: PersonaStore
     _http: Any = None  # aiohttp.ClientSession, opened on first use by a network tool
     scheduler: Scheduler | None = None  # set by the Bot while it runs
@@ -62,14 +63,14 @@ class Services:
         """`defer_memory`: when the store does not exist yet, do not open (create) it before the
         first turn needs it; `kagentbot ask` then reaches the model without importing LanceDB."""
         from kagentbot.config.files import make_data_private
-        from kagentbot.memory.deferred import DeferredStore, store_absent
+        from kagentbot.memory.startup.deferred import DeferredStore, store_absent
         from kagentbot.tools.catalog import build_registry
 
         await asyncio.to_thread(make_data_private, settings)  # a no-op once the directory is private
 
         closers: list[Callable[[], Awaitable[None]]] = []
         if defer_memory and store_absent(settings):
-            opening: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            opening: asyncio.Future[Memory] = asyncio.get_running_loop().create_future()
             opening.set_result(DeferredStore(settings))
         elif settings.cluster.enabled:  # replicas: probe the shared store, lock documents in Redis
             opening = asyncio.ensure_future(_open_shared_memory(settings, closers))
@@ -113,11 +114,10 @@ class Services:
 
     async def private_left_out(self, audience: Audience, question: str) -> bool:
         """Whether the asker's private documents, which a shared chat does not read, match the question."""
-        matches = getattr(self.memory, "private_matches", None)
-        if audience.private_readable or matches is None:
+        if audience.private_readable:
             return False
         try:
-            return await matches(audience.user_scope, question)
+            return await self.memory.private_matches(audience.user_scope, question)
         except Exception:  # a hint is not worth a failed turn
             log.exception("could not check for private notes left out")
             return False
@@ -129,8 +129,7 @@ class Services:
         from kagentbot.persona.store import chat_key
 
         old, new = str(Scope.chat(platform, old_id)), str(Scope.chat(platform, new_id))
-        move_scope = getattr(self.memory, "move_scope", None)
-        rows = await move_scope(old, new) if move_scope else 0
+        rows = await self.memory.move_scope(old, new)
         persona = await self.personas.move_chat(chat_key(platform, old_id), chat_key(platform, new_id))
         await self.sharing().move_chat(old, new)
         if self.scheduler is not None:
@@ -155,22 +154,15 @@ class Services:
         return self._http
 
     def agent(self) -> Agent:
-        knowledge = getattr(self.memory, "for_audience", None)
-        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http, knowledge=knowledge, services=self,
-                     contexts=self.contexts)
+        return Agent(self.settings, self.llm, self.tools, self.memory, http=self.http,
+                     knowledge=self.memory.for_audience, services=self, contexts=self.contexts)
 
     async def close(self) -> None:
-        flush = getattr(self.memory, "flush", None)
-        if flush is not None:
-            await flush()  # turns still being written in the background
+        await self.memory.flush()  # turns still being written in the background
         await self.contexts.close()
         await self.llm.close()
-        close_gate = getattr(self.slots, "close", None)  # a gate shared by replicas gives back its slots
-        if close_gate is not None:
-            await close_gate()
-        close_memory = getattr(self.memory, "close", None)
-        if close_memory is not None:
-            close_memory()
+        await self.slots.close()  # a gate shared by replicas gives back its slots
+        self.memory.close()
         if self._http is not None:
             await self._http.close()
         for closing in self._memory_closers:
@@ -185,7 +177,7 @@ class Services:
         await self.close()
 
 
-async def _open_shared_memory(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> MemoryView:
+async def _open_shared_memory(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> Memory:
     from kagentbot.cluster.shared_memory import open_shared_memory
 
     store, closing = await open_shared_memory(settings)

@@ -120,6 +120,10 @@ class Adapter(Protocol):
         """The bot's chat commands, for platforms with a command menu (called before start;
         commands given to the adapter when it was made win)."""
 
+    async def set_leading(self, leading: bool) -> None:
+        """With replicas: whether this one does the platform's one-per-bot work (Telegram
+        polling, Discord command sync); told before start and whenever it changes."""
+
 
 class BaseAdapter:
     """What an adapter without the optional abilities does: subclass it and override what the
@@ -143,4 +147,7 @@ class BaseAdapter:
         return None
 
     def offer_commands(self, commands: Sequence[Command]) -> None:
+        return None
+
+    async def set_leading(self, leading: bool) -> None:
         return None

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging("DEBUG" if args.verbose else settings.log_level, settings)
     _keep_data_private(settings)
-    from kagentbot.memory.store import StoreError, start_import
+    from kagentbot.memory.errors import StoreError
+    from kagentbot.memory.startup.lazy_client import start_import
 
     if args.func in (run_ask, run_chat):
         start_import(settings)  # their first turn recalls from the store: LanceDB loads meanwhile

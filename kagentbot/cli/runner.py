@@ -64,9 +64,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event | None = None) -> int:
     if settings.ops.port and settings.ops.metrics:
         metrics.enable()  # before the services open, so that their LLM client is counted
     services = await Services.open(settings)
-    warm = getattr(services.memory, "warm", None)
-    if warm is not None:
-        warm()
+    services.memory.warm()
     bot = Bot(services, adapters, router)
     ops = ops_endpoint(settings, services, adapters)
     try:

@@ -148,7 +148,7 @@ class ConsoleKnowledge:
         self._store: Any = None
 
     async def search_knowledge(self, query: str, limit: int) -> Sequence[Any]:
-        from kagentbot.memory.deferred import store_absent
+        from kagentbot.memory.startup.deferred import store_absent
         from kagentbot.memory.store import MemoryStore, StoreError
         from kagentbot.tools.registry import ToolError
 

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.cluster.redis import Keys
-from kagentbot.memory.store import StoreError
+from kagentbot.memory.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class RedisDocumentLock:
         return self._keys("document", hashlib.sha256(name.encode()).hexdigest())
 
     @contextlib.asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
+    async def hold(self, name: str) -> AsyncIterator[bool]:
         key = self.key(name)
         token = f"{self._owner}:{uuid.uuid4().hex}"
         await self._acquire(key, token)
         renewal = asyncio.get_running_loop().create_task(self._renew(key, token), name=f"document lock {key}")
         try:
-            yield
+            yield True
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

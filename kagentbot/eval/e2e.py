@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagentbot.agent.events import AnswerDone, Failed, PlanRejected, StepPlanned, ToolFinished
 from kagentbot.agent.llm import make_client
@@ -27,6 +27,9 @@ from kagentbot.eval.bench import BenchError, read_jsonl
 from kagentbot.memory.types import Audience
 from kagentbot.persona.model import DEFAULT_PERSONA
 from kagentbot.scope import Scope
+
+if TYPE_CHECKING:
+    from kagentbot.memory.store import MemoryStore
 
 DATA = Path(__file__).parent / "data"
 E2E_SET = DATA / "e2e.jsonl"
@@ -184,10 +187,8 @@ async def offline_world(settings: Settings) -> AsyncIterator[tuple[Agent, str]]:
         await asyncio.to_thread(shutil.rmtree, data_dir, True)
 
 
-async def _close(store: Any, llm: Any) -> None:
-    flush = getattr(store, "flush", None)
-    if flush is not None:
-        await flush()
+async def _close(store: MemoryStore, llm: Any) -> None:
+    await store.flush()
     store.close()
     await llm.close()
 

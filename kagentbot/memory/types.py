@@ -121,6 +121,12 @@ class MemoryView(Protocol):
     ) -> None:
         """Keep a finished turn under `scope` (default: the audience's conversation)."""
 
+    def remember_soon(
+        self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *, scope: str = ""
+    ) -> None:
+        """`remember` without waiting: the turn ends when its answer is out. A recall after it
+        reads the turn all the same (from memory until it is written)."""
+
 
 @dataclass
 class ConversationBuffer:
@@ -135,6 +141,27 @@ class ConversationBuffer:
     async def remember(
         self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *, scope: str = ""
     ) -> None:
+        self.remember_soon(audience, question, answer, tasks, scope=scope)
+
+    def remember_soon(
+        self, audience: Audience, question: str, answer: str, tasks: Sequence[TaskRecord], *, scope: str = ""
+    ) -> None:
         key = scope or audience.conversation_key
         at = datetime.now(timezone.utc).isoformat()
         self.turns.setdefault(key, []).append(Turn(question, answer, at, audience.user_scope, key))
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: str
+    title: str
+    source: str
+    scope: str
+    chunks: int
+    added_at: str  # ISO timestamp
+
+
+@dataclass(frozen=True)
+class AddResult:
+    document: DocumentInfo
+    duplicate: bool  # the same content was already in this scope; nothing new was stored

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the event loop heartbeats
 
 
+class Counted(Protocol):
+    """The store as /readyz and /metrics read it (kagentbot.memory.contracts.KnowledgeBase)."""
+
+    async def totals(self) -> tuple[int, int]: ...  # (documents, chunks)
+
+
 class Observed(Protocol):
     """What /readyz and /metrics read of the bot's Services (kagentbot.bot.services.Services)."""
 
@@ -35,10 +41,14 @@ class Observed(Protocol):
     def llm(self) -> Any: ...  # an LLMClient: list_models() answers whether the model is served
 
     @property
-    def memory(self) -> object: ...  # the store: totals() where it has them
+    def memory(self) -> Counted: ...
 
     @property
     def slots(self) -> SlotCounts: ...
+
+    # cluster mode: says whether the shared Redis answers (raises why not); None in one process
+    @property
+    def cluster_probe(self) -> Callable[[], Awaitable[str]] | None: ...
 
 
 class Platform(Protocol):
@@ -119,7 +129,7 @@ class OpsServer:
 
     async def _shared(self) -> list[Check]:
         """Cluster mode: the shared Redis answers (without it, events are not acknowledged)."""
-        probe = getattr(self.services, "cluster_probe", None)
+        probe = self.services.cluster_probe
         if probe is None:
             return []
         ok, detail = await self._timed(probe())
@@ -142,10 +152,7 @@ class OpsServer:
         return Check("model server", True, f"{llm.backend} at {llm.host} serves {llm.model}")
 
     async def _store(self) -> Check:
-        totals = getattr(self.services.memory, "totals", None)
-        if totals is None:
-            return Check("store", True, "in memory")
-        ok, counted = await self._timed(totals())
+        ok, counted = await self._timed(self.services.memory.totals())
         if not ok:
             return Check("store", False, counted)
         self._totals = (time.monotonic(), counted)

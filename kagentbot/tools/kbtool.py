@@ -23,7 +23,7 @@ async def kb_search(query: str, *, context: ToolContext) -> ToolOutput:
     passages = list(await context.knowledge.search_knowledge(query.strip(), limit))
     if not passages:
         return ToolOutput(text=f"the knowledge base has nothing about {query!r}", display=f"📂 nothing in the knowledge base for “{query}”")
-    lines = [f"[{i}] ({getattr(p, 'source', '?')}) {' '.join(str(getattr(p, 'text', p)).split())}" for i, p in enumerate(passages, 1)]
-    sources = sorted({str(getattr(p, "source", "?")) for p in passages})
+    lines = [f"[{i}] ({p.source}) {' '.join(p.text.split())}" for i, p in enumerate(passages, 1)]
+    sources = sorted({p.source for p in passages})
     display = f"📂 {len(passages)} passages from " + ", ".join(sources[:4])
     return ToolOutput(text=as_data("the knowledge base", "\n".join(lines), output_budget(context)), display=display)

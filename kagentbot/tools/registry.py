@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 if typing.TYPE_CHECKING:
     from kagentbot.config.settings import Settings
+    from kagentbot.memory.types import Passage
     from kagentbot.tools.links import TurnLinks
 
 TOOL_ATTRIBUTE = "__kagentbot_tool__"
@@ -39,7 +40,7 @@ class ToolOutput:
 class KnowledgeSearcher(Protocol):
     """The knowledge base as seen by tools (implemented by kagentbot.memory)."""
 
-    async def search_knowledge(self, query: str, limit: int) -> Sequence[Any]: ...
+    async def search_knowledge(self, query: str, limit: int) -> Sequence[Passage]: ...
 
 
 @dataclass(frozen=True)

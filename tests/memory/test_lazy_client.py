@@ -21,8 +21,8 @@ def run(script: str, *args: str) -> str:
 def test_a_local_store_works_without_loading_the_rest_client(tmp_path: Path) -> None:
     out = run("""
         import sys
-        from kagentbot.memory.store import _import_lancedb
-        lancedb = _import_lancedb()
+        from kagentbot.memory.startup.lazy_client import import_lancedb
+        lancedb = import_lancedb()
         db = lancedb.connect(sys.argv[1])
         table = db.create_table("t", data=[{"id": 1, "text": "bamboo forest", "vector": [0.1, 0.2]}])
         table.create_fts_index("text")
@@ -36,8 +36,8 @@ def test_a_local_store_works_without_loading_the_rest_client(tmp_path: Path) -> 
 def test_the_client_loads_whole_on_first_use() -> None:
     out = run("""
         import sys, types
-        from kagentbot.memory.store import _import_lancedb
-        _import_lancedb()
+        from kagentbot.memory.startup.lazy_client import import_lancedb
+        import_lancedb()
         import lance_namespace_urllib3_client as client
         from lance_namespace_urllib3_client import TableApi, Configuration
         print(client.ApiClient.__name__, TableApi.__name__, Configuration.__name__, client.__version__)
@@ -55,9 +55,9 @@ def test_a_client_imported_before_is_left_alone() -> None:
     out = run("""
         import sys, types
         import lance_namespace_urllib3_client
-        from kagentbot.memory.lazy_client import _FINDER
-        from kagentbot.memory.store import _import_lancedb
-        _import_lancedb()
+        from kagentbot.memory.startup.lazy_client import _FINDER
+        from kagentbot.memory.startup.lazy_client import import_lancedb
+        import_lancedb()
         print(type(sys.modules["lance_namespace_urllib3_client"]) is types.ModuleType, _FINDER in sys.meta_path)
     """)
     assert out.strip() == "True False"
@@ -66,8 +66,8 @@ def test_a_client_imported_before_is_left_alone() -> None:
 def test_its_own_submodules_import_directly_and_threads_wait_for_the_init() -> None:
     out = run("""
         import sys, threading
-        from kagentbot.memory.store import _import_lancedb
-        _import_lancedb()
+        from kagentbot.memory.startup.lazy_client import import_lancedb
+        import_lancedb()
         import lance_namespace_urllib3_client.api_client as api_client  # does `from <package> import rest`
         print(api_client.ApiClient.__name__, "lance_namespace_urllib3_client.api.table_api" in sys.modules)
         import lance_namespace_urllib3_client as client

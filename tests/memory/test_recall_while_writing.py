@@ -31,11 +31,11 @@ def found(tasks) -> tuple[TaskRecord, ...]:
 
 @contextlib.contextmanager
 def writer_held(store: MemoryStore):
-    store._commit_lock.acquire()
+    store._tables.commit_lock.acquire()
     try:
         yield
     finally:
-        store._commit_lock.release()
+        store._tables.commit_lock.release()
 
 
 async def test_a_recall_does_not_wait_while_the_writer_is_busy(settings, builtin):
@@ -44,7 +44,7 @@ async def test_a_recall_does_not_wait_while_the_writer_is_busy(settings, builtin
         store.remember_soon(ALICE, "where is tea grown", "Yunnan", [TEA])
         recall = await asyncio.wait_for(store.recall(ALICE, "where is tea grown", turns=4, limit=2), 20)
         assert answers(recall) == ["Yunnan"] and found(recall.tasks) == (TEA,)
-        assert store._conversation.count_rows() == 0  # truly not committed yet
+        assert store._tables.conversation.count_rows() == 0  # truly not committed yet
         store.remember_soon(ALICE, "and coffee?", "Also Yunnan", [])
         recall = await asyncio.wait_for(store.recall(ALICE, "tea", turns=4, limit=2), 20)
         assert answers(recall) == ["Yunnan", "Also Yunnan"]
@@ -75,16 +75,16 @@ async def test_turns_of_a_steady_flow_are_gathered_into_one_commit_and_flush_wri
     settings = make_settings(tmp_path / "data", memory={"write_interval": 60})
     store = await MemoryStore.open(settings, embedder=builtin)
     store.remember_soon(ALICE, "q0", "a0", [])  # a lone turn after a quiet spell: written at once
-    await store._settled([ALICE.user_scope])
-    assert store._conversation.count_rows() == 1
-    before = store._conversation.version
+    await store._log.settled([ALICE.user_scope])
+    assert store._tables.conversation.count_rows() == 1
+    before = store._tables.conversation.version
     for n in range(1, 6):
         store.remember_soon(ALICE, f"q{n}", f"a{n}", [TEA])
         assert answers(await store.recall(ALICE, "q", turns=10, limit=1)) == [f"a{i}" for i in range(n + 1)]
-    assert store._conversation.count_rows() == 1  # gathering until the interval has passed
+    assert store._tables.conversation.count_rows() == 1  # gathering until the interval has passed
     await asyncio.wait_for(store.flush(), 20)  # not the 60 s
-    assert store._conversation.count_rows() == 6 and store._tasks.count_rows() == 5
-    assert store._conversation.version == before + 1  # the five turns: one commit
+    assert store._tables.conversation.count_rows() == 6 and store._tables.tasks.count_rows() == 5
+    assert store._tables.conversation.version == before + 1  # the five turns: one commit
 
 
 async def test_compaction_removes_old_table_versions(tmp_path, builtin):
@@ -94,8 +94,8 @@ async def test_compaction_removes_old_table_versions(tmp_path, builtin):
         store.remember_soon(ALICE, f"q{n}", f"a{n}", [TEA])
         await store.flush()
     # 8 commits each, then compaction's own: without the cleanup every one would be kept
-    assert len(store._conversation.list_versions()) <= 4
-    assert len(store._tasks.list_versions()) <= 4
+    assert len(store._tables.conversation.list_versions()) <= 4
+    assert len(store._tables.tasks.list_versions()) <= 4
     assert answers(await store.recall(ALICE, "q", turns=10, limit=1)) == [f"a{n}" for n in range(8)]
 
 
@@ -120,17 +120,17 @@ async def test_a_scope_with_more_task_records_than_are_held_is_searched_in_the_t
     held = await MemoryStore.open(settings, embedder=builtin)
     await held.remember(ALICE, "tea and bikes", "noted", [TEA, PU_ERH, BIKE])
     expected = (await held.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks
-    import kagentbot.memory.store as store_module
+    import kagentbot.memory.tasks as tasks_module
 
-    monkeypatch.setattr(store_module, "TASKS_HELD", 2)
+    monkeypatch.setattr(tasks_module, "TASKS_HELD", 2)
     searched = await MemoryStore.open(settings, embedder=builtin)
     assert (await searched.recall(ALICE, "bicycle shed", turns=0, limit=1)).tasks == expected
-    assert searched._tasks_held[ALICE.user_scope].vectors is None  # too many: not held
+    assert searched._tasks._held[ALICE.user_scope].vectors is None  # too many: not held
     assert found(expected)[0] == BIKE
 
 
 async def test_scopes_read_together_and_cut_short_are_read_one_by_one(settings, builtin, monkeypatch):
-    import kagentbot.memory.store as store_module
+    import kagentbot.memory.tasks as tasks_module
 
     sharing = Audience(ALICE.user_scope, "chat:slack:TEAM", share_private=True)  # reads 4 scopes
     many = [TaskRecord("kb_search", {"name": "kb_search"}, f"note {n} about tea") for n in range(9)]
@@ -138,9 +138,9 @@ async def test_scopes_read_together_and_cut_short_are_read_one_by_one(settings, 
     await writer.remember(ALICE, "tea notes", "noted", many)
     await writer.remember(sharing, "where is the bicycle shed", "building 3", [BIKE])
     expected = (await writer.recall(sharing, "bicycle shed", turns=0, limit=1)).tasks
-    monkeypatch.setattr(store_module, "TASKS_HELD", 2)  # 4 scopes: one read of at most 9 rows
+    monkeypatch.setattr(tasks_module, "TASKS_HELD", 2)  # 4 scopes: one read of at most 9 rows
     reader = await MemoryStore.open(settings, embedder=builtin)
     assert (await reader.recall(sharing, "bicycle shed", turns=0, limit=1)).tasks == expected
     assert found(expected)[0] == BIKE
-    assert reader._tasks_held[ALICE.user_scope].vectors is None
-    assert reader._tasks_held[sharing.chat_scope].ids and reader._tasks_held["global"].ids == ()
+    assert reader._tasks._held[ALICE.user_scope].vectors is None
+    assert reader._tasks._held[sharing.chat_scope].ids and reader._tasks._held["global"].ids == ()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kagentbot.memory.embedders import BuiltinEmbedder, build_embedder
-from kagentbot.memory.use_weights import DENSE, RECORD, TABLE, PooledWeights, load_cached, write_cache
+from kagentbot.memory.startup.use_weights import DENSE, RECORD, TABLE, PooledWeights, load_cached, write_cache
 
 from .conftest import make_settings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from kagentbot.bot.services import Services
-from kagentbot.memory.deferred import DeferredStore
+from kagentbot.memory.startup.deferred import DeferredStore
 from kagentbot.memory.ingest import from_text
 from kagentbot.memory.store import MemoryStore
 from kagentbot.memory.types import Audience, TaskRecord
@@ -71,7 +71,7 @@ async def test_background_writes_are_compacted_and_nothing_is_lost(tmp_path, bui
         store.remember_soon(ALICE, f"q{i}", f"a{i}", [TaskRecord("t", {}, f"r{i}")])
         await store.flush()
     assert answers(await store.recall(ALICE, "q", turns=20, limit=1)) == [f"a{i}" for i in range(9)]
-    fragments = [t.stats()["fragment_stats"]["num_fragments"] for t in (store._tasks, store._conversation)]
+    fragments = [t.stats()["fragment_stats"]["num_fragments"] for t in (store._tables.tasks, store._tables.conversation)]
     assert all(n <= 4 for n in fragments), fragments  # 9 commits each; without compaction 9 files
 
 
@@ -98,16 +98,16 @@ async def test_turns_finished_together_are_written_in_few_commits_and_none_is_lo
     rooms = [Audience("user:slack:ALICE", f"chat:slack:ROOM{n}") for n in range(40)]
     for room in rooms[:10]:  # cached before the writes, so the cache must follow them
         assert answers(await store.recall(room, "q", turns=4, limit=1)) == []
-    before = store._conversation.version
+    before = store._tables.conversation.version
     for turn in range(2):
         for n, room in enumerate(rooms):
             store.remember_soon(room, f"q{n}-{turn}", f"a{n}-{turn}", [TaskRecord("t", {"name": "t"}, f"r{n}-{turn}")])
     await store.flush()
-    commits = store._conversation.version - before
+    commits = store._tables.conversation.version - before
     assert 1 <= commits <= 4  # 80 turns: the first alone, the rest batched (plus compaction, if any)
     for n, room in enumerate(rooms):
         assert answers(await store.recall(room, "q", turns=4, limit=1)) == [f"a{n}-0", f"a{n}-1"]
     store.close()
     reopened = await MemoryStore.open(settings, embedder=builtin)
     assert answers(await reopened.recall(rooms[7], "q", turns=4, limit=1)) == ["a7-0", "a7-1"]
-    assert reopened._tasks.count_rows() == 80
+    assert reopened._tables.tasks.count_rows() == 80

@@ -15,7 +15,7 @@ import yaml
 
 from kagentbot.config.settings import SettingsError, load_settings
 from kagentbot.memory.embedders import _resources
-from kagentbot.memory.use_weights import load_cached
+from kagentbot.memory.startup.use_weights import load_cached
 from kagentbot.ops import image
 
 ROOT = Path(__file__).resolve().parents[2]

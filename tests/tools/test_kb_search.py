@@ -1,19 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from kagentbot.memory.types import Passage
 from kagentbot.tools.catalog import build_registry
 from kagentbot.tools.registry import ToolContext
 
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class Hit:
-    text: str
-    source: str
-    score: float
 
 
 class TinyKnowledge:
@@ -23,10 +16,10 @@ class TinyKnowledge:
         self.docs = docs
         self.calls: list[tuple[str, int]] = []
 
-    async def search_knowledge(self, query: str, limit: int) -> list[Hit]:
+    async def search_knowledge(self, query: str, limit: int) -> list[Passage]:
         self.calls.append((query, limit))
         words = set(query.lower().split())
-        scored = [Hit(text, src, len(words & set(text.lower().split()))) for src, text in self.docs]
+        scored = [Passage(src, text, src, "global", len(words & set(text.lower().split()))) for src, text in self.docs]
         return sorted((h for h in scored if h.score), key=lambda h: -h.score)[:limit]
 
 

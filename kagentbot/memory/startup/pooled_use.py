@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from kagentbot.memory.use_weights import PooledWeights
+    from kagentbot.memory.startup.use_weights import PooledWeights
 
 _CNN = 256  # width of each convolution branch
 _ORDERS = ((2, 0), (3, 1), (5, 2))  # (window width, position of the token itself in the window)

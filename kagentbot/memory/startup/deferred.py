@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kagentbot.memory.types import Audience, Passage, Recall, TaskRecord
+from kagentbot.memory.types import AddResult, Audience, DocumentInfo, Passage, Recall, TaskRecord
 
 if TYPE_CHECKING:
     from kagentbot.config.settings import Settings
+    from kagentbot.memory.embedders import Progress
+    from kagentbot.memory.ingest import Document
     from kagentbot.memory.store import MemoryStore
 
 
@@ -25,7 +27,8 @@ def store_absent(settings: Settings) -> bool:
 
 
 class DeferredStore:
-    """Stands in for a `MemoryStore` that is opened (created) on first use."""
+    """Stands in for a `MemoryStore` that is opened (created) on first use: implements the same
+    `contracts.Memory`. Recalls find nothing until the store is open or a turn was written."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -90,17 +93,43 @@ class DeferredStore:
     def for_audience(self, audience: Audience) -> DeferredKnowledge:
         return DeferredKnowledge(self, audience)
 
-    def __getattr__(self, name: str) -> Any:
-        """The store's other (async) methods: add_document, list_documents, optimize, ... open it first."""
-        from kagentbot.memory.store import MemoryStore
+    def warm(self) -> None:
+        """Nothing to load before the store exists: it opens on first use."""
 
-        if name.startswith("_") or not asyncio.iscoroutinefunction(getattr(MemoryStore, name, None)):
-            raise AttributeError(name)
+    # ----- the rest opens the store first -----
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await getattr(await self.store(), name)(*args, **kwargs)
+    async def add_document(self, document: Document, scope: str, progress: Progress | None = None) -> AddResult:
+        return await (await self.store()).add_document(document, scope, progress)
 
-        return call
+    async def list_documents(self, scopes: Sequence[str]) -> list[DocumentInfo]:
+        return await (await self.store()).list_documents(scopes)
+
+    async def remove_document(self, audience: Audience, doc_id: str, *, may_remove_global: bool) -> DocumentInfo:
+        return await (await self.store()).remove_document(audience, doc_id, may_remove_global=may_remove_global)
+
+    async def search(self, audience: Audience, query: str, limit: int) -> list[Passage]:
+        return await (await self.store()).search(audience, query, limit)
+
+    async def private_matches(self, user_scope: str, query: str) -> bool:
+        return await (await self.store()).private_matches(user_scope, query)
+
+    async def totals(self) -> tuple[int, int]:
+        return await (await self.store()).totals()
+
+    async def prune_conversation(self, older_than_days: int) -> int:
+        return await (await self.store()).prune_conversation(older_than_days)
+
+    async def prune_tasks(self, older_than_days: int) -> int:
+        return await (await self.store()).prune_tasks(older_than_days)
+
+    async def optimize(self) -> dict[str, int]:
+        return await (await self.store()).optimize()
+
+    async def reindex(self, progress: Progress | None = None) -> dict[str, int]:
+        return await (await self.store()).reindex(progress)
+
+    async def move_scope(self, old: str, new: str) -> int:
+        return await (await self.store()).move_scope(old, new)
 
 
 class DeferredKnowledge:
@@ -111,4 +140,4 @@ class DeferredKnowledge:
         self.audience = audience
 
     async def search_knowledge(self, query: str, limit: int) -> list[Passage]:
-        return await (await self._deferred.store()).search(self.audience, query, limit)
+        return await self._deferred.search(self.audience, query, limit)

@@ -19,10 +19,14 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kagentbot.config.settings import Settings
 
 PACKAGE = "lance_namespace_urllib3_client"
 
@@ -95,3 +99,27 @@ def defer_package_init() -> None:
     """Install the finder (once) unless the package is already imported."""
     if PACKAGE not in sys.modules and _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+
+
+def import_lancedb() -> Any:
+    """`import lancedb`, with the namespace client deferred (see above)."""
+    # lance's Rust core logs routine events (e.g. "No existing dataset ... will be created") as
+    # warnings on stderr; only real errors should reach a user's terminal unless they ask for more.
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    defer_package_init()
+    import lancedb
+
+    return lancedb
+
+
+def start_import(settings: Settings) -> None:
+    """Begin importing LanceDB (~1 s, most of a cold start) in a thread when the store exists on
+    disk, so that a command about to open it overlaps the import with its own start-up
+    (settings, tools, personas). Python's import lock makes the later `import` wait for this one."""
+    from kagentbot.memory.startup.deferred import store_absent
+
+    if store_absent(settings):
+        return  # nothing to open yet: `ask` then plans its first turn without LanceDB
+    # Not a daemon: a command that ends first (`chat` quit at once) waits for it, since the
+    # interpreter shutting down under a native import aborts the process (exit 134).
+    threading.Thread(target=import_lancedb, name="lancedb-import").start()
