@@ -31,7 +31,7 @@ from kagentbot.chat.commands import CommandRouter
 from kagentbot.chat.intake import IntakeUnavailable, event_id
 from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, connect, ping, replica_name
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, cancel_requested, connect, ping, replica_name
 from kagentbot.config.settings import ClusterSettings
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,8 @@ class ClusterQueue:
                     log.warning("cluster: Redis at %s answers again", self.where())
                 down = False
             except Unreachable as exc:
+                if cancel_requested():
+                    raise asyncio.CancelledError from exc
                 if not down:
                     log.error("cluster: Redis at %s is unreachable (%s): no conversation is picked up, no event "
                               "acknowledged, until it is back", self.where(), exc)

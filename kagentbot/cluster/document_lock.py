@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from kagentbot.cluster.redis import Keys
+from kagentbot.cluster.redis import Keys, cancel_requested
 from kagentbot.memory.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class RedisDocumentLock:
             try:
                 kept = await self._client.eval(_RENEW, 1, key, token, self._lease_ms)
             except (RedisError, OSError) as exc:
+                if cancel_requested():
+                    raise asyncio.CancelledError from exc
                 log.warning("memory: could not renew the document lock %s: %s", key, exc)
                 continue
             if not kept:

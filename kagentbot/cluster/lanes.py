@@ -24,7 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from kagentbot.cluster.redis import ClusterUnavailable, Keys
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, stopped
 from kagentbot.cluster.slots import MAX_POLL, bounded_client, forever
 from kagentbot.config.settings import Settings
 
@@ -165,7 +165,7 @@ class RedisLanes:
         """Stop renewing and listening; give back this replica's counts."""
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await stopped(self._background, "the per-user lanes")
         self._background.clear()
         leaving = [(member, user) for member, (_, user) in self._members.items()]
         leaving += [(ticket, user) for user, tickets in self._tickets.items() for ticket in tickets]

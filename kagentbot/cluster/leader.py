@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from kagentbot.cluster.redis import cancel_requested, stopped
+
 log = logging.getLogger(__name__)
 
 # Extend or delete the lock only while it still holds this replica's name: a leader that
@@ -83,7 +85,7 @@ class Leadership:
         """Stop the election, hand the leader's duties back and free the lock for the next one."""
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stopped([self._task], "the leader election")
             self._task = None
         if self.leading:
             await self._step_down("stopping")
@@ -99,6 +101,8 @@ class Leadership:
         try:
             held = await (self.lock.extend() if self.leading else self.lock.acquire())
         except (RedisError, OSError) as exc:
+            if cancel_requested():
+                raise asyncio.CancelledError from exc
             if self.leading:
                 await self._step_down(f"Redis does not answer ({exc})")
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -35,6 +37,24 @@ async def ping(client: aioredis.Redis) -> None:
         await client.ping()
     except (RedisError, OSError) as exc:
         raise ClusterUnavailable(f"Redis does not answer: {exc}") from exc
+
+
+def cancel_requested() -> bool:
+    """Whether the running task was asked to stop. redis-py can turn a cancellation that reaches
+    it mid-command into its own timeout or connection error: a loop that carries on after those
+    errors asks this first, or a cancelled task would go on for ever (and its stop wait for it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def stopped(tasks: list[asyncio.Task], what: str, seconds: float = 5.0) -> None:
+    """Wait for cancelled background `tasks` to end, at most `seconds`: a stop never hangs on
+    one that would not end (it is logged, and left to the event loop's close)."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    if pending:
+        logging.getLogger(__name__).warning("%s: %d task(s) did not stop within %.0f s", what, len(pending), seconds)
 
 
 def replica_name(settings: ClusterSettings) -> str:

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, replica_name
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, cancel_requested, replica_name, stopped
 from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
 from kagentbot.config.settings import ClusterSettings, Settings
 
@@ -155,7 +155,7 @@ class RedisSlotGate:
         """Stop listening and renewing, and give back this replica's slots and places in line."""
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await stopped(self._background, "the LLM slot gate")
         self._background.clear()
         ids = [*self._queued, *(holder for held in self._held.values() for holder in held)]
         for future in self._waiting.values():
@@ -235,5 +235,7 @@ async def forever(work: Callable[[], Awaitable[None]], what: str) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if cancel_requested():  # a cancellation redis-py turned into its own error
+                raise asyncio.CancelledError from exc
             log.warning("%s failed (%s); trying again", what, exc)
             await asyncio.sleep(MAX_POLL)

@@ -47,6 +47,17 @@ async def test_a_users_work_is_capped_once_across_replicas(lanes):
     assert await a.admit("slack:A") and await b.outstanding("slack:A") == 5
 
 
+async def standing(lane, user: str, count: int) -> None:
+    """Until `count` of the user's works hold a running place or stand in line for one, in Redis
+    (the Redis state itself, not a sleep: a busy machine may take a while to ask)."""
+    for _ in range(500):
+        held = await lane._client.zcard(lane._key("run", user))
+        if held + await lane._client.llen(lane._key("line", user)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} works never stood in line")
+
+
 async def test_running_places_are_shared_across_replicas_in_order_of_asking(lanes):
     a, b = lanes(2, 10), lanes(2, 10)
     running = peak = 0
@@ -66,9 +77,13 @@ async def test_running_places_are_shared_across_replicas_in_order_of_asking(lane
     for n in range(8):
         assert await (a if n % 2 else b).admit("slack:A")
         tasks.append(asyncio.create_task(work(n)))
-        await asyncio.sleep(0.01)  # each asks after the one before
+        await standing(a, "slack:A", n + 1)  # each asks after the one before has asked
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
-    assert peak == 2 and entered == list(range(8))
+    assert peak == 2 and sorted(entered) == list(range(8))
+    # in order of asking, but for the two places: both freed at once go to the first two in
+    # line, and which of those two enters first is up to their event loops
+    place = {n: entered.index(n) for n in entered}
+    assert all(place[earlier] < place[later] for earlier in range(8) for later in range(earlier + 2, 8)), entered
     assert await a.outstanding("slack:A") == 0
 
 
