@@ -87,7 +87,7 @@ async def test_a_replica_opens_the_shared_store_with_the_redis_document_lock(
     services = await Services.open(settings)
     try:
         assert isinstance(services.memory, MemoryStore)
-        assert isinstance(services.memory._document_lock, RedisDocumentLock)
+        assert isinstance(services.memory._knowledge._lock, RedisDocumentLock)
     finally:
         await services.close()
 
