@@ -35,7 +35,7 @@ async def open_shared(settings: Settings) -> SharedState | None:
     try:
         return await open_redis(settings.cluster)
     except ClusterUnavailable as exc:
-        raise SharedStateUnavailable(f"cluster.enabled is on, but {exc}. Check KAGENTBOT_CLUSTER__REDIS_URL "
+        raise SharedStateUnavailable(f"cluster.enabled is on, but {str(exc).rstrip('.')}. Check KAGENTBOT_CLUSTER__REDIS_URL "
                                      "and that Redis runs.") from exc
 
 
