@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -103,17 +103,12 @@ def serve_model(cap: int, latency: float) -> None:
 
 def serve_s3(bucket: str) -> None:
     """moto's S3 server with one bucket, for the replicas' shared memory (`--s3`)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from tests.fakes.s3_server import MotoS3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
-    print(endpoint, flush=True)
-    threading.Event().wait()
+    with MotoS3() as s3:
+        s3.bucket(bucket)
+        print(s3.endpoint, flush=True)
+        threading.Event().wait()
 
 
 # -- Slack ----------------------------------------------------------------------------------------
@@ -166,12 +161,7 @@ class RoutedSlack(FakeSlack):
                                       "connection_info": {"app_id": "A0KAGENT"}}))
         self._notify()
         try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    body = json.loads(message.data)
-                    if "envelope_id" in body:
-                        self.acks[body["envelope_id"]] = (time.monotonic(), body)
-                        self._notify()
+            await self.take_acks(ws)
         finally:
             if self.connections.get(replica) is ws:
                 del self.connections[replica]

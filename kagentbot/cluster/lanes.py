@@ -24,8 +24,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, stopped
-from kagentbot.cluster.slots import MAX_POLL, bounded_client, forever
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, forever, listen, stopped
+from kagentbot.cluster.slots import MAX_POLL, bounded_client
 from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -219,17 +219,12 @@ class RedisLanes:
                                 asyncio.create_task(forever(self._renew, "renewing lane leases"), name="lane leases")]
 
     async def _listen(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(f"{self._base}:freed")
-            while True:
-                message = await pubsub.get_message(timeout=self.poll)
-                if message is not None:
-                    wake = self._wakes.pop(str(message["data"]), None)
-                    if wake is not None:
-                        wake.set()
-        finally:
-            await pubsub.aclose()
+        await listen(self._client, f"{self._base}:freed", self.poll, self._freed)
+
+    def _freed(self, user: str) -> None:
+        wake = self._wakes.pop(user, None)
+        if wake is not None:
+            wake.set()
 
     async def _renew(self) -> None:
         while True:

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.config.settings import ClusterSettings
+
+log = logging.getLogger(__name__)
 
 
 class ClusterUnavailable(Exception):
@@ -54,7 +57,35 @@ async def stopped(tasks: list[asyncio.Task], what: str, seconds: float = 5.0) ->
         return
     _, pending = await asyncio.wait(tasks, timeout=seconds)
     if pending:
-        logging.getLogger(__name__).warning("%s: %d task(s) did not stop within %.0f s", what, len(pending), seconds)
+        log.warning("%s: %d task(s) did not stop within %.0f s", what, len(pending), seconds)
+
+
+async def forever(work: Callable[[], Awaitable[None]], what: str, pause: float = 1.0) -> None:
+    """`work` again `pause` seconds after a failure (Redis away a moment), until cancelled."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if cancel_requested():  # a cancellation redis-py turned into its own error
+                raise asyncio.CancelledError from exc
+            log.warning("%s failed (%s); trying again", what, exc)
+            await asyncio.sleep(pause)
+
+
+async def listen(client: aioredis.Redis, channel: str, poll: float, handle: Callable[[str], None]) -> None:
+    """Each message published on `channel` handed to `handle`, until cancelled (run it under
+    `forever`: a lost connection raises, and the subscription is made again)."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(channel)
+        while True:
+            message = await pubsub.get_message(timeout=poll)
+            if message is not None:
+                handle(str(message["data"]))
+    finally:
+        await pubsub.aclose()
 
 
 def replica_name(settings: ClusterSettings) -> str:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, cancel_requested, replica_name, stopped
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, forever, listen, replica_name, stopped
 from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
 from kagentbot.config.settings import ClusterSettings, Settings
 
@@ -202,15 +202,7 @@ class RedisSlotGate:
 
     async def _listen(self) -> None:
         """Grants published for this replica's waiters."""
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(f"{self._base}:granted:{self._channel}")
-            while True:
-                message = await pubsub.get_message(timeout=self.poll)
-                if message is not None:
-                    self._granted(str(message["data"]))
-        finally:
-            await pubsub.aclose()
+        await listen(self._client, f"{self._base}:granted:{self._channel}", self.poll, self._granted)
 
     async def _renew(self) -> None:
         """Keep this replica's leases, clear the dead, and pick up grants whose message was lost."""
@@ -226,16 +218,3 @@ class RedisSlotGate:
                 elif state < 0 and any(member in held for held in self._held.values()):
                     log.warning("LLM slot %s outlived its lease in Redis (this replica stalled?)", member)
 
-
-async def forever(work: Callable[[], Awaitable[None]], what: str) -> None:
-    """`work` again after a failure (Redis away a moment), until cancelled."""
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if cancel_requested():  # a cancellation redis-py turned into its own error
-                raise asyncio.CancelledError from exc
-            log.warning("%s failed (%s); trying again", what, exc)
-            await asyncio.sleep(MAX_POLL)

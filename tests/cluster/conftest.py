@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
 import pytest
 
 from kagentbot.cluster import Keys, connect
@@ -34,3 +41,20 @@ async def redis_client(cluster_settings: ClusterSettings):
 @pytest.fixture
 def keys(cluster_settings: ClusterSettings) -> Keys:
     return Keys(cluster_settings.key_prefix)
+
+
+@contextlib.asynccontextmanager
+async def doomed_replica(script: str, settings: ClusterSettings) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A replica in a process of its own, running `script` (argv: the Redis URL and the key
+    prefix), yielded once it printed "held"; the test kills it (SIGKILL, as a crash), and it is
+    killed on exit in any case."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    doomed = subprocess.Popen([sys.executable, "-c", script, settings.redis_url.get_secret_value(), settings.key_prefix],
+                              stdout=subprocess.PIPE, env=env)
+    try:
+        assert doomed.stdout is not None
+        assert (await asyncio.wait_for(asyncio.to_thread(doomed.stdout.readline), 30)).strip() == b"held"
+        yield doomed
+    finally:
+        doomed.kill()
+        doomed.wait(5)

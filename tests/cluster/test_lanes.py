@@ -4,9 +4,6 @@ their own, then two real Bots sharing one Redis (and one fake Ollama) as two rep
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,6 +13,7 @@ from kagentbot.cluster.slots import bounded_client
 from kagentbot.config.settings import ClusterSettings
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import Scripted
+from tests.cluster.conftest import doomed_replica
 from tests.fakes.redis_server import RedisServer
 
 
@@ -107,12 +105,7 @@ asyncio.run(main())
 
 
 async def test_the_counts_of_a_replica_killed_mid_work_drain_after_the_lease(lanes, cluster_settings):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    doomed = subprocess.Popen([sys.executable, "-c", HOLD_AND_HANG, cluster_settings.redis_url.get_secret_value(),
-                               cluster_settings.key_prefix], stdout=subprocess.PIPE, env=env)
-    try:
-        assert doomed.stdout is not None
-        assert (await asyncio.wait_for(asyncio.to_thread(doomed.stdout.readline), 30)).strip() == b"held"
+    async with doomed_replica(HOLD_AND_HANG, cluster_settings) as doomed:
         survivor = lanes(1, 1, lease=1.0)
         await asyncio.sleep(1.3)  # past a lease: the living replica's counts are renewed
         assert not await survivor.admit("slack:A")
@@ -123,9 +116,6 @@ async def test_the_counts_of_a_replica_killed_mid_work_drain_after_the_lease(lan
         async with asyncio.timeout(1):
             async with survivor.running("slack:A"):  # the dead replica's running place is free again
                 pass
-    finally:
-        doomed.kill()
-        doomed.wait(5)
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ same order a single `FairGate` would."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -17,6 +14,7 @@ from kagentbot.agent.slots import Claim, FairGate, SlotGate
 from kagentbot.cluster import Keys
 from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
 from kagentbot.config.settings import ClusterSettings
+from tests.cluster.conftest import doomed_replica
 from tests.fakes.redis_server import RedisServer
 
 
@@ -189,13 +187,7 @@ asyncio.run(main())
 
 
 async def test_the_slot_of_a_replica_killed_while_holding_it_comes_back_after_the_lease(replicas, cluster_settings):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    doomed = subprocess.Popen([sys.executable, "-c", HOLD_AND_HANG, cluster_settings.redis_url.get_secret_value(),
-                               cluster_settings.key_prefix], stdout=subprocess.PIPE, env=env)
-    try:
-        assert doomed.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(doomed.stdout.readline), 30)
-        assert line.strip() == b"held"
+    async with doomed_replica(HOLD_AND_HANG, cluster_settings) as doomed:
         survivor = replicas("b", GateRules(1, lease_seconds=1.0))
         waiting = asyncio.create_task(survivor.acquire(Claim("slack:S", "chat")))
         await asyncio.sleep(0.3)
@@ -204,9 +196,6 @@ async def test_the_slot_of_a_replica_killed_while_holding_it_comes_back_after_th
         killed = time.monotonic()
         await asyncio.wait_for(waiting, 5)
         assert time.monotonic() - killed < 1.0 + 0.5  # within the lease and a poll
-    finally:
-        doomed.kill()
-        doomed.wait(5)
 
 
 async def test_a_call_waiting_when_redis_restarts_empty_stands_in_line_again(tmp_path):

@@ -11,6 +11,8 @@ from kagentbot.memory.ingest import from_text
 from kagentbot.memory.store import MemoryStore, StoreError
 from kagentbot.memory.types import Audience, TaskRecord
 
+from tests.fakes.s3_server import MotoS3, storage_options
+
 from .conftest import make_settings
 
 ALICE = Audience("user:slack:ALICE", "chat:slack:TEAM")
@@ -20,23 +22,13 @@ BUCKET = "kagentbot-memory"
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+    with MotoS3() as s3:
+        s3.bucket(BUCKET)
+        yield s3.endpoint
 
 
 def s3_settings(tmp_path, endpoint: str, bucket: str = BUCKET, prefix: str = "team"):
-    options = {"aws_endpoint": endpoint, "aws_region": "us-east-1", "allow_http": "true",
-               "aws_access_key_id": "test", "aws_secret_access_key": "test", "connect_timeout": "2s", "timeout": "5s"}
-    return make_settings(tmp_path, memory={"uri": f"s3://{bucket}/{prefix}", "storage_options": options})
+    return make_settings(tmp_path, memory={"uri": f"s3://{bucket}/{prefix}", "storage_options": storage_options(endpoint)})
 
 
 async def test_knowledge_turns_and_tasks_live_in_the_bucket_scoped_and_persistent(tmp_path, s3_endpoint, builtin):

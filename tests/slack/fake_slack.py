@@ -155,15 +155,19 @@ class FakeSlack:
                                       "connection_info": {"app_id": APP_ID}}))
         self._notify()
         try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    body = json.loads(message.data)
-                    if "envelope_id" in body:
-                        self.acks[body["envelope_id"]] = (time.monotonic(), body)
-                        self._notify()
+            await self.take_acks(ws)
         finally:
             self._sockets.remove(ws)
         return ws
+
+    async def take_acks(self, ws: web.WebSocketResponse) -> None:
+        """Until the socket closes: each acknowledgement the app sends, kept with its time."""
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                body = json.loads(message.data)
+                if "envelope_id" in body:
+                    self.acks[body["envelope_id"]] = (time.monotonic(), body)
+                    self._notify()
 
     # -- Web API -------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
