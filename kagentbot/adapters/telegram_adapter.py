@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes
 
-    from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
+    from kagentbot.adapters.telegram_stored import StoredFirstPolling, StoredFirstWebhook
     from kagentbot.chat.commands import Command, CommandRouter
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class TelegramAdapter(BaseAdapter):
         self._receive: Receiver | None = None
         self._app: Application | None = None
         self._webhook: StoredFirstWebhook | None = None  # replicas: acknowledges only what was stored
+        self._poller: StoredFirstPolling | None = None  # replicas (the leader): confirms only what was stored
         self._seen: Recent[int, None] = Recent(SEEN_UPDATES)
         self._last_text: Recent[tuple[str, str], str] = Recent(REMEMBERED_TEXTS)  # recent sends, to skip identical edits
         self._known_commands: set[str] = set()  # our command names, known after start
@@ -128,14 +129,14 @@ class TelegramAdapter(BaseAdapter):
 
     async def stop_receiving(self) -> None:
         """Stop polling (or the webhook server): updates not fetched yet stay with Telegram."""
-        await self._stop_webhook()
+        await self._stop_stored_first()
         if self._app is not None and self._app.updater is not None and self._app.updater.running:
             await self._app.updater.stop()
 
     async def stop(self) -> None:
         app, self._app = self._app, None
         self._receive = None
-        await self._stop_webhook()
+        await self._stop_stored_first()
         if app is None:
             return
         if app.updater is not None and app.updater.running:
@@ -153,7 +154,14 @@ class TelegramAdapter(BaseAdapter):
             return False
         if self._webhook is not None:
             return True
-        return app.updater is not None and (app.updater.running or not self._polls())
+        return self.polling() or not self._polls()
+
+    def polling(self) -> bool:
+        """Whether this process is fetching updates with getUpdates now."""
+        if self._poller is not None:
+            return self._poller.running
+        app = self._app
+        return app is not None and app.updater is not None and app.updater.running
 
     def _polls(self) -> bool:
         return self.settings.telegram.mode == "polling" and self.leading
@@ -165,30 +173,53 @@ class TelegramAdapter(BaseAdapter):
         from there. A webhook receives on every replica: nothing changes."""
         self.leading = leading
         app = self._app
-        if app is None or app.updater is None or not app.running or self.settings.telegram.mode != "polling":
+        if app is None or not app.running or self.settings.telegram.mode != "polling" or leading == self.polling():
             return
-        if leading and not app.updater.running:
-            await app.updater.start_polling(allowed_updates=["message"])
+        if leading:
+            await self._start_polling(app)
             log.info("telegram: polling (this replica leads)")
-        elif not leading and app.updater.running:
-            await app.updater.stop()
+        else:
+            await self._stop_polling(app)
             log.info("telegram: polling handed to the leader replica")
 
     def _stores_first(self) -> bool:
-        """Replicas behind a webhook: Telegram gets its 200 only once an update is stored."""
-        return self.intake is not None and self.settings.telegram.mode == "webhook"
+        """Replicas: Telegram's update is confirmed (webhook answered 200, or polled past) only
+        once it is stored."""
+        return self.intake is not None
+
+    async def _start_polling(self, app: Application) -> None:
+        if not self._stores_first():
+            if app.updater is None:  # built with ApplicationBuilder's updater, which is never None here
+                raise RuntimeError("the Telegram application has no updater")
+            await app.updater.start_polling(allowed_updates=["message"])
+            return
+        from kagentbot.adapters.telegram_stored import StoredFirstPolling
+
+        # no in-process dedupe on this path either: the intake drops what it stored already
+        self._poller = StoredFirstPolling(app.bot, self._hand_over)
+        await self._poller.start()
+
+    async def _stop_polling(self, app: Application) -> None:
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            await poller.stop()
+        elif app.updater is not None and app.updater.running:
+            await app.updater.stop()
 
     async def _start_stored_first(self, app: Application) -> None:
-        from kagentbot.adapters.telegram_webhook import StoredFirstWebhook
+        from kagentbot.adapters.telegram_stored import StoredFirstWebhook
 
         # no in-process dedupe on this path: the intake drops redeliveries, only once one was stored
         self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._hand_over)
         await self._webhook.start()
 
-    async def _stop_webhook(self) -> None:
+    async def _stop_stored_first(self) -> None:
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await webhook.stop()
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            await poller.stop()
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
@@ -239,16 +270,16 @@ class TelegramAdapter(BaseAdapter):
 
     async def _start_updates(self, app: Application) -> None:
         tg = self.settings.telegram
+        if tg.mode == "polling":
+            if self.leading:
+                await self._start_polling(app)
+            return
         if self._stores_first():
             await self._start_stored_first(app)
             return
         updater = app.updater
         if updater is None:  # built with ApplicationBuilder's updater, which is never None here
             raise RuntimeError("the Telegram application has no updater")
-        if tg.mode == "polling":
-            if self.leading:
-                await updater.start_polling(allowed_updates=["message"])
-            return
         await updater.start_webhook(
             listen=tg.listen,
             port=tg.port,

@@ -36,21 +36,16 @@ async def telegram_replica(name: str, api, make_settings, cluster_settings, tmp_
     return bot, adapter
 
 
-def polling(adapter: TelegramAdapter) -> bool:
-    app = adapter._app
-    return app is not None and app.updater is not None and app.updater.running
-
-
 async def test_only_the_leader_polls_telegram_and_the_next_one_takes_over(api, make_settings, cluster_settings,
                                                                           redis_client, tmp_path):
     a, adapter_a = await telegram_replica("a", api, make_settings, cluster_settings, tmp_path)
     b, adapter_b = await telegram_replica("b", api, make_settings, cluster_settings, tmp_path)
     try:
-        assert polling(adapter_a) and not polling(adapter_b)
+        assert adapter_a.polling() and not adapter_b.polling()
         assert await adapter_b.connected()  # a follower is ready: polling is the leader's
         await a.stop(grace=0)
         started = time.monotonic()
-        while not polling(adapter_b):
+        while not adapter_b.polling():
             assert time.monotonic() - started < 1.5 + 1, "the follower did not take polling over"
             await asyncio.sleep(0.05)
     finally:

@@ -1,6 +1,7 @@
-"""Replicas behind Telegram's webhook, with the real python-telegram-bot against the fake Bot
-API: an update posted to both replicas is answered once, and an update that cannot be stored in
-Redis is answered 500 (not acknowledged), so that Telegram's next delivery is answered."""
+"""Replicas on Telegram, with the real python-telegram-bot against the fake Bot API: an update
+posted to both replicas' webhooks is answered once; an update that cannot be stored in Redis is
+answered 500 (not acknowledged), so that Telegram's next delivery is answered; and the polling
+leader does not confirm an update (the next getUpdates' offset) before it is stored."""
 
 from __future__ import annotations
 
@@ -78,5 +79,35 @@ async def test_an_update_that_cannot_be_stored_is_refused_and_its_redelivery_ans
         assert await deliver(hook, update) == 200
         await api.wait_for(lambda: "Stored this time." in answers(api))
         assert answers(api) == ["Stored this time."]
+    finally:
+        server.stop()
+
+
+async def test_the_polling_leader_confirms_an_update_only_once_it_is_stored(
+        api, fake_ollama, make_settings, start_bot, cluster_settings, tmp_path):
+    fake_ollama.responder = lambda body: Scripted("Kept for you.")
+    server = RedisServer(tmp_path / "own-redis").start()
+    try:
+        shared = cluster_settings.model_copy(update={"redis_url": SecretStr(server.url), "replica_id": "poller",
+                                                     "poll_seconds": 0.2})
+        section = {"token": api.token, "base_url": api.base_url, "send_interval": 0, "edit_interval": 0}
+        settings = make_settings(data_dir=tmp_path / "poller", llm={"host": fake_ollama.url, "mode": "native"},
+                                 telegram=section, cluster=shared)
+        adapter = TelegramAdapter(settings)
+        await start_bot(settings, [adapter])
+        await api.wait_for(adapter.polling)
+        server.stop()
+        update = api.push(tg.update(tg.message(tg.private_chat(tg.ALICE), tg.ALICE, "remember this")))
+        polls = len(api.called("getUpdates"))
+        await api.wait_for(lambda: len(api.called("getUpdates")) > polls)  # fetched, could not be stored
+        await asyncio.sleep(1.5)  # a poll or two more, were the leader still polling
+        assert api.updates and api.updates[0]["update_id"] == update["update_id"]  # still Telegram's
+        assert all((call.get("offset") or 0) <= update["update_id"] for call in api.called("getUpdates"))
+        assert answers(api) == []
+        server.start()
+        await api.wait_for(lambda: "Kept for you." in answers(api))
+        await api.wait_for(lambda: not api.updates)  # confirmed by the next offset once stored
+        await asyncio.sleep(0.5)  # time for a second answer, were there one
+        assert answers(api) == ["Kept for you."]
     finally:
         server.stop()
