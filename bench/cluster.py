@@ -187,6 +187,7 @@ class World:
     notes: Notes = field(default_factory=Notes)
     replicas: dict[int, Replica] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)  # question id → the chat it was asked in
+    platform_ids: dict[str, str | int] = field(default_factory=dict)  # question id → Slack envelope / Telegram update id
 
     def replica_env(self, index: int, cluster: bool) -> dict[str, str]:
         """`kagentbot run`'s settings for replica `index`, all from the environment."""
@@ -298,12 +299,14 @@ def dm_event(qid: str, user: int) -> dict[str, Any]:
 
 async def ask_slack(world: World, qid: str, user: int, among: list[int] | None = None, redeliver: bool = True):
     world.where[qid] = f"D{user:06d}"
-    return await world.slack.send(dm_event(qid, user), among=among, redeliver=redeliver)
+    sent = await world.slack.send(dm_event(qid, user), among=among, redeliver=redeliver)
+    world.platform_ids[qid] = sent.envelope["envelope_id"]
+    return sent
 
 
 def ask_telegram(world: World, qid: str, user: int) -> None:
     world.where[qid] = str(user)
-    world.telegram.send(f"question {qid}: how are things?", user)
+    world.platform_ids[qid] = world.telegram.send(f"question {qid}: how are things?", user)["update_id"]
 
 
 async def command(world: World, text: str, user: str, replica: int | None, timeout: float = 10.0) -> tuple[str, float]:
@@ -439,7 +442,43 @@ def conversation_rows(world: World, qids: list[str], log: list[dict[str, Any]]) 
         Row("a conversations", "conversations with 2+ turns in flight at once (most seen)",
             f"{sum(p > 1 for p in peaks)} ({max(peaks, default=0)})", f"0 {mark(not any(p > 1 for p in peaks))}"),
         Row("a conversations", "redeliveries sent (Slack / Telegram)", f"{world.slack.redelivered} / {world.telegram.redelivered}"),
+        *stored_rows(world, qids, "a conversations"),
     ]
+
+
+def stored_rows(world: World, qids: list[str], scenario: str) -> list[Row]:
+    """How long the platforms waited for their acknowledgement (in cluster mode: until stored)."""
+    slack_ids = [str(world.platform_ids[q]) for q in qids if isinstance(world.platform_ids.get(q), str)]
+    telegram = [world.telegram.stored_after[i] for q in qids if isinstance(i := world.platform_ids.get(q), int)
+                and i in world.telegram.stored_after]
+    rows = []
+    for name, seconds in (("Slack", world.slack.acked_after(slack_ids)), ("Telegram", telegram)):
+        if seconds:
+            cut = statistics.quantiles(seconds, n=100) if len(seconds) > 1 else seconds * 99
+            rows.append(Row(scenario, f"{name}: event sent → acknowledged, p50 / p99 / max (ms; over 1 s: count)",
+                            f"{cut[49] * 1000:.0f} / {cut[98] * 1000:.0f} / {max(seconds) * 1000:.0f} "
+                            f"({sum(x > 1 for x in seconds)})"))
+    overtaken = _overtaken(world, qids)
+    rows.append(Row(scenario, "turns acknowledged before the turn sent before them (most ahead, ms)",
+                    f"{len(overtaken)} ({max(overtaken, default=0) * 1000:.0f})"))
+    return rows
+
+
+def _overtaken(world: World, qids: list[str]) -> list[float]:
+    """For each turn stored (acknowledged) before the previous turn of its conversation: by how
+    long. Such a turn can be worked in order only by waiting that long for the earlier one."""
+    def stored(qid: str) -> float | None:
+        key = world.platform_ids.get(qid)
+        return world.telegram.stored_at.get(key) if isinstance(key, int) else world.slack.acked_at(str(key))
+
+    ahead = []
+    for earlier, later in zip(qids, qids[1:]):
+        if earlier.split(".")[0] != later.split(".")[0]:
+            continue
+        first, second = stored(earlier), stored(later)
+        if first is not None and second is not None and second < first:
+            ahead.append(first - second)
+    return ahead
 
 
 def _in_order(entries: list[dict[str, Any]]) -> bool:

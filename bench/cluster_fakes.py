@@ -121,6 +121,7 @@ class Sent:
     replica: int  # the connection it went to first
     at: float
     attempts: int = 1
+    monotonic: float = field(default_factory=time.monotonic)
 
 
 class RoutedSlack(FakeSlack):
@@ -238,6 +239,14 @@ class RoutedSlack(FakeSlack):
         """(question id, channel) of each finished answer posted (edits applied)."""
         return [(answer_to(p.text), p.channel) for p in self.messages if answer_to(p.text)]
 
+    def acked_after(self, envelope_ids: list[str]) -> list[float]:
+        """Seconds from each envelope's first send to its acknowledgement (sent after the event
+        was stored, in cluster mode)."""
+        return [self.acks[e][0] - self.sent[e].monotonic for e in envelope_ids if e in self.acks and e in self.sent]
+
+    def acked_at(self, envelope_id: str) -> float | None:
+        return self.acks[envelope_id][0] if envelope_id in self.acks else None
+
     def replies_to(self, url: str) -> list[str]:
         return [str(r.get("text", "")) for r in self.by_url.get(url.rsplit("/", 1)[-1], [])]
 
@@ -256,6 +265,8 @@ class TelegramFront:
     redelivered: int = 0
     retried: int = 0
     failed: int = 0  # updates Telegram gave up on
+    stored_after: dict[int, float] = field(default_factory=dict)  # update id → seconds to its first 200
+    stored_at: dict[int, float] = field(default_factory=dict)  # update id → when its first 200 came (monotonic)
     _next: itertools.count = field(default_factory=itertools.count)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(800_000_001))
     _runner: web.AppRunner | None = None
@@ -312,11 +323,14 @@ class TelegramFront:
 
     async def _deliver(self, update: dict[str, Any], after: float = 0.0, tries: int = 5) -> None:
         await asyncio.sleep(after)
+        started = time.monotonic()
         for attempt in range(tries):
             try:
                 async with self._session.post(self.proxy_url, json=update,  # type: ignore[union-attr]
                                               headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}) as answer:
                     if answer.status == 200:
+                        self.stored_after.setdefault(update["update_id"], time.monotonic() - started)
+                        self.stored_at.setdefault(update["update_id"], time.monotonic())
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass

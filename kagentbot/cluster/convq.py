@@ -31,6 +31,7 @@ from kagentbot.chat.commands import CommandRouter
 from kagentbot.chat.intake import IntakeUnavailable, event_id
 from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox
+from kagentbot.cluster.lag import ClusterLag
 from kagentbot.cluster.redis import ClusterUnavailable, Keys, cancel_requested, connect, ping, replica_name
 from kagentbot.config.settings import ClusterSettings
 
@@ -222,6 +223,7 @@ class ClusterQueue:
         self._again: set[str] = set()  # woken while their worker here was ending
         self._held: set[str] = set()  # conversations whose lease this replica took and has not let go
         self._poller: asyncio.Task | None = None
+        self.lag = ClusterLag(self.client, self.keys, self.me)
         self.problem = ""  # why the last intake failed, while Redis stays unreachable
         # set when the bot stops: every loop here checks it, for a cancellation can reach them
         # as the client's own timeout error (a cancelled command), which they take for a Redis fault
@@ -242,13 +244,14 @@ class ClusterQueue:
     def poll(self) -> None:
         """Begin picking up waiting conversations no replica holds (once the adapters can post)."""
         self._poller = asyncio.create_task(self._poll(), name="cluster: waiting conversations")
+        self.lag.start()
 
     def workers(self) -> list[asyncio.Task]:
         return [t for t in self._workers.values() if not t.done()]
 
     def tasks(self) -> list[asyncio.Task]:
         """Everything this replica runs for the shared conversations (a crash cancels these)."""
-        return [*([self._poller] if self._poller else []), *self.workers()]
+        return [*(t for t in (self._poller, self.lag.task()) if t), *self.workers()]
 
     async def stop(self) -> None:
         """Cancel what still runs and let go of the leases held: another replica takes those
@@ -349,6 +352,8 @@ class ClusterQueue:
         self._stopping = True
         if self._poller is not None:
             self._poller.cancel()
+        if (watching := self.lag.task()) is not None:
+            watching.cancel()
 
     async def _poll(self) -> None:
         """Conversations with waiting events and no live lease: a dead replica's, or a wake-up lost."""
@@ -395,11 +400,14 @@ class ClusterQueue:
             renewing.cancel()
 
     async def _reorder_wait(self, conversation: str) -> None:
-        """The first turn waits the adapter's reorder window for an earlier event still on its way."""
+        """The first turn waits for an earlier event still on its way, maybe to another replica:
+        the platform's reorder window (at least `cluster.reorder_seconds`), plus the worst recent
+        event-loop lag of any other replica (kagentbot.cluster.lag)."""
         entry = await self._head(conversation)
         adapter = self.adapters.get(entry.platform) if entry else None
-        if adapter is not None and adapter.capabilities.reorder_window > 0:
-            await asyncio.sleep(adapter.capabilities.reorder_window)
+        window = max(adapter.capabilities.reorder_window, self.settings.reorder_seconds) if adapter else 0.0
+        if window > 0:
+            await asyncio.sleep(window + self.lag.worst)
 
     async def _more(self, conversation: str) -> bool:
         """Nothing at the head: let go of the lease unless an event arrived meanwhile."""

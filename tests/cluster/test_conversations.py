@@ -139,6 +139,21 @@ async def test_a_conversations_turns_run_in_order_one_at_a_time_across_replicas(
     assert max(sum(1 for _, s, e in calls if s <= start < e) for _, start, _ in calls) > 1  # conversations in parallel
 
 
+async def test_a_later_message_waits_while_a_busy_replica_may_still_hold_an_earlier_one(replicas, fake_ollama,
+                                                                                       redis_client, keys):
+    """A third replica's event loop lags 0.6 s: the first message of a conversation reaches it
+    late, after the second reached an idle replica. The idle one waits the lag before it starts."""
+    fake_ollama.responder = lambda body: Scripted("answer to " + body["messages"][-1]["content"][-6:], delay=0.05)
+    (_, chat_a), (_, chat_b) = await replicas("a", "b")
+    await redis_client.hset(keys("lag"), "busy", f"0.6 {time.time():.3f}")
+    await asyncio.sleep(0.6)  # both replicas have read it
+    assert await chat_b.push(ask("second", "3002"))
+    await asyncio.sleep(0.2)  # on its way through the busy replica
+    assert await chat_a.push(ask("first ", "3001"))
+    await until(lambda: len([p for p in chat_a.posted if p.final.startswith("answer to")]) == 2)
+    assert [p.final for p in chat_a.posted] == ["answer to first ", "answer to second"]
+
+
 async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_its_message(replicas, fake_ollama,
                                                                                        cluster_settings):
     held = asyncio.Event()  # the first run's answer stops after its first piece: the replica dies there
