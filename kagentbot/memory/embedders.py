@@ -192,9 +192,21 @@ class OllamaEmbedder:
         self._batch_size = batch_size
         self._timeout = timeout
         self._dim: int | None = None
+        self._client: Any = None  # one client (and its connection pool) per event loop
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def preload(self) -> None:
         return None  # the model lives in the Ollama server
+
+    def _client_here(self) -> Any:
+        """The client for the running loop. A new client per call loads the CA bundle into a TLS
+        context (about 20 ms of CPU, even for http://) and leaves its connections open."""
+        import ollama
+
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client, self._client_loop = ollama.AsyncClient(host=self._host, timeout=self._timeout), loop
+        return self._client
 
     async def dimension(self) -> int:
         if self._dim is None:
@@ -218,9 +230,8 @@ class OllamaEmbedder:
         import httpx
         import ollama
 
-        client = ollama.AsyncClient(host=self._host, timeout=self._timeout)
         try:
-            response = await client.embed(model=self._model, input=batch)
+            response = await self._client_here().embed(model=self._model, input=batch)
         except ollama.ResponseError as exc:
             raise EmbedderError(self._explain(exc)) from None
         except (httpx.HTTPError, ConnectionError) as exc:

@@ -25,6 +25,7 @@ class EmbedServer:
     models: dict[str, int]  # model name -> dimension
     fail_after: int | None = None  # answer HTTP 500 from this request on (counting from 0)
     requests: list[dict] = field(default_factory=list)
+    peers: list[tuple] = field(default_factory=list)  # the client's (host, port) of each request
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -34,6 +35,7 @@ class EmbedServer:
     async def embed(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else ())
         model = body.get("model", "")
         if model not in self.models:
             return web.json_response({"error": f'model "{model}" not found, try pulling it first'}, status=404)

@@ -104,6 +104,15 @@ async def test_ollama_embedder_speaks_api_embed(embed_server):
     assert await embedder.dimension() == 32
 
 
+async def test_ollama_embedder_keeps_one_connection_across_calls(embed_server):
+    """Each call used to build a new client: a fresh TLS context (~20 ms of CPU) and a new
+    connection left open, per question embedded."""
+    embedder = OllamaEmbedder(embed_server.url, "fake-embed", batch_size=2)
+    for text in ("one", "two", "three", "four"):
+        await embedder.embed([text])
+    assert len(embed_server.peers) == 4 and len(set(embed_server.peers)) == 1
+
+
 async def test_ollama_missing_model_says_pull_it(embed_server):
     embedder = OllamaEmbedder(embed_server.url, "bge-m3")
     with pytest.raises(EmbedderError, match="ollama pull bge-m3"):
