@@ -87,6 +87,7 @@ class SlackAdapter(BaseAdapter):
             # Socket Mode envelopes and HTTP events are handled concurrently, so a follow-up sent
             # right after a question can reach the bot first; the Bot restores Slack's ts order.
             reorder_window=REORDER_WINDOW,
+            scattered=True,  # with replicas, Slack sends each envelope to any of their connections
         )
         self._receive: Receiver | None = None
         self._client: AsyncWebClient | None = None

@@ -96,6 +96,9 @@ class TelegramAdapter(BaseAdapter):
             markup="telegram",
             typing=True,
             deletes=True,
+            # with replicas, a webhook behind a load balancer reaches any of them; polling is the
+            # leader's alone, in Telegram's order
+            scattered=settings.telegram.mode == "webhook",
         )
         self._commands = list(commands) if commands is not None else None
         self._offered: list[Command] = []  # the Bot's commands, when none were given here

@@ -373,6 +373,7 @@ Fire = Callable[[JobSpec], Awaitable[None]]
 # process already took it (several replicas, or a leader handing over)
 Claim = Callable[[str, datetime], Awaitable[bool]]
 # the time APScheduler meant a job to run at, seen by the job it runs
+UPKEEP_AT = (3, 17)  # local time (scheduler.timezone) of the nightly memory upkeep
 _SCHEDULED_AT: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("scheduled_at", default=None)
 
 
@@ -421,7 +422,7 @@ class Scheduler:
         self._aps.start()
         for spec in self.book.file.jobs.values():
             self._plan(spec)
-        self._plan_upkeep()
+        self._plan_upkeep(now or datetime.now(timezone.utc))
         self._aps.add_job(self.sync, "interval", seconds=self._reload_seconds, id="reload",
                           coalesce=True, max_instances=1)
         missed = self.book.missed_runs(now or datetime.now(timezone.utc))
@@ -445,14 +446,33 @@ class Scheduler:
                           coalesce=True, max_instances=1,
                           misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
 
-    def _plan_upkeep(self) -> None:
+    def _plan_upkeep(self, now: datetime) -> None:
+        """Nightly at UPKEEP_AT. With replicas (a claim given), each night's upkeep is claimed
+        once, and a scheduler that starts (a new leader) runs last night's if nobody claimed it:
+        a leader handover at that minute neither runs it twice nor skips it."""
         if self._memory is None:
             return
         from apscheduler.triggers.cron import CronTrigger
 
-        self._aps.add_job(self.upkeep, CronTrigger(hour=3, minute=17, timezone=zone(self.settings.scheduler.timezone)),
+        hour, minute = UPKEEP_AT
+        self._aps.add_job(self._claimed_upkeep, CronTrigger(hour=hour, minute=minute, timezone=zone(self.settings.scheduler.timezone)),
                           id="upkeep", coalesce=True, max_instances=1,
                           misfire_grace_time=self.settings.scheduler.misfire_grace_seconds)
+        if self._claim is not None:
+            self._aps.add_job(self._claimed_upkeep, args=[self._last_upkeep(now)], id="upkeep-catch-up")
+
+    def _last_upkeep(self, now: datetime) -> datetime:
+        """When the nightly upkeep was last due, at or before `now`."""
+        local = now.astimezone(zone(self.settings.scheduler.timezone))
+        hour, minute = UPKEEP_AT
+        due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        return due if due <= local else due - timedelta(days=1)
+
+    async def _claimed_upkeep(self, due: datetime | None = None) -> None:
+        due = due or _SCHEDULED_AT.get() or datetime.now(timezone.utc)
+        if self._claim is not None and not await self._claim("upkeep", due):
+            return  # run by another replica, or by the leader before this one
+        await self.upkeep()
 
     def sync(self) -> bool:
         """Follow changes another process (`kagentbot schedule ...`) made to the job file; True
@@ -465,7 +485,7 @@ class Scheduler:
     def _replan(self) -> None:
         if self._aps is None:
             return
-        planned = {job.id for job in self._aps.get_jobs()} - {"upkeep", "reload"}
+        planned = {job.id for job in self._aps.get_jobs()} - {"upkeep", "upkeep-catch-up", "reload"}
         for job_id in planned - self.book.file.jobs.keys():
             self._aps.remove_job(job_id)
         for spec in self.book.file.jobs.values():

@@ -22,6 +22,9 @@ class Capabilities:
     edit_interval: float  # seconds between edits of one message
     markup: Markup = "plain"
     reorder_window: float = 0.0  # seconds one message may overtake an earlier one on its way in
+    # with replicas, one conversation's messages can reach different replicas (Slack's
+    # connections, a webhook behind a load balancer): each first turn waits for stragglers
+    scattered: bool = False
     typing: bool = False  # shows "typing…" while a turn runs (Adapter.typing does something)
     deletes: bool = False  # can delete the bot's own messages (Adapter.delete works)
     # what is shown can only grow (a terminal): steps are logged line by line, never edited,

@@ -56,6 +56,16 @@ redis.call('ZADD', KEYS[4], now, ARGV[9])
 redis.call('EXPIRE', KEYS[4], 86400)
 return 1
 """
+# KEYS: lease, progress. ARGV: replica, entry id, fresh progress, seconds to keep it. What an
+# interrupted run of this same entry posted (its progress), else a fresh record and '' (also when
+# the lease is not ours: the turn's first post finds that out)
+_REPLAY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return '' end
+local stored = redis.call('GET', KEYS[2])
+if stored and cjson.decode(stored)['entry'] == ARGV[2] then return stored end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+return ''
+"""
 # KEYS: lease. ARGV: replica, milliseconds. Still ours: extended, 1; else 0.
 _HOLD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -113,6 +123,10 @@ class Entry:
     id: str
     platform: str  # the adapter it came through
     message: IncomingMessage
+
+
+def _progress(entry_id: str, posted: list[SentMessage]) -> str:
+    return json.dumps({"entry": entry_id, "sent": [[s.chat_id, s.message_id, s.thread_id] for s in posted]})
 
 
 def encode(platform: str, message: IncomingMessage, entry_id: str = "") -> str:
@@ -301,7 +315,7 @@ class ClusterQueue:
         elif taken < 0:
             self.bot.full(adapter, message)
         elif turn:
-            self.wake(self.bot.key(message))
+            self.wake(self.bot.key(message), adapter.platform)
         else:
             self.bot.here(adapter, message)
         return taken != 0
@@ -332,13 +346,15 @@ class ClusterQueue:
         return max(int(self.settings.dedupe_hours * 3600), 1)
 
     # -- workers -------------------------------------------------------------------------------
-    def wake(self, conversation: str) -> None:
-        """Work through `conversation` here if no replica holds its lease."""
+    def wake(self, conversation: str, platform: str = "") -> None:
+        """Work through `conversation` here if no replica holds its lease (`platform`: where the
+        event that woke it came from, if known)."""
         task = self._workers.get(conversation)
         if task is not None and not task.done():  # it may be letting go just now: it looks again
             self._again.add(conversation)
         else:
-            task = self._workers[conversation] = asyncio.create_task(self._claim(conversation), name=f"conversation {conversation}")
+            task = self._workers[conversation] = asyncio.create_task(self._claim(conversation, platform),
+                                                                     name=f"conversation {conversation}")
             task.add_done_callback(lambda done: self._forget(conversation, done))
 
     def _forget(self, conversation: str, task: asyncio.Task) -> None:
@@ -374,13 +390,14 @@ class ClusterQueue:
                 down = True
             await asyncio.sleep(self.settings.poll_seconds)
 
-    async def _claim(self, conversation: str) -> None:
+    async def _claim(self, conversation: str, platform: str) -> None:
         try:
             while not self._stopping and await self.client.set(self.keys.lease(conversation), self.me, nx=True,
                                                                px=self._lease_ms):
                 self._again.discard(conversation)
                 self._held.add(conversation)
-                await self._work(conversation)  # returns once it let go, lost the lease, or the bot stops
+                await self._work(conversation, platform)  # returns once it let go, lost the lease, or the bot stops
+                platform = ""  # taken again: whatever now waits may have come from anywhere
                 if not self._stopping:
                     self._held.discard(conversation)
                 if conversation not in self._again:
@@ -388,10 +405,10 @@ class ClusterQueue:
         except Unreachable as exc:  # the lease runs out; the events wait in Redis for whoever is next
             log.warning("cluster: lost Redis at %s while working through %s: %s", self.where(), conversation, exc)
 
-    async def _work(self, conversation: str) -> None:
+    async def _work(self, conversation: str, platform: str) -> None:
         renewing = asyncio.create_task(self._renew(conversation), name=f"lease {conversation}")
         try:
-            await self._reorder_wait(conversation)
+            await self._reorder_wait(conversation, platform)
             while not self._stopping and ((entry := await self._head(conversation)) is not None
                                           or await self._more(conversation)):
                 if entry is not None and not await self._turn(conversation, entry):
@@ -399,15 +416,22 @@ class ClusterQueue:
         finally:
             renewing.cancel()
 
-    async def _reorder_wait(self, conversation: str) -> None:
-        """The first turn waits for an earlier event still on its way, maybe to another replica:
-        the platform's reorder window (at least `cluster.reorder_seconds`), plus the worst recent
-        event-loop lag of any other replica (kagentbot.cluster.lag)."""
-        entry = await self._head(conversation)
-        adapter = self.adapters.get(entry.platform) if entry else None
-        window = max(adapter.capabilities.reorder_window, self.settings.reorder_seconds) if adapter else 0.0
+    async def _reorder_wait(self, conversation: str, platform: str) -> None:
+        """The first turn waits for an earlier event still on its way: the platform's reorder
+        window, and where the conversation's events can reach other replicas (`scattered`), at
+        least `cluster.reorder_seconds` plus the other replicas' worst recent event-loop lag
+        (kagentbot.cluster.lag)."""
+        if not platform:
+            entry = await self._head(conversation)
+            platform = entry.platform if entry else ""
+        adapter = self.adapters.get(platform)
+        if adapter is None:
+            return
+        window = adapter.capabilities.reorder_window
+        if adapter.capabilities.scattered:
+            window = max(window, self.settings.reorder_seconds) + self.lag.excess
         if window > 0:
-            await asyncio.sleep(window + self.lag.worst)
+            await asyncio.sleep(window)
 
     async def _more(self, conversation: str) -> bool:
         """Nothing at the head: let go of the lease unless an event arrived meanwhile."""
@@ -438,22 +462,19 @@ class ClusterQueue:
                                            entry.member, entry.id))
 
     async def _replay(self, conversation: str, entry: Entry) -> list[SentMessage]:
-        """What an interrupted run of this same turn posted ([] for a turn not started before)."""
-        stored = await self.client.get(self._progress(conversation))
-        progress = json.loads(stored) if stored else {}
-        if progress.get("entry") != entry.id:
-            await self.record(conversation, entry.id, [])
-            return []
-        return [SentMessage(*sent) for sent in progress["sent"]]
+        """What an interrupted run of this same turn posted ([] for a turn not started before,
+        whose progress record starts empty)."""
+        stored = await self.client.eval(_REPLAY, 2, self.keys.lease(conversation), self._progress(conversation),
+                                        self.me, entry.id, _progress(entry.id, []), self._dedupe_seconds)
+        return [SentMessage(*sent) for sent in json.loads(stored)["sent"]] if stored else []
 
     def _progress(self, conversation: str) -> str:
         return self.keys("progress", conversation)
 
     async def record(self, conversation: str, entry_id: str, posted: list[SentMessage]) -> bool:
-        progress = json.dumps({"entry": entry_id, "sent": [[s.chat_id, s.message_id, s.thread_id] for s in posted]})
         try:
             return bool(await self.client.eval(_RECORD, 2, self.keys.lease(conversation), self._progress(conversation),
-                                               self.me, progress, self._dedupe_seconds))
+                                               self.me, _progress(entry_id, posted), self._dedupe_seconds))
         except Unreachable:
             return False
 

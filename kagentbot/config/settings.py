@@ -312,8 +312,9 @@ class ClusterSettings(Section):
     connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis before an operation fails")
     follow_seconds: float = Field(1.0, gt=0, description="how often the leader's scheduler picks up schedules changed on other replicas")
     poll_seconds: float = Field(1.0, gt=0, description="how often a replica looks for conversations with waiting events and no live lease (a dead replica's)")
-    reorder_seconds: float = Field(0.03, ge=0, description="a conversation's first turn waits this long (plus the slowest replica's "
-                                   "event-loop lag) for an earlier message still on its way to another replica; 0: no wait")
+    reorder_seconds: float = Field(0.03, ge=0, description="a conversation's first turn on Slack or a Telegram webhook waits this long "
+                                   "(plus the slowest other replica's event-loop lag) for an earlier message still on its way "
+                                   "to another replica")
 
 
 class Settings(BaseSettings):

@@ -138,6 +138,13 @@ def replica_bots(fake_ollama, make_settings, start_bot, cluster_settings: Cluste
     return start
 
 
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 def mention(text: str, user: str, chat: str, message_id: str):
     from kagentbot.chat.messages import IncomingMessage
 
@@ -177,9 +184,11 @@ async def test_cluster_mode_takes_nothing_it_cannot_count_when_redis_is_down(mak
 async def test_a_turn_waiting_on_one_replica_counts_the_waiters_of_another_in_its_notice(replica_bots):
     (one, chat_one), (two, chat_two) = await replica_bots(
         2, delay=0.6, slots=1, limits={"queue_notice_after": 0.2, "queue_notice_every": 0.1})
-    for user, chat in (("A", chat_one), ("B", chat_two), ("C", chat_one)):
-        chat.deliver(mention(f"question from {user}", user, f"chat-{user}", f"{user}1"))
-        await asyncio.sleep(0.05)  # arrive in this order
+    chat_one.deliver(mention("question from A", "A", "chat-A", "A1"))
+    await until(lambda: one.services.slots.in_use() == 1)  # A has the one slot
+    chat_two.deliver(mention("question from B", "B", "chat-B", "B1"))
+    await until(lambda: two.services.slots.queue_length() == 1)  # B waits for it, on the other replica
+    chat_one.deliver(mention("question from C", "C", "chat-C", "C1"))
     await asyncio.gather(one.idle(), two.idle())
     notices = {p.where.chat_id: p for chat in (chat_one, chat_two) for p in chat.deleted}
     assert set(notices) == {"chat-B", "chat-C"}  # A never waited; one slot for both replicas

@@ -1,17 +1,20 @@
 """Each scheduled fire is claimed once in Redis (`fired:{job}:{time}`, by the time it was due):
 two schedulers timing the same job (a leader that has not noticed yet that it lost the lock,
 and its successor) run it once, and a new leader does not run again as 'missed' a fire its
-predecessor took before it could record it."""
+predecessor took before it could record it. The nightly memory upkeep likewise: a new leader
+runs last night's if nobody did (a handover at that minute), and not if its predecessor did."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kagentbot.bot.replicas import schedule_book
 from kagentbot.bot.schedule import Scheduler, next_runs, trigger_of
+from kagentbot.bot.services import Services
 from kagentbot.cluster.shared import open_shared
 
 
@@ -78,3 +81,36 @@ async def test_a_new_leader_does_not_rerun_a_fire_its_predecessor_took(two):
         successor.shutdown()
     assert {spec.id for spec in missed} == {taken.id, open_.id}  # both look missed from the book
     assert fired == [f"replica-b:{open_.id}"]  # the one taken already is not run again
+
+
+async def test_a_new_leader_runs_the_nightly_upkeep_nobody_ran_and_no_other_does(two, keys, redis_client, caplog):
+    (settings_a, a), (settings_b, b) = two
+    caplog.set_level(logging.INFO, logger="kagentbot.bot.schedule")
+    services = await Services.open(settings_a)
+
+    async def fire(spec) -> None:
+        raise AssertionError("no question is scheduled here")
+
+    def upkeeps() -> int:
+        return sum(r.getMessage().startswith("memory upkeep:") for r in caplog.records)
+
+    first = Scheduler(settings_a, fire, services.memory, book=schedule_book(settings_a, a), claim=a.claim_fire)
+    second = Scheduler(settings_b, fire, services.memory, book=schedule_book(settings_b, b), claim=b.claim_fire)
+    try:
+        now = datetime.now(UTC)
+        await first.start(now)  # the leader missed last night's (it was handed over at that minute)
+        for _ in range(200):
+            if upkeeps():
+                break
+            await asyncio.sleep(0.05)
+        assert upkeeps() == 1
+        due = first._last_upkeep(now)
+        assert due <= now < due + timedelta(days=1)
+        assert await redis_client.get(keys.fired("upkeep", due.astimezone(UTC).isoformat())) == "replica-a"
+        await second.start(now)  # the next leader: last night's upkeep is done
+        await asyncio.sleep(0.5)
+        assert upkeeps() == 1
+    finally:
+        first.shutdown()
+        second.shutdown()
+        await services.close()
