@@ -32,7 +32,9 @@ from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
 from kagentbot.config.settings import ClusterSettings, Settings
 
 log = logging.getLogger(__name__)
-MAX_POLL = 1.0  # seconds between two looks at Redis at most, should a grant's message be lost
+MAX_POLL = 0.5  # seconds between two looks at Redis at most, should a grant's message be lost
+HEARTBEATS = 3  # polls a replica may miss before the others take it for dead (its waiters skipped)
+MIN_HEARTBEAT = 1.0  # seconds, however often it polls: a loop held up that long is not dead
 POOL_SIZE = 16  # connections to Redis per gate: a burst of calls waits for one rather than open hundreds
 ASKING = 10  # of which at most this many ask for slots at once: releases never wait behind a burst of asks
 
@@ -59,10 +61,15 @@ class GateRules:
     def chat_cap(self) -> int:
         return max(1, math.ceil(self.capacity * self.chat_share))
 
-    def argv(self) -> list[int]:
-        """ARGV[1..4] of every script: capacity, chat cap, patience and lease in ms."""
+    def argv(self, poll: float) -> list[int]:
+        """ARGV[1..5] of every script: capacity, chat cap, patience, lease and heartbeat in ms
+        (a replica that polls every `poll` seconds and has not for HEARTBEATS polls, and for at
+        least MIN_HEARTBEAT, is dead; never longer than the lease)."""
         patience = 10**15 if math.isinf(self.scheduled_patience) else round(self.scheduled_patience * 1000)
-        return [self.capacity, self.chat_cap, patience, round(self.lease_seconds * 1000)]
+        heartbeat = min(max(poll * HEARTBEATS, MIN_HEARTBEAT), self.lease_seconds)
+        lease = round(self.lease_seconds * 1000)
+        return [self.capacity, self.chat_cap, patience, lease, round(heartbeat * 1000)]
+
 
 
 class RedisSlotGate:
@@ -170,7 +177,7 @@ class RedisSlotGate:
         return [waiter, claim.kind, claim.user, claim.chat, claim.turn, self._channel]
 
     async def _call(self, script: str, *argv: str | int, base_argv: bool = True) -> Any:
-        args: list[str | int] = [*self.rules.argv(), *argv] if base_argv else list(argv)
+        args: list[str | int] = [*self.rules.argv(self.poll), *argv] if base_argv else list(argv)
         try:
             return await self._scripts[script](keys=[self._base], args=args)
         except (RedisError, OSError) as exc:
@@ -178,7 +185,7 @@ class RedisSlotGate:
 
     async def _leave(self, waiter_or_holder: str) -> None:
         try:
-            for granted in await self._call("leave", waiter_or_holder):
+            for granted in await self._call("leave", waiter_or_holder, self._channel):
                 self._granted(str(granted))
         except ClusterUnavailable as exc:  # its lease runs out instead
             log.warning("could not give back LLM slot %s now (%s); it frees itself within the lease", waiter_or_holder, exc)
@@ -209,7 +216,7 @@ class RedisSlotGate:
         while True:
             await asyncio.sleep(self.poll)
             ids = [*self._queued, *(holder for held in self._held.values() for holder in held)]
-            states = await self._call("tick", *ids)
+            states = await self._call("tick", self._channel, *ids)
             for member, state in zip(ids, states, strict=True):
                 if state == 1:
                     self._granted(member)

@@ -8,7 +8,9 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from kagentbot.memory.document_lock import DocumentLock, NoDocumentLock
 from kagentbot.memory.embedders import Embedder, Progress
+from kagentbot.memory.errors import StoreError
 from kagentbot.memory.pending import task_text
 from kagentbot.memory.tables import (
     DAY_MS, Tables, build_ann_index, create_knowledge, create_tasks, meta_row, now_ms, table_names, write_meta,
@@ -18,16 +20,21 @@ if TYPE_CHECKING:
     from kagentbot.config.settings import MemorySettings
 
 log = logging.getLogger(__name__)
+COMPACTION = "\0memory tables: compaction"  # a name no document of any scope has
 
 
 class LanceMaintenance:
-    """Blocking work runs on worker threads; compaction takes the tables' commit lock."""
+    """Blocking work runs on worker threads; compaction takes the tables' commit lock.
+    `processes`: what keeps other processes sharing the store (replicas) from compacting at the
+    same time (none: this process is the store's only writer)."""
 
-    def __init__(self, tables: Tables, embedder: Embedder, settings: MemorySettings) -> None:
+    def __init__(self, tables: Tables, embedder: Embedder, settings: MemorySettings,
+                 processes: DocumentLock | None = None) -> None:
         self._tables = tables
         self._embedder = embedder
         self._settings = settings
         self._compacting = asyncio.Lock()
+        self._processes = processes or NoDocumentLock()
 
     @property
     def compacting(self) -> bool:
@@ -35,9 +42,14 @@ class LanceMaintenance:
 
     async def compact(self) -> None:
         """Compact the turn and task tables now (the write-behind queue calls it every
-        `memory.compact_every` batches)."""
+        `memory.compact_every` batches). Replicas writing one shared store compact one at a
+        time: two compactions at once rewrite the same files, and one of them fails its commit."""
         async with self._compacting:
-            await asyncio.to_thread(self._compact)
+            try:
+                async with self._processes.hold(COMPACTION):
+                    await asyncio.to_thread(self._compact)
+            except StoreError as exc:  # the lock's store (Redis) is away: the next batches try again
+                log.warning("memory compaction skipped: %s", exc)
 
     def _compact(self) -> None:
         """Each commit adds a small file, and every read opens each file: reads slow down as turns

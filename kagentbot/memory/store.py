@@ -51,7 +51,7 @@ class MemoryStore:
         self._legs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-search")
         self._knowledge = LanceKnowledgeBase(self._tables, embedder, memory, self._legs, document_lock or local_document_lock(uri))
         self._tasks = LanceTaskHistory(self._tables, memory)
-        self._upkeep = LanceMaintenance(self._tables, embedder, memory)
+        self._upkeep = LanceMaintenance(self._tables, embedder, memory, processes=document_lock)
         self._log = LanceConversationLog(self._tables, embedder, memory, self._tasks, self._upkeep)
         # Scopes seen holding knowledge or task rows. Only positives are cached: rows can appear
         # from another process at any time, and a stale positive merely costs one embedding.

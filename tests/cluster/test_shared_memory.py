@@ -171,6 +171,27 @@ async def test_the_document_lock_excludes_other_holders_until_released(cluster_s
     assert not await redis_client.exists(one.key("chat:slack:TEAM\nabc"))
 
 
+async def test_replicas_on_one_store_compact_it_one_at_a_time(make_settings, cluster_settings, redis_client, tmp_path):
+    """A replica's write-time compaction waits while another replica compacts the shared tables."""
+    from kagentbot.memory.maintenance import COMPACTION
+
+    keys = Keys(cluster_settings.key_prefix)
+    settings = make_settings(data_dir=tmp_path / "a", memory={"compact_every": 1})
+    store = await MemoryStore.open(settings, embedder=_BUILTIN,
+                                   document_lock=RedisDocumentLock(redis_client, keys, "replica-a", lease_seconds=2.0))
+    other = RedisDocumentLock(connect(cluster_settings), keys, "replica-b", lease_seconds=2.0)
+    try:
+        async with other.hold(COMPACTION):  # replica b is compacting
+            store.remember_soon(TEAM, "where is the lighthouse", "On the cape", [])
+            flushed = asyncio.create_task(store.flush())  # the batch, then its compaction
+            await asyncio.sleep(1.0)
+            assert not flushed.done()
+        await asyncio.wait_for(flushed, 20)
+        assert not await redis_client.exists(other.key(COMPACTION))
+    finally:
+        store.close()
+
+
 async def test_the_lease_is_renewed_while_held_and_never_frees_a_successors_lock(cluster_settings, redis_client, redis_server):
     lock = RedisDocumentLock(redis_client, Keys(cluster_settings.key_prefix), "replica-a", lease_seconds=0.6)
     key = lock.key("doc")

@@ -198,6 +198,43 @@ async def test_the_slot_of_a_replica_killed_while_holding_it_comes_back_after_th
         assert time.monotonic() - killed < 1.0 + 0.5  # within the lease and a poll
 
 
+WAIT_AND_HANG = """
+import asyncio, sys
+from kagentbot.agent.slots import Claim
+from kagentbot.cluster import Keys
+from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
+from kagentbot.config.settings import ClusterSettings
+
+async def main():
+    settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
+    gate = RedisSlotGate(bounded_client(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=20.0))
+    waiting = asyncio.create_task(gate.acquire(Claim("slack:D", "chat")))
+    while not gate.queue_length():
+        await asyncio.sleep(0.01)
+    print("held", flush=True)
+    await waiting
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_replicas_place_in_line_does_not_stall_the_others_for_a_lease(replicas, cluster_settings):
+    """Its waiter is first in line when it dies: the slot must not go to it and sit unused until
+    the lease (20 s) runs out; the replica is taken for dead once it stops renewing its heartbeat."""
+    survivor = replicas("b", GateRules(1, lease_seconds=20.0))
+    first = Claim("slack:S", "chat", turn="first")
+    await survivor.acquire(first)
+    async with doomed_replica(WAIT_AND_HANG, cluster_settings) as doomed:
+        second = asyncio.create_task(survivor.acquire(Claim("slack:T", "chat", turn="second")))  # behind the doomed
+        await until(lambda: survivor.queue_length() == 1)
+        doomed.kill()
+        killed = time.monotonic()
+        await survivor.release(first)  # the slot would go to the dead replica's waiter
+        await asyncio.wait_for(second, 10)
+        assert time.monotonic() - killed < 5  # the heartbeat (1.5 s) and a poll, not the 20 s lease
+
+
 async def test_a_call_waiting_when_redis_restarts_empty_stands_in_line_again(tmp_path):
     with RedisServer(tmp_path / "redis") as server:
         settings = ClusterSettings(enabled=True, redis_url=server.url, key_prefix="restart", connect_timeout=0.5)
