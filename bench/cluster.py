@@ -510,7 +510,7 @@ async def throughput(world: World, live: list[int]) -> list[Row]:
     for k in range(1, len(live) + 1):
         among = live[:k]
         qids = [f"d{k}x{n}" for n in range(world.sizes.burst)]
-        started, cpu = time.time(), cpu_now(world)
+        started, cpu, retried = time.time(), cpu_now(world), world.slack.retried
         for n, qid in enumerate(qids):
             await ask_slack(world, qid, 300_000 + k * 10_000 + n, among=among)
         limit = 60 + 4 * world.ideal_seconds(len(qids))
@@ -520,6 +520,8 @@ async def throughput(world: World, live: list[int]) -> list[Row]:
         rows.append(_throughput_row(world, k, qids, started, await world.log()))
         rows.append(Row("d throughput", "   CPU per turn: replicas, fake model, fake Slack + Telegram (ms)",
                         ", ".join(f"{u * 1000 / len(qids):.0f}" for u in used)))
+        rows.append(Row("d throughput", "   Slack envelopes sent again, not acknowledged within 3 s",
+                        str(world.slack.retried - retried)))
     return rows
 
 

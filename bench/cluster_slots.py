@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kagentbot.agent.slots import Claim, FairGate, SlotGate  # noqa: E402
-from kagentbot.cluster import Keys  # noqa: E402
-from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client  # noqa: E402
+from kagentbot.cluster import Keys, connect  # noqa: E402
+from kagentbot.cluster.slots import GateRules, RedisSlotGate  # noqa: E402
 from kagentbot.config.settings import ClusterSettings  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
 
@@ -42,7 +42,7 @@ def quantiles(samples: Sequence[float]) -> tuple[float, float]:
 
 def redis_gates(url: str, prefix: str, rules: GateRules, n: int) -> list[RedisSlotGate]:
     settings = ClusterSettings(enabled=True, redis_url=url, key_prefix=prefix)
-    return [RedisSlotGate(bounded_client(settings), Keys(prefix), f"replica-{i}", rules, owns_client=True) for i in range(n)]
+    return [RedisSlotGate(connect(settings), Keys(prefix), f"replica-{i}", rules, owns_client=True) for i in range(n)]
 
 
 async def overhead(gate: SlotGate, rounds: int) -> tuple[list[float], list[float]]:

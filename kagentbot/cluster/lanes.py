@@ -24,8 +24,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, forever, listen, stopped
-from kagentbot.cluster.slots import MAX_POLL, bounded_client
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, connect, forever, listen, stopped
+from kagentbot.cluster.slots import MAX_POLL
 from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,9 @@ class RedisLanes:
         """The lanes for turns and for commands, on `cluster.redis_url`."""
         cluster, limits = settings.cluster, settings.limits
         keys = Keys(cluster.key_prefix)
-        turns = cls(bounded_client(cluster), keys, "turns", limits.user_turns, limits.user_queued, cluster.lease_seconds,
+        turns = cls(connect(cluster), keys, "turns", limits.user_turns, limits.user_queued, cluster.lease_seconds,
                     owns_client=True)
-        commands = cls(bounded_client(cluster), keys, "commands", limits.user_commands, limits.user_commands_queued,
+        commands = cls(connect(cluster), keys, "commands", limits.user_commands, limits.user_commands_queued,
                        cluster.lease_seconds, owns_client=True)
         return turns, commands
 

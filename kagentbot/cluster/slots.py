@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster.redis import ClusterUnavailable, Keys, forever, listen, replica_name, stopped
+from kagentbot.cluster.redis import ClusterUnavailable, Keys, connect, forever, listen, replica_name, stopped
 from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
 from kagentbot.config.settings import ClusterSettings, Settings
 
@@ -35,17 +35,7 @@ log = logging.getLogger(__name__)
 MAX_POLL = 0.5  # seconds between two looks at Redis at most, should a grant's message be lost
 HEARTBEATS = 3  # polls a replica may miss before the others take it for dead (its waiters skipped)
 MIN_HEARTBEAT = 1.0  # seconds, however often it polls: a loop held up that long is not dead
-POOL_SIZE = 16  # connections to Redis per gate: a burst of calls waits for one rather than open hundreds
-ASKING = 10  # of which at most this many ask for slots at once: releases never wait behind a burst of asks
-
-
-def bounded_client(cluster: ClusterSettings, connections: int = POOL_SIZE) -> aioredis.Redis:
-    """A client like `connect`'s whose pool holds at most `connections` (one of them listens)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        cluster.redis_url.get_secret_value(), max_connections=connections, timeout=cluster.connect_timeout,
-        socket_connect_timeout=cluster.connect_timeout, socket_timeout=cluster.connect_timeout,
-        health_check_interval=30, decode_responses=True)
-    return aioredis.Redis.from_pool(pool)
+ASKING = 10  # calls asking for a slot at once at most, fewer than the pool's connections: releases never wait behind a burst of asks
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,8 @@ class RedisSlotGate:
         self._held: dict[Claim, list[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[None]] = []
-        self._asking = asyncio.Semaphore(ASKING)
+        pool = client.connection_pool.max_connections
+        self._asking = asyncio.Semaphore(max(1, min(ASKING, pool - 2)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisSlotGate:
@@ -100,7 +91,7 @@ class RedisSlotGate:
         cluster, limits = settings.cluster, settings.limits
         rules = GateRules(settings.llm.max_connections, limits.chat_share, limits.scheduled_patience,
                           cluster.lease_seconds)
-        return cls(bounded_client(cluster), Keys(cluster.key_prefix), replica_name(cluster), rules, owns_client=True)
+        return cls(connect(cluster), Keys(cluster.key_prefix), replica_name(cluster), rules, owns_client=True)
 
     def in_use(self) -> int:
         return sum(len(ids) for ids in self._held.values())

@@ -113,6 +113,17 @@ async def test_a_redelivered_event_is_answered_once_whichever_replica_gets_it(re
     assert a.finished["answered"] + b.finished["answered"] == 1
 
 
+async def test_a_burst_of_events_on_one_replica_is_stored_without_refusing_any(replicas, fake_ollama):
+    """Redis' client pool refused the 101st command in flight at once: a burst of Slack events
+    left some unacknowledged (as if Redis were down), and Slack sent them again 3 s later."""
+    fake_ollama.responder = lambda body: Scripted("Noted.")
+    ((bot, chat),) = await replicas("a")
+    events = [ask(f"burst {n}", f"5{n:03d}", chat=f"D{n}", user=f"U{n}") for n in range(150)]
+    assert all(await asyncio.gather(*(chat.push(event) for event in events)))
+    await asyncio.wait_for(bot.idle(), 120)
+    assert len([p for p in chat.posted if p.final == "Noted."]) == 150
+
+
 async def test_a_conversations_turns_run_in_order_one_at_a_time_across_replicas(replicas, fake_ollama):
     calls: list[tuple[str, float, float]] = []  # (conversation, start, end) of each model call
 

@@ -7,9 +7,8 @@ import asyncio
 
 import pytest
 
-from kagentbot.cluster import Keys
+from kagentbot.cluster import Keys, connect
 from kagentbot.cluster.lanes import RedisLanes
-from kagentbot.cluster.slots import bounded_client
 from kagentbot.config.settings import ClusterSettings
 from tests.bot.chat_adapter import ChatAdapter
 from tests.fakes.ollama_server import Scripted
@@ -23,7 +22,7 @@ async def lanes(cluster_settings: ClusterSettings, redis_client):
     made: list[RedisLanes] = []
 
     def make(running: int, waiting: int, lease: float = 2.0) -> RedisLanes:
-        lane = RedisLanes(bounded_client(cluster_settings), Keys(cluster_settings.key_prefix), "turns", running, waiting,
+        lane = RedisLanes(connect(cluster_settings), Keys(cluster_settings.key_prefix), "turns", running, waiting,
                           lease, poll=0.05, owns_client=True)
         made.append(lane)
         return lane
@@ -87,14 +86,13 @@ async def test_running_places_are_shared_across_replicas_in_order_of_asking(lane
 
 HOLD_AND_HANG = """
 import asyncio, sys
-from kagentbot.cluster import Keys
-from kagentbot.cluster.slots import bounded_client
+from kagentbot.cluster import Keys, connect
 from kagentbot.cluster.lanes import RedisLanes
 from kagentbot.config.settings import ClusterSettings
 
 async def main():
     settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
-    lanes = RedisLanes(bounded_client(settings), Keys(settings.key_prefix), "turns", 1, 1, 1.0)
+    lanes = RedisLanes(connect(settings), Keys(settings.key_prefix), "turns", 1, 1, 1.0)
     assert await lanes.admit("slack:A") and await lanes.admit("slack:A")
     async with lanes.running("slack:A"):
         print("held", flush=True)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from kagentbot.agent.slots import Claim, FairGate, SlotGate
-from kagentbot.cluster import Keys
-from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
+from kagentbot.cluster import Keys, connect
+from kagentbot.cluster.slots import GateRules, RedisSlotGate
 from kagentbot.config.settings import ClusterSettings
 from tests.cluster.conftest import doomed_replica
 from tests.fakes.redis_server import RedisServer
@@ -24,7 +24,7 @@ async def replicas(cluster_settings: ClusterSettings, redis_client):
     gates: list[RedisSlotGate] = []
 
     def make(name: str, rules: GateRules) -> RedisSlotGate:
-        gate = RedisSlotGate(bounded_client(cluster_settings), Keys(cluster_settings.key_prefix), name, rules,
+        gate = RedisSlotGate(connect(cluster_settings), Keys(cluster_settings.key_prefix), name, rules,
                              poll=0.05, owns_client=True)
         gates.append(gate)
         return gate
@@ -170,14 +170,14 @@ async def test_a_cancelled_wait_leaves_the_line_on_every_replica(replicas):
 HOLD_AND_HANG = """
 import asyncio, sys
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster import Keys
-from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
+from kagentbot.cluster import Keys, connect
+from kagentbot.cluster.slots import GateRules, RedisSlotGate
 from kagentbot.config.settings import ClusterSettings
 from tests.fakes.redis_server import RedisServer
 
 async def main():
     settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
-    gate = RedisSlotGate(bounded_client(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=1.0))
+    gate = RedisSlotGate(connect(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=1.0))
     await gate.acquire(Claim("slack:D", "chat"))
     print("held", flush=True)
     await asyncio.sleep(60)
@@ -201,13 +201,13 @@ async def test_the_slot_of_a_replica_killed_while_holding_it_comes_back_after_th
 WAIT_AND_HANG = """
 import asyncio, sys
 from kagentbot.agent.slots import Claim
-from kagentbot.cluster import Keys
-from kagentbot.cluster.slots import GateRules, RedisSlotGate, bounded_client
+from kagentbot.cluster import Keys, connect
+from kagentbot.cluster.slots import GateRules, RedisSlotGate
 from kagentbot.config.settings import ClusterSettings
 
 async def main():
     settings = ClusterSettings(enabled=True, redis_url=sys.argv[1], key_prefix=sys.argv[2])
-    gate = RedisSlotGate(bounded_client(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=20.0))
+    gate = RedisSlotGate(connect(settings), Keys(settings.key_prefix), "doomed", GateRules(1, lease_seconds=20.0))
     waiting = asyncio.create_task(gate.acquire(Claim("slack:D", "chat")))
     while not gate.queue_length():
         await asyncio.sleep(0.01)
@@ -239,7 +239,7 @@ async def test_a_call_waiting_when_redis_restarts_empty_stands_in_line_again(tmp
     with RedisServer(tmp_path / "redis") as server:
         settings = ClusterSettings(enabled=True, redis_url=server.url, key_prefix="restart", connect_timeout=0.5)
         rules = GateRules(capacity=1, lease_seconds=2.0)
-        a, b = (RedisSlotGate(bounded_client(settings), Keys("restart"), name, rules, poll=0.05, owns_client=True)
+        a, b = (RedisSlotGate(connect(settings), Keys("restart"), name, rules, poll=0.05, owns_client=True)
                 for name in ("a", "b"))
         try:
             await a.acquire(Claim("slack:A", "c1"))
