@@ -310,7 +310,7 @@ class ClusterSettings(Section):
     lease_seconds: float = Field(15.0, gt=1, description="a conversation's or the leader's lease; a dead replica's work moves on after it")
     dedupe_hours: float = Field(24.0, gt=0, description="how long a platform event id is remembered against redelivery")
     connect_timeout: float = Field(2.0, gt=0, description="seconds to reach Redis (or to get a free connection) before an operation fails")
-    redis_connections: int = Field(32, ge=2, description="connections each of a replica's Redis pools opens at most (it has five); a burst waits for a free one")
+    redis_connections: int = Field(32, ge=2, description="connections each of a replica's Redis pools opens at most (five, six with memory on S3); a burst waits for a free one")
     follow_seconds: float = Field(1.0, gt=0, description="how often the leader's scheduler picks up schedules changed on other replicas")
     poll_seconds: float = Field(1.0, gt=0, description="how often a replica looks for conversations with waiting events and no live lease (a dead replica's)")
     reorder_seconds: float = Field(0.03, ge=0, description="a conversation's first turn on Slack or a Telegram webhook waits this long "
