@@ -8,8 +8,9 @@ order, worked through by whichever replica holds its lease.
   `waiting` names the conversations with events in it; `lease:{key}` holds the name of the
   replica working through it (SET NX PX, renewed while it works, compared in a script before
   every post and edit of a turn; a replica that lost it stops posting).
-- A replica takes a conversation when an event it stored finds no lease, and every
-  `cluster.poll_seconds` for any waiting conversation without a live lease (a dead replica's).
+- A replica takes a conversation when an event it stored finds no lease (in the same script
+  that stores it), and every `cluster.poll_seconds` for any waiting conversation without a live
+  lease (a dead replica's).
 - The head event stays in the set until its turn is finished; `progress:{key}` records which
   messages the turn posted. A replica that picks up an interrupted turn runs it again, editing
   those messages in order instead of posting new ones."""
@@ -38,10 +39,12 @@ from kagentbot.config.settings import ClusterSettings
 log = logging.getLogger(__name__)
 Unreachable = (RedisError, OSError)
 
-# KEYS: seen, conversation, waiting, asked (the asker's questions waiting or under way, anywhere).
-# ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting, most asked (-1: any),
-# entry id. 1: stored; 0: taken already; -1: refused, the conversation has too many waiting; -2:
-# refused, the asker has too many questions waiting or under way (the user is told either way)
+# KEYS: seen, conversation, waiting, asked (the asker's questions waiting or under way, anywhere),
+# lease. ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting, most asked
+# (-1: any), entry id, lease ms. 2: stored, and the conversation's lease taken for this replica
+# (nobody held it); 1: stored; 0: taken already; -1: refused, the conversation has too many
+# waiting; -2: refused, the asker has too many questions waiting or under way (the user is told
+# either way)
 _TAKE = """
 if ARGV[1] == '1' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then return -1 end
@@ -54,6 +57,15 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('ZADD', KEYS[4], now, ARGV[9])
 redis.call('EXPIRE', KEYS[4], 86400)
+if redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[10]) then return 2 end
+return 1
+"""
+# KEYS: lease. ARGV: replica, milliseconds. 1: the lease is this replica's now (it was free, or
+# this replica's already: taken when an event was stored here); 0: another replica holds it
+_CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 # KEYS: lease, progress. ARGV: replica, entry id, fresh progress, seconds to keep it. What an
@@ -315,7 +327,7 @@ class ClusterQueue:
         elif taken < 0:
             self.bot.full(adapter, message)
         elif turn:
-            self.wake(self.bot.key(message), adapter.platform)
+            self.wake(self.bot.key(message), adapter.platform, held=taken == 2)
         else:
             self.bot.here(adapter, message)
         return taken != 0
@@ -323,12 +335,12 @@ class ClusterQueue:
     async def _store(self, adapter: Adapter, message: IncomingMessage) -> int:
         conversation, seen = self.bot.key(message), event_id(message)
         keys = (self.keys.seen(adapter.platform, seen or "-"), self.keys.conversation(conversation), self.keys("waiting"),
-                self._asked(message))
+                self._asked(message), self.keys.lease(conversation))
         most_asked = -1 if message.schedule_id else self.bot.most_asked  # scheduled: bounded by the scheduler
         entry_id = uuid.uuid4().hex
-        return int(await self.client.eval(_TAKE, 4, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
+        return int(await self.client.eval(_TAKE, 5, *keys, "1" if seen else "", self.me, self._dedupe_seconds,
                                           repr(self.bot.order(message)), encode(adapter.platform, message, entry_id),
-                                          conversation, self.bot.most_waiting, most_asked, entry_id))
+                                          conversation, self.bot.most_waiting, most_asked, entry_id, self._lease_ms))
 
     def _asked(self, message: IncomingMessage) -> str:
         """The asker's questions waiting or under way on every replica (`limits.user_turns` +
@@ -346,14 +358,14 @@ class ClusterQueue:
         return max(int(self.settings.dedupe_hours * 3600), 1)
 
     # -- workers -------------------------------------------------------------------------------
-    def wake(self, conversation: str, platform: str = "") -> None:
+    def wake(self, conversation: str, platform: str = "", held: bool = False) -> None:
         """Work through `conversation` here if no replica holds its lease (`platform`: where the
-        event that woke it came from, if known)."""
+        event that woke it came from, if known; `held`: its store took the lease for this replica)."""
         task = self._workers.get(conversation)
         if task is not None and not task.done():  # it may be letting go just now: it looks again
             self._again.add(conversation)
         else:
-            task = self._workers[conversation] = asyncio.create_task(self._claim(conversation, platform),
+            task = self._workers[conversation] = asyncio.create_task(self._claim(conversation, platform, held),
                                                                      name=f"conversation {conversation}")
             task.add_done_callback(lambda done: self._forget(conversation, done))
 
@@ -390,10 +402,12 @@ class ClusterQueue:
                 down = True
             await asyncio.sleep(self.settings.poll_seconds)
 
-    async def _claim(self, conversation: str, platform: str) -> None:
+    async def _claim(self, conversation: str, platform: str, held: bool = False) -> None:
+        if held:
+            self._held.add(conversation)  # let go at shutdown even if the bot stops before it starts
         try:
-            while not self._stopping and await self.client.set(self.keys.lease(conversation), self.me, nx=True,
-                                                               px=self._lease_ms):
+            while not self._stopping and (held or await self._take_lease(conversation)):
+                held = False
                 self._again.discard(conversation)
                 self._held.add(conversation)
                 await self._work(conversation, platform)  # returns once it let go, lost the lease, or the bot stops
@@ -404,6 +418,9 @@ class ClusterQueue:
                     return
         except Unreachable as exc:  # the lease runs out; the events wait in Redis for whoever is next
             log.warning("cluster: lost Redis at %s while working through %s: %s", self.where(), conversation, exc)
+
+    async def _take_lease(self, conversation: str) -> bool:
+        return bool(await self.client.eval(_CLAIM, 1, self.keys.lease(conversation), self.me, self._lease_ms))
 
     async def _work(self, conversation: str, platform: str) -> None:
         renewing = asyncio.create_task(self._renew(conversation), name=f"lease {conversation}")
