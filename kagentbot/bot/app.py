@@ -10,7 +10,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from kagentbot.bot.services import Services
 from kagentbot.bot.turn_watch import observe_turn
 from kagentbot.chat.adapter import Adapter, ChatMoved, Destination, Undeliverable
 from kagentbot.chat.commands import CommandContext, CommandRouter
-from kagentbot.chat.intake import IntakeUnavailable
+from kagentbot.chat.intake import IntakeUnavailable, TurnDeferred
 from kagentbot.chat.markup import convert, split_text
 from kagentbot.chat.messages import IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox, TurnRenderer
@@ -334,24 +334,31 @@ class Bot:
     async def _shared_turn(self, adapter: Adapter, message: IncomingMessage, guard: TurnGuard) -> bool:
         """A turn of a conversation shared by replicas: posted only while this one holds it."""
         outbox = guard.wrap(self._outboxes[id(adapter)])
-        answered = await self._guarded(adapter, message, self._counted_turn(adapter, message, outbox))
-        self.finished["answered" if answered else "unanswered"] += 1
+        answered = await self._guarded(adapter, message, self._counted_turn(adapter, message, outbox, guard.ready))
+        if not guard.deferred:
+            self.finished["answered" if answered else "unanswered"] += 1
         return answered
 
-    async def _counted_turn(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox) -> bool:
+    async def _counted_turn(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox,
+                            ready: Callable[[], Awaitable[None]]) -> bool:
         """A shared conversation's turn holds one of its asker's running places, counted across
         replicas like any turn (it was queued in Redis, so it is admitted here, never refused)."""
         await self._turn_lanes.admit(message.user_key, always=True)
         async with self._turn_lanes.running(message.user_key):
-            return await self.answer(adapter, message, outbox)
+            return await self.answer(adapter, message, outbox, ready)
 
-    async def answer(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox | None = None) -> bool:
+    async def answer(self, adapter: Adapter, message: IncomingMessage, outbox: Outbox | None = None,
+                     ready: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """`ready`: awaited once the turn has its place to prepare, before it does anything a user
+        sees; it may raise TurnDeferred (replicas: an earlier message arrived meanwhile)."""
         where = await adapter.destination(message)
         started = asyncio.Event()  # set when the turn's first model call gets a slot
         claim = claim_for(message, started)
         self._spawn(self._queue_notice(adapter, where, claim.turn, started))
         try:
             await self._prepare_in_turn(claim)
+            if ready is not None:
+                await ready()
             return await self._run_turn(adapter, message, where, claim, outbox or self._outboxes[id(adapter)])
         finally:
             started.set()  # a turn that ends before any call leaves no notice behind, nor its place
@@ -457,6 +464,8 @@ class Bot:
             return await work is not False
         except asyncio.CancelledError:
             raise
+        except TurnDeferred:
+            return False  # nothing was shown; the turn runs again after the earlier message
         except DeliveryFailed as exc:
             log.exception("could not deliver to %s chat %s", message.platform, message.chat_id)
             if message.schedule_id and isinstance(exc.__cause__, Undeliverable) and not isinstance(exc.__cause__, ChatMoved):

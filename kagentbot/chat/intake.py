@@ -16,6 +16,11 @@ class IntakeUnavailable(Exception):
     it, so that the platform delivers it again."""
 
 
+class TurnDeferred(Exception):
+    """Replicas: while this turn waited to start, an earlier message of its conversation arrived;
+    the turn gives way, unseen (nothing was posted yet), and runs again right after it."""
+
+
 class Intake(Protocol):
     async def take(self, adapter: Adapter, message: IncomingMessage) -> bool:
         """Stored (or, for a command, handled) once across replicas: True; False when another

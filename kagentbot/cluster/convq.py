@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from kagentbot.chat.adapter import Adapter, Destination, Receiver, SentMessage
 from kagentbot.chat.commands import CommandRouter
-from kagentbot.chat.intake import IntakeUnavailable, event_id
+from kagentbot.chat.intake import IntakeUnavailable, TurnDeferred, event_id
 from kagentbot.chat.messages import Attachment, CommandHandle, IncomingMessage
 from kagentbot.chat.render import DeliveryFailed, Outbox
 from kagentbot.cluster.lag import ClusterLag
@@ -38,6 +38,7 @@ from kagentbot.config.settings import ClusterSettings
 
 log = logging.getLogger(__name__)
 Unreachable = (RedisError, OSError)
+RECHECK_AFTER = 0.05  # seconds a turn waited to start after which the head is read again
 
 # KEYS: seen, conversation, waiting, asked (the asker's questions waiting or under way, anywhere),
 # lease. ARGV: dedupe?, replica, seconds, score, entry, conversation key, most waiting, most asked
@@ -173,6 +174,22 @@ class TurnGuard:
         self.replay = replay
         self.posted: list[SentMessage] = list(replay)
         self.lost = False
+        self.deferred = False  # gave way to an earlier message: runs again after it
+        self._chosen = asyncio.get_running_loop().time()  # when the entry was read as the head
+
+    async def ready(self) -> None:
+        """The turn is about to start, maybe after a long wait for a place (a busy cluster): if an
+        earlier message of the conversation was stored meanwhile (a replica that received it ran
+        late), it goes first. Nothing was posted yet, so the turn gives way unseen."""
+        if self.replay or asyncio.get_running_loop().time() - self._chosen < RECHECK_AFTER:
+            return
+        try:
+            head = await self.queue.head(self.conversation)
+        except Unreachable:
+            return  # the lease checks before each post say what Redis' absence means for the turn
+        if head is not None and head.id != self.entry.id:
+            self.deferred = True
+            raise TurnDeferred(f"an earlier message of {self.conversation} arrived while this turn waited")
 
     async def check(self) -> None:
         if self.lost or not await self.queue.hold(self.conversation):
@@ -456,6 +473,10 @@ class ClusterQueue:
                                           self.keys("waiting"), self.me, conversation)
         return released == 0
 
+    async def head(self, conversation: str) -> Entry | None:
+        """The conversation's first waiting event (the one under way, or next)."""
+        return await self._head(conversation)
+
     async def _head(self, conversation: str) -> Entry | None:
         head = await self.client.zrange(self.keys.conversation(conversation), 0, 0)
         return decode(str(head[0])) if head else None
@@ -474,6 +495,8 @@ class ClusterQueue:
         await self.bot.run(adapter, entry.message, guard)
         if guard.lost:
             return False
+        if guard.deferred:
+            return True  # the earlier message is at the head now; this one follows it
         return bool(await self.client.eval(_FINISH, 4, self.keys.lease(conversation), self.keys.conversation(conversation),
                                            self._progress(conversation), self._asked(entry.message), self.me,
                                            entry.member, entry.id))

@@ -67,12 +67,13 @@ def replicas(fake_ollama, make_settings, start_bot, cluster_settings, redis_clie
     """`await replicas("a", "b")` → [(bot, adapter), ...] on one platform and one Redis."""
     platform = Platform()
 
-    async def start(*names: str, cluster: ClusterSettings | None = None) -> list[tuple[Bot, Replica]]:
+    async def start(*names: str, cluster: ClusterSettings | None = None, llm: dict | None = None,
+                    **sections) -> list[tuple[Bot, Replica]]:
         started = []
         for name in names:
             shared = (cluster or cluster_settings).model_copy(update={"replica_id": name, "poll_seconds": 0.2})
-            settings = make_settings(data_dir=tmp_path / name, llm={"host": fake_ollama.url, "mode": "native"},
-                                     cluster=shared)
+            settings = make_settings(data_dir=tmp_path / name, llm={"host": fake_ollama.url, "mode": "native", **(llm or {})},
+                                     cluster=shared, **sections)
             adapter = Replica(platform)
             started.append((await start_bot(settings, [adapter]), adapter))
         return started
@@ -166,6 +167,24 @@ async def test_a_later_message_waits_while_a_busy_replica_may_still_hold_an_earl
     done = {"answer to first ", "answer to second"}  # streamed to their end (no cursor)
     await until(lambda: len([p for p in chat_a.posted if p.final in done]) == 2)
     assert [p.final for p in chat_a.posted] == ["answer to first ", "answer to second"]
+
+
+async def test_a_turn_that_waited_to_start_gives_way_to_an_earlier_message_that_arrived_meanwhile(replicas,
+                                                                                                 fake_ollama):
+    """A busy cluster: the second message's turn was chosen, then waited for a place to prepare;
+    the first message reached the other replica only then. The first is answered first."""
+    fake_ollama.responder = lambda body: Scripted("answer to " + body["messages"][-1]["content"][-8:], delay=0.3)
+    (_, chat_a), (_, chat_b) = await replicas("a", "b", llm={"max_connections": 1}, limits={"preparing": 1})
+    assert await chat_b.push(ask("blocker1", "6001", chat="D8", user="U8"))  # has the one slot
+    await asyncio.sleep(0.1)
+    assert await chat_b.push(ask("blocker2", "6002", chat="D9", user="U9"))  # holds b's one place to prepare
+    await asyncio.sleep(0.1)
+    assert await chat_b.push(ask("second 2", "6102"))  # chosen, then waits for that place
+    await asyncio.sleep(0.15)
+    assert await chat_a.push(ask("first  1", "6101"))  # late, on the other replica
+    done = {"answer to first  1", "answer to second 2"}
+    await until(lambda: len([p for p in chat_a.in_chat("D1") if p.final in done]) == 2)
+    assert [p.final for p in chat_a.in_chat("D1")] == ["answer to first  1", "answer to second 2"]
 
 
 async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_its_message(replicas, fake_ollama,
