@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import time
 
@@ -187,8 +188,22 @@ async def test_a_turn_that_waited_to_start_gives_way_to_an_earlier_message_that_
     assert [p.final for p in chat_a.in_chat("D1")] == ["answer to first  1", "answer to second 2"]
 
 
+async def recorded(redis_client, keys, message: IncomingMessage, posts: int) -> None:
+    """Until the turn's progress record lists `posts` messages: a replica stopped between posting
+    a message and recording it leaves that message as it is (the next run posts its own)."""
+    key = keys("progress", conversation_key(message))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stored = await redis_client.get(key)
+        if stored and len(json.loads(stored)["sent"]) >= posts:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the progress of {key} never listed {posts} message(s)")
+
+
 async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_its_message(replicas, fake_ollama,
-                                                                                       cluster_settings):
+                                                                                       cluster_settings, redis_client,
+                                                                                       keys):
     held = asyncio.Event()  # the first run's answer stops after its first piece: the replica dies there
     fake_ollama.script(Scripted(tool_calls=[{"name": "time_delta", "arguments": {
                            "start_time": "1987-06-24", "end_time": "1988-02-26"}}]),
@@ -197,8 +212,10 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
                            "start_time": "1987-06-24", "end_time": "1988-02-26"}}]),
                        Scripted(ANSWER, chunk=6))
     ((a, chat_a),) = await replicas("a")
-    assert await chat_a.push(ask("How many days older is Messi than Antonela?", "2001"))
+    question = ask("How many days older is Messi than Antonela?", "2001")
+    assert await chat_a.push(question)
     await until(lambda: any(p.text.startswith("Messi") for p in chat_a.posted))  # half-written, with the cursor
+    await recorded(redis_client, keys, question, 2)  # the step and the answer
     crash(a)
     crashed = time.monotonic()
     ((b, chat_b),) = await replicas("b")
@@ -216,13 +233,15 @@ async def test_a_replica_stopped_mid_answer_has_it_finished_by_another_editing_i
 
 
 async def test_a_replica_that_stops_lets_go_at_once_and_the_other_finishes_its_turn(replicas, fake_ollama,
-                                                                                   cluster_settings):
+                                                                                   cluster_settings, redis_client, keys):
     held = asyncio.Event()
     fake_ollama.script(Scripted(ANSWER, chunk=6, hold=held), Scripted(ANSWER, chunk=6))
     long_lease = cluster_settings.model_copy(update={"lease_seconds": 10.0})
     ((a, chat_a),) = await replicas("a", cluster=long_lease)
-    assert await chat_a.push(ask("How many days older is Messi?", "5001"))
+    question = ask("How many days older is Messi?", "5001")
+    assert await chat_a.push(question)
     await until(lambda: any(p.text.startswith("Messi") for p in chat_a.posted))
+    await recorded(redis_client, keys, question, 1)
     ((b, chat_b),) = await replicas("b", cluster=long_lease)
     try:
         await a.stop(grace=0)  # a rolling restart: the turn under way is cut off, its lease given back
