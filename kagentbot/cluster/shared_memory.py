@@ -54,16 +54,24 @@ def ignored_message(uri: str) -> str:
     )
 
 
+OPENING = "\0memory tables: opening"  # a name no document of any scope has
+
+
 async def open_shared_memory(settings: Settings, *, embedder: Embedder | None = None, reindexing: bool = False,
                              ) -> tuple[MemoryStore, Callable[[], Awaitable[None]]]:
     """Probe the store, then open it with the Redis document lock. Returns the store and what
-    closes the lock's Redis connection (after the store's own close)."""
+    closes the lock's Redis connection (after the store's own close).
+
+    Replicas open the store one at a time (the same lock, one name for the store): replicas
+    started together on a new store each created its tables' indexes, and all but the first
+    failed to start on LanceDB's commit conflict."""
     await probe_conditional_writes(settings.memory_uri, settings.memory.storage_options)
     client = connect(settings.cluster)
     lock = RedisDocumentLock(client, Keys(settings.cluster.key_prefix), replica_name(settings.cluster),
                              settings.cluster.lease_seconds)
     try:
-        store = await MemoryStore.open(settings, embedder=embedder, reindexing=reindexing, document_lock=lock)
+        async with lock.hold(OPENING):
+            store = await MemoryStore.open(settings, embedder=embedder, reindexing=reindexing, document_lock=lock)
     except BaseException:
         await client.aclose()
         raise

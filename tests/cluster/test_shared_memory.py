@@ -111,6 +111,23 @@ async def two_replicas(s3, prefix, make_settings, cluster_settings, redis_server
         await closing()
 
 
+async def test_replicas_started_together_on_a_new_store_all_open_it(s3, prefix, make_settings, cluster_settings,
+                                                                   redis_server):
+    """Each used to create the new tables' indexes, and all but the first failed to start on
+    LanceDB's commit conflict ("This CreateIndex transaction was preempted")."""
+    from kagentbot.cluster.shared_memory import open_shared_memory
+
+    replicas = [replica_settings(make_settings, s3.endpoint, prefix, cluster_settings, f"replica-{n}") for n in "abc"]
+    opened = await asyncio.gather(*(open_shared_memory(settings, embedder=_BUILTIN) for settings in replicas),
+                                  return_exceptions=True)
+    try:
+        assert [type(o).__name__ for o in opened if isinstance(o, BaseException)] == []
+    finally:
+        for store, closing in (o for o in opened if not isinstance(o, BaseException)):
+            store.close()
+            await closing()
+
+
 async def test_two_replicas_adding_documents_at_once_lose_none_and_store_a_shared_one_once(two_replicas):
     a, b = two_replicas
     settings = a.settings.memory
