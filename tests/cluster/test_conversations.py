@@ -174,14 +174,14 @@ async def test_a_turn_that_waited_to_start_gives_way_to_an_earlier_message_that_
                                                                                                  fake_ollama):
     """A busy cluster: the second message's turn was chosen, then waited for a place to prepare;
     the first message reached the other replica only then. The first is answered first."""
-    fake_ollama.responder = lambda body: Scripted("answer to " + body["messages"][-1]["content"][-8:], delay=0.3)
-    (_, chat_a), (_, chat_b) = await replicas("a", "b", llm={"max_connections": 1}, limits={"preparing": 1})
-    assert await chat_b.push(ask("blocker1", "6001", chat="D8", user="U8"))  # has the one slot
-    await asyncio.sleep(0.1)
-    assert await chat_b.push(ask("blocker2", "6002", chat="D9", user="U9"))  # holds b's one place to prepare
-    await asyncio.sleep(0.1)
-    assert await chat_b.push(ask("second 2", "6102"))  # chosen, then waits for that place
-    await asyncio.sleep(0.15)
+    fake_ollama.responder = lambda body: Scripted("answer to " + body["messages"][-1]["content"][-8:], delay=0.5)
+    (_, chat_a), (b, chat_b) = await replicas("a", "b", llm={"max_connections": 1}, limits={"preparing": 1})
+    assert await chat_b.push(ask("blocker1", "6001", chat="D8", user="U8"))
+    await until(lambda: fake_ollama.calls >= 1)  # has the one slot
+    assert await chat_b.push(ask("blocker2", "6002", chat="D9", user="U9"))
+    await until(lambda: b.services.slots.queue_length() == 1)  # waits for it, holding b's one place to prepare
+    assert await chat_b.push(ask("second 2", "6102"))
+    await until(lambda: b._preparing.queue_length() == 1)  # chosen, then waiting for that place
     assert await chat_a.push(ask("first  1", "6101"))  # late, on the other replica
     done = {"answer to first  1", "answer to second 2"}
     await until(lambda: len([p for p in chat_a.in_chat("D1") if p.final in done]) == 2)
