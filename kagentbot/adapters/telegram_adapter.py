@@ -37,7 +37,7 @@ from kagentbot.config.settings import Settings
 
 if TYPE_CHECKING:
     from telegram import Message, Update
-    from telegram.ext import Application, ContextTypes
+    from telegram.ext import Application, ContextTypes, Updater
 
     from kagentbot.adapters.telegram_stored import StoredFirstPolling, StoredFirstWebhook
     from kagentbot.chat.commands import Command, CommandRouter
@@ -69,6 +69,13 @@ def webhook_secret(settings: Settings) -> str:
     if configured_secret is not None and configured_secret.get_secret_value():
         return configured_secret.get_secret_value()
     return secrets.token_urlsafe(32)  # 43 characters of A-Z, a-z, 0-9, _ and -
+
+
+def _updater(app: Application) -> Updater:
+    """python-telegram-bot's updater (built with ApplicationBuilder's, so never None here)."""
+    if app.updater is None:
+        raise RuntimeError("the Telegram application has no updater")
+    return app.updater
 
 
 def file_base_url(settings: Settings) -> str:
@@ -132,18 +139,16 @@ class TelegramAdapter(BaseAdapter):
 
     async def stop_receiving(self) -> None:
         """Stop polling (or the webhook server): updates not fetched yet stay with Telegram."""
-        await self._stop_stored_first()
-        if self._app is not None and self._app.updater is not None and self._app.updater.running:
-            await self._app.updater.stop()
+        await self._stop_webhook()
+        await self._stop_updates(self._app)
 
     async def stop(self) -> None:
         app, self._app = self._app, None
         self._receive = None
-        await self._stop_stored_first()
+        await self._stop_webhook()
+        await self._stop_updates(app)
         if app is None:
             return
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()
@@ -182,7 +187,7 @@ class TelegramAdapter(BaseAdapter):
             await self._start_polling(app)
             log.info("telegram: polling (this replica leads)")
         else:
-            await self._stop_polling(app)
+            await self._stop_updates(app)
             log.info("telegram: polling handed to the leader replica")
 
     def _stores_first(self) -> bool:
@@ -192,9 +197,7 @@ class TelegramAdapter(BaseAdapter):
 
     async def _start_polling(self, app: Application) -> None:
         if not self._stores_first():
-            if app.updater is None:  # built with ApplicationBuilder's updater, which is never None here
-                raise RuntimeError("the Telegram application has no updater")
-            await app.updater.start_polling(allowed_updates=["message"])
+            await _updater(app).start_polling(allowed_updates=["message"])
             return
         from kagentbot.adapters.telegram_stored import StoredFirstPolling
 
@@ -202,11 +205,13 @@ class TelegramAdapter(BaseAdapter):
         self._poller = StoredFirstPolling(app.bot, self._hand_over)
         await self._poller.start()
 
-    async def _stop_polling(self, app: Application) -> None:
+    async def _stop_updates(self, app: Application | None) -> None:
+        """Stop fetching updates: our polling loop, or python-telegram-bot's updater (polling,
+        or its webhook server)."""
         poller, self._poller = self._poller, None
         if poller is not None:
             await poller.stop()
-        elif app.updater is not None and app.updater.running:
+        elif app is not None and app.updater is not None and app.updater.running:
             await app.updater.stop()
 
     async def _start_stored_first(self, app: Application) -> None:
@@ -216,13 +221,10 @@ class TelegramAdapter(BaseAdapter):
         self._webhook = StoredFirstWebhook(self.settings.telegram, app.bot, webhook_secret(self.settings), self._hand_over)
         await self._webhook.start()
 
-    async def _stop_stored_first(self) -> None:
+    async def _stop_webhook(self) -> None:
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await webhook.stop()
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            await poller.stop()
 
     def _check_settings(self) -> None:
         tg = self.settings.telegram
@@ -280,10 +282,7 @@ class TelegramAdapter(BaseAdapter):
         if self._stores_first():
             await self._start_stored_first(app)
             return
-        updater = app.updater
-        if updater is None:  # built with ApplicationBuilder's updater, which is never None here
-            raise RuntimeError("the Telegram application has no updater")
-        await updater.start_webhook(
+        await _updater(app).start_webhook(
             listen=tg.listen,
             port=tg.port,
             url_path=urlsplit(tg.webhook_url).path.lstrip("/"),

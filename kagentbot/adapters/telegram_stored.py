@@ -74,12 +74,8 @@ class StoredFirstWebhook:
             update = Update.de_json(await request.json(), self.bot)
         except (ValueError, TypeError, KeyError):  # not JSON, or not an update: retrying cannot help
             return web.Response(status=400, text="not a Telegram update")
-        try:
-            await self.take(update)
-        except IntakeUnavailable:
+        if not await stored(self.take, update):
             return web.Response(status=500, text="not stored; deliver it again")
-        except Exception:  # our fault: a retry of the same update would fail the same way
-            log.exception("telegram: handling update %s failed", update.update_id if update else "?")
         return web.Response()
 
 
@@ -127,19 +123,22 @@ class StoredFirstPolling:
                 await asyncio.sleep(self.retry)
                 continue
             for update in updates:
-                if not await self._taken(update):
+                if not await stored(self.take, update):
+                    log.error("telegram: update %s not stored (shared state unreachable): left with Telegram for now",
+                              update.update_id)
                     await asyncio.sleep(self.retry)
                     break
                 offset = update.update_id + 1
 
-    async def _taken(self, update: Update) -> bool:
-        """False when it could not be stored: it stays with Telegram and is asked for again."""
-        try:
-            await self.take(update)
-        except IntakeUnavailable:
-            log.error("telegram: update %s not stored (shared state unreachable): left with Telegram for now",
-                      update.update_id)
-            return False
-        except Exception:  # our fault: asking again would fail the same way
-            log.exception("telegram: handling update %s failed", update.update_id)
-        return True
+
+async def stored(take: Callable[[Update], Awaitable[None]], update: Update) -> bool:
+    """Hand the update to `take`; False when it could not be stored (Telegram must keep it and
+    deliver it again). An update our own code fails on counts as taken: delivering it again would
+    fail the same way."""
+    try:
+        await take(update)
+    except IntakeUnavailable:
+        return False
+    except Exception:
+        log.exception("telegram: handling update %s failed", update.update_id if update else "?")
+    return True

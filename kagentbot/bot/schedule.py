@@ -422,10 +422,11 @@ class Scheduler:
         self._aps.start()
         for spec in self.book.file.jobs.values():
             self._plan(spec)
-        self._plan_upkeep(now or datetime.now(timezone.utc))
+        now = now or datetime.now(timezone.utc)
+        self._plan_upkeep(now)
         self._aps.add_job(self.sync, "interval", seconds=self._reload_seconds, id="reload",
                           coalesce=True, max_instances=1)
-        missed = self.book.missed_runs(now or datetime.now(timezone.utc))
+        missed = self.book.missed_runs(now)
         for spec, due in missed:
             await self.run_job(spec.id, due)
         return [spec for spec, _ in missed]

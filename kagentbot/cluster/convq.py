@@ -443,7 +443,7 @@ class ClusterQueue:
         renewing = asyncio.create_task(self._renew(conversation), name=f"lease {conversation}")
         try:
             await self._reorder_wait(conversation, platform)
-            while not self._stopping and ((entry := await self._head(conversation)) is not None
+            while not self._stopping and ((entry := await self.head(conversation)) is not None
                                           or await self._more(conversation)):
                 if entry is not None and not await self._turn(conversation, entry):
                     return
@@ -456,7 +456,7 @@ class ClusterQueue:
         least `cluster.reorder_seconds` plus the other replicas' worst recent event-loop lag
         (kagentbot.cluster.lag)."""
         if not platform:
-            entry = await self._head(conversation)
+            entry = await self.head(conversation)
             platform = entry.platform if entry else ""
         adapter = self.adapters.get(platform)
         if adapter is None:
@@ -475,9 +475,6 @@ class ClusterQueue:
 
     async def head(self, conversation: str) -> Entry | None:
         """The conversation's first waiting event (the one under way, or next)."""
-        return await self._head(conversation)
-
-    async def _head(self, conversation: str) -> Entry | None:
         head = await self.client.zrange(self.keys.conversation(conversation), 0, 0)
         return decode(str(head[0])) if head else None
 

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from kagentbot.agent.slots import Claim
 from kagentbot.cluster.redis import ClusterUnavailable, Keys, connect, forever, listen, replica_name, stopped
 from kagentbot.cluster.slots_lua import ACQUIRE, LEAVE, POSITION, TICK
-from kagentbot.config.settings import ClusterSettings, Settings
+from kagentbot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_POLL = 0.5  # seconds between two looks at Redis at most, should a grant's message be lost
@@ -59,7 +59,6 @@ class GateRules:
         heartbeat = min(max(poll * HEARTBEATS, MIN_HEARTBEAT), self.lease_seconds)
         lease = round(self.lease_seconds * 1000)
         return [self.capacity, self.chat_cap, patience, lease, round(heartbeat * 1000)]
-
 
 
 class RedisSlotGate:
